@@ -1,6 +1,7 @@
 package ima
 
 import (
+	"encoding/binary"
 	"hash"
 
 	"github.com/imago-ima/imago/pcr"
@@ -22,8 +23,16 @@ type Entry struct {
 	// For "ima" it is d (20 bytes) followed by the name bytes, no NUL.
 	Data []byte
 	// Fields is Data split into the template's named fields. The slices
-	// alias Data.
+	// alias Data. For "ima" the n field is the name without its NUL, as the
+	// record carries it.
 	Fields []Field
+	// Order is the byte order of the integers inside Data (field lengths,
+	// iuid, igid, imode, xattrlengths): the producer's native order, or
+	// little-endian under ima_canonical_fmt (§2.2). Readers set it; nil means
+	// little-endian.
+	Order binary.ByteOrder
+
+	tmpl *Template // descriptor, set by readers and NewEntry
 }
 
 // IsViolation reports whether the listed template digest is all zeros, the

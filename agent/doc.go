@@ -1,0 +1,52 @@
+// Package agent is imago's userspace IMA measurement agent: it measures files
+// asked for over a Unix socket, appends kernel-format entries to a durable
+// binary list, extends every allocated PCR bank of a TPM, and keeps the
+// securityfs-style exports up to date.
+//
+// # Staged start (seed patch, ima-spec.md §9.2)
+//
+// Run starts the way the late-TPM patch makes the kernel start. First stage:
+// open the TPM; found, initialise with a "boot_aggregate" entry; not found
+// while TPM support is on, log "TPM not available, will try later" and defer;
+// --tpm none, log "No TPM chip found, activating TPM-bypass!" and initialise
+// in bypass at once. Late stage, on whichever comes first of the TPM
+// appearing, Config.TPMWait expiring, or a late request (`imago late`): open
+// again; found, initialise with the real aggregate; not found, bypass with a
+// zero aggregate. Either way the entry is "boot_aggregate_late". InitLate
+// (the patch's CONFIG_IMA_INIT_LATE_SYNC form) skips the first stage.
+// Initialising with an algorithm that cannot be computed logs "Allocating X
+// failed, going to use default hash algorithm Y" and retries with the default
+// (ima_main.c init_ima). Unlike the kernel, a measurement asked for while
+// deferred is not lost: it is queued durably and listed, in order, right
+// after the aggregate.
+//
+// # Entries, digests, extend (ima-spec.md §3, §4, §6)
+//
+// The boot aggregate is computed as ima_calc_boot_aggregate does (§6.2: bank
+// choice, PCR0-7 for sha1, PCR0-9 otherwise; §6.3: the legacy d field), zeros
+// in bypass (§6.4). Each entry is extended into every allocated bank with one
+// TPM2_PCR_Extend carrying that bank's template digest; a bank whose hash
+// imago cannot compute gets the SHA-1 digest zero-padded (§4.3). Identical
+// (template data, PCR) records are listed once (§4.5), and a file unchanged
+// since it was measured (same device, inode, size, mtime and ctime; i_version
+// is not exposed to user space) is not hashed again.
+//
+// # Durability and recovery
+//
+// The list in Config.StateDir is the kernel's binary format (native byte
+// order, SHA-1 template digest column). Each entry is appended and
+// fdatasynced before the TPM extend, and the client is answered only after
+// the extend and the exports. On restart the list is read back: a torn final
+// record (never acknowledged) is cut off; then it is replayed and compared
+// with the TPM in every bank. Equal: carry on. The list is exactly one entry
+// ahead (a crash between fsync and extend): extend that entry and carry on.
+// Anything else (TPM reset, file cut or edited) is ErrListMismatch: the agent
+// refuses to start rather than pretend. The way out is to move the state
+// directory aside (keeping it as evidence) and start afresh; a new boot
+// (a different /proc/sys/kernel/random/boot_id) does that by itself, moving
+// the old list to <state-dir>/previous/<boot id>/.
+//
+// Pure decisions (stage transitions, bank choice, aggregate, per-bank
+// digests) are plain functions in decide.go and digests.go; the I/O is in
+// agent.go, recover.go, server.go and exports.go.
+package agent

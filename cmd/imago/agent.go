@@ -1,0 +1,183 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/imago-ima/imago/agent"
+	"github.com/imago-ima/imago/ima"
+	"github.com/imago-ima/imago/internal/sdnotify"
+	"github.com/imago-ima/imago/tpm"
+)
+
+// agentFlags are `imago agent`'s options.
+type agentFlags struct {
+	tpm, init, hash, template string
+	pcr                       int
+	stateDir, runtimeDir      string
+	socket                    string
+	tpmWait, poll             time.Duration
+	logLevel, logFormat       string
+}
+
+func newAgentCommand(c *cli) *cobra.Command {
+	var f agentFlags
+	cmd := &cobra.Command{
+		Use:   "agent",
+		Short: "Run the userspace IMA measurement agent",
+		Long: `Run the measurement agent: it measures the files asked for with 'imago measure'
+(a Unix socket, root only), appends kernel-format entries to a durable binary
+list in --state-dir, extends every allocated PCR bank of the TPM, and keeps
+securityfs-style exports in --runtime-dir.
+
+It starts as the kernel's late-TPM patch does. First stage: the TPM is there,
+the list begins with boot_aggregate; it is not ("TPM not available, will try
+later"), the agent waits, keeping measurements durably, until the TPM appears,
+--tpm-wait expires or 'imago late' is run, and then begins the list with
+boot_aggregate_late (real aggregate, or zeros in TPM-bypass). --tpm none
+starts in bypass at once ("No TPM chip found, activating TPM-bypass!").
+--init late never initialises at the first stage.
+
+--tpm: auto (the first /dev/tpmrm<N>, else /dev/tpm<N>), a device path,
+tcp://HOST:PORT (swtpm --server), unix:///PATH, sim (embedded simulator, cgo
+builds only) or none.
+
+On restart the list is replayed and compared with the TPM: a list one entry
+ahead (a crash between write and extend) is completed; any other mismatch (the
+TPM was reset, the list was cut) stops the agent with exit status 1. To start
+a new list then, stop the agent and move --state-dir aside. A list from an
+earlier boot is moved to <state-dir>/previous/<boot id>/ by itself.
+
+Exit status: 0 stopped by a signal, 1 the list does not match the TPM, 2 bad
+usage or a start-up failure, 3 the simulator is not built in.`,
+		Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := f.config(cmd, c.stderr)
+			if err != nil {
+				return err
+			}
+			if ns := os.Getenv("NOTIFY_SOCKET"); ns != "" {
+				cfg.Notify = func(state string) {
+					if err := sdnotify.Notify(ns, state); err != nil {
+						cfg.Logger.Warn("sd_notify", "err", err)
+					}
+				}
+			}
+			return agentErr(agent.Run(cmd.Context(), cfg))
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.tpm, "tpm", "auto", "TPM: auto | /dev/tpmrmN | tcp://HOST:PORT | unix:///PATH | sim | none")
+	fl.StringVar(&f.init, "init", "staged", "when to initialise: staged (first stage if the TPM is there) | late (always at the late stage)")
+	fl.StringVar(&f.hash, "hash", "", "file hash algorithm, kernel name (default sha256; sha1 for --template ima)")
+	fl.StringVar(&f.template, "template", ima.TemplateIMANG, "template: ima-ng | ima | ima-sig | ima-buf | ima-ngv2 | ... | a format such as d-ng|n-ng|iuid")
+	fl.IntVar(&f.pcr, "pcr", agent.DefaultPCR, "PCR to extend (refused as 10 when the kernel's IMA is active)")
+	fl.StringVar(&f.stateDir, "state-dir", agent.DefaultStateDir, "directory of the durable list")
+	fl.StringVar(&f.runtimeDir, "runtime-dir", agent.DefaultRuntimeDir, "directory of the securityfs-style exports")
+	fl.StringVar(&f.socket, "socket", agent.DefaultSocket, "request socket (mode 0600)")
+	fl.DurationVar(&f.tpmWait, "tpm-wait", agent.DefaultTPMWait, "how long to wait for a TPM before TPM-bypass")
+	fl.DurationVar(&f.poll, "poll", agent.DefaultPollInterval, "how often to look for the TPM while waiting")
+	fl.StringVar(&f.logLevel, "log-level", "info", "debug | info | warn | error")
+	fl.StringVar(&f.logFormat, "log-format", "text", "text | json")
+	fl.MarkHidden("poll")
+	return cmd
+}
+
+func (f *agentFlags) config(cmd *cobra.Command, stderr io.Writer) (agent.Config, error) {
+	var cfg agent.Config
+	if err := tpm.CheckURI(f.tpm); err != nil {
+		return cfg, usagef("--tpm: %v", err)
+	}
+	switch f.init {
+	case "staged", "":
+	case "late":
+		cfg.InitLate = true
+	default:
+		return cfg, usagef("--init %q: want staged or late", f.init)
+	}
+	t, err := ima.LookupTemplate(f.template)
+	if err != nil {
+		return cfg, usagef("--template: %v", err)
+	}
+	hash := f.hash
+	if hash == "" && t.IsLegacy() {
+		hash = "sha1"
+	}
+	if hash != "" {
+		if _, err := ima.ParseHashAlg(hash); err != nil {
+			return cfg, usagef("--hash: %v", err)
+		}
+	}
+	if f.pcr < 0 || f.pcr > 23 {
+		return cfg, usagef("--pcr %d: want 0..23", f.pcr)
+	}
+	if f.tpmWait <= 0 || f.poll <= 0 {
+		return cfg, usagef("--tpm-wait and --poll must be positive")
+	}
+	logger, err := newLogger(stderr, f.logLevel, f.logFormat)
+	if err != nil {
+		return cfg, err
+	}
+	cfg.TPM, cfg.Hash, cfg.Template, cfg.PCR = f.tpm, hash, t, f.pcr
+	cfg.StateDir, cfg.RuntimeDir, cfg.Socket = f.stateDir, f.runtimeDir, f.socket
+	cfg.TPMWait, cfg.PollInterval, cfg.Logger = f.tpmWait, f.poll, logger
+	return cfg, nil
+}
+
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, usagef("--log-level %q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, usagef("--log-format %q: want text or json", format)
+}
+
+// agentErr maps the agent's errors to exit statuses.
+func agentErr(err error) error {
+	switch {
+	case err == nil, errors.Is(err, context.Canceled):
+		return nil
+	case errors.Is(err, tpm.ErrSimulatorNotBuilt):
+		return &unsupportedError{err}
+	case errors.Is(err, agent.ErrListMismatch):
+		return failed("%v", err)
+	case errors.Is(err, agent.ErrKernelPCR), errors.Is(err, agent.ErrLocked):
+		return usagef("%v", err)
+	}
+	return err
+}
+
+// socketFlag registers --socket on a client command.
+func socketFlag(cmd *cobra.Command, p *string) {
+	cmd.Flags().StringVar(p, "socket", agent.DefaultSocket, "the agent's socket")
+}
+
+// clientErr maps a client call's error to an exit status.
+func clientErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, agent.ErrNotRunning) {
+		return fmt.Errorf("%w (is 'imago agent' running? --socket names its socket)", err)
+	}
+	var re *agent.RemoteError
+	if errors.As(err, &re) && strings.Contains(re.Msg, "does not match the TPM") {
+		return failed("%v", err)
+	}
+	return err
+}

@@ -1,0 +1,226 @@
+package main
+
+import (
+	"bufio"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"iter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/imago-ima/imago/ima"
+	"github.com/imago-ima/imago/internal/pcrsrc"
+	"github.com/imago-ima/imago/pcr"
+	"github.com/imago-ima/imago/replay"
+)
+
+// templateMismatches reports listed template digests that their data do not
+// hash to, one line each (bounded), and returns a failure if there are any.
+func templateMismatches(c *cli, name string, res *replay.Result) error {
+	if res.TemplateMismatchCount == 0 {
+		return nil
+	}
+	for _, m := range res.TemplateMismatches {
+		fmt.Fprintf(c.stderr, "%s: entry %d (PCR %d): listed %s template digest %x, template data hash to %x\n",
+			name, m.Entry, m.PCR, m.Bank, m.Listed, m.Computed)
+	}
+	if more := res.TemplateMismatchCount - len(res.TemplateMismatches); more > 0 {
+		fmt.Fprintf(c.stderr, "%s: ... and %d more template digest mismatches\n", name, more)
+	}
+	return failed("%s: %d template digest(s) do not match their template data", name, res.TemplateMismatchCount)
+}
+
+// loadPCRs reads every --pcrs SRC and merges them; a later source wins.
+func loadPCRs(srcs []string, stdin io.Reader) (pcr.Set, error) {
+	set := make(pcr.Set)
+	for _, s := range srcs {
+		v, err := pcrsrc.Load(s, stdin)
+		if err != nil {
+			return nil, inputErr(fmt.Errorf("--pcrs %s: %w", s, err))
+		}
+		set.Merge(v)
+	}
+	return set, nil
+}
+
+const pcrsHelp = `PCR values: ALG,FILE with evmctl's "PCR-NN: hex" lines; a tpm2_pcrread YAML
+file; imago's JSON {"sha256": {"10": "<hex>"}}; or a sysfs TPM folder with
+pcr-<alg>/<n> files (/sys/class/tpm/tpm0). Repeatable.`
+
+func newLogCheckCommand(c *cli) *cobra.Command {
+	var (
+		lf        listFlags
+		srcs      []string
+		ignore    bool
+		asJSON    bool
+		banksFlag []string
+	)
+	cmd := &cobra.Command{
+		Use:   "check FILE --pcrs SRC [--pcrs SRC]...",
+		Short: "Check a measurement list against TPM PCR values",
+		Long: `Check that a measurement list replays to the PCR values a TPM holds, in every
+bank given. Like evmctl ima_measurement, a match reached at an earlier entry
+counts (the list may run ahead of a quote) and the entry is reported. Each bank
+is replayed with its own template digests and, where that fails, with the
+legacy zero-padded SHA-1 digests of kernels before 5.1; the output says which
+matched. Violations are replayed as the kernel extends them (0xFF) and counted;
+whether they are acceptable is a verifier's policy. --ignore-violations is
+accepted for evmctl users and changes nothing.
+
+` + pcrsHelp + `
+
+Exit status: 0 every bank matches, 1 one does not (or a listed template digest
+does not match its data), 2 unreadable input.`,
+		Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(srcs) == 0 {
+				return usagef("check: at least one --pcrs SRC is required")
+			}
+			target, err := loadPCRs(srcs, c.stdin)
+			if err != nil {
+				return err
+			}
+			in, lr, err := c.openList(args[0], &lf)
+			if err != nil {
+				return err
+			}
+			defer in.Close()
+			lb, err := lf.listBank(args[0])
+			if err != nil {
+				return err
+			}
+			banks := target.Banks()
+			if len(banksFlag) > 0 {
+				if banks, err = parseBanks(banksFlag); err != nil {
+					return err
+				}
+			}
+			var known []pcr.Bank
+			for _, b := range banks {
+				if b.Known() {
+					known = append(known, b)
+				}
+			}
+			opts := replay.Options{Banks: known, ListBank: lb}
+			first := true
+			open := func() iter.Seq2[*ima.Entry, error] {
+				if first {
+					first = false
+					return entries(in.name, lr)
+				}
+				r, ok := in.reopen()
+				if !ok {
+					return func(yield func(*ima.Entry, error) bool) {
+						yield(nil, errors.New("list cannot be read twice"))
+					}
+				}
+				o, _ := lf.options()
+				if lb != 0 {
+					o.DigestSize = lb.Size()
+				}
+				return entries(in.name, ima.NewListReader(r, o))
+			}
+			if in.f == nil {
+				opts.InlinePadded = true
+			}
+			rep, err := replay.Check(open, target, opts)
+			if err != nil {
+				return inputErr(err)
+			}
+			_ = ignore
+			if asJSON {
+				if err := writeJSON(c.stdout, checkJSON(rep)); err != nil {
+					return err
+				}
+			} else {
+				printCheck(c.stdout, rep)
+			}
+			if tErr := templateMismatches(c, in.name, &rep.Result); tErr != nil {
+				return tErr
+			}
+			switch err := rep.Err(); {
+			case err == nil:
+				return nil
+			case errors.Is(err, replay.ErrNothingChecked):
+				return failed("%s: no PCR that the list extends is in the PCR values given (list banks %v)", in.name, rep.Banks)
+			default:
+				var me *replay.MismatchError
+				if errors.As(err, &me) {
+					return failed("%s: %s PCR %d does not match", in.name, me.Bank, me.PCR)
+				}
+				return failed("%v", err)
+			}
+		},
+	}
+	lf.register(cmd)
+	cmd.Flags().StringArrayVar(&srcs, "pcrs", nil, "PCR values to check against (repeatable): ALG,FILE | YAML | JSON | sysfs DIR")
+	cmd.Flags().BoolVar(&ignore, "ignore-violations", false, "accepted for evmctl compatibility; violations are always replayed as 0xFF")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the verdict as JSON")
+	cmd.Flags().StringArrayVar(&banksFlag, "bank", nil, "check only these banks (default: every bank in the PCR values)")
+	return cmd
+}
+
+func printCheck(w io.Writer, rep *replay.Report) {
+	bw := bufio.NewWriter(w)
+	defer bw.Flush()
+	for _, ch := range rep.Checks {
+		if ch.Matched {
+			fmt.Fprintf(bw, "%s PCR-%02d: matched at entry %d of %d (%s): %x\n",
+				ch.Bank, ch.PCR, ch.Prefix, rep.Entries, ch.Variant, ch.Want)
+		} else {
+			fmt.Fprintf(bw, "%s PCR-%02d: MISMATCH: TPM %x, list replays to %x\n",
+				ch.Bank, ch.PCR, ch.Want, ch.Got)
+		}
+	}
+	verdict := "matched"
+	if !rep.Matched() {
+		verdict = "NOT matched"
+	}
+	fmt.Fprintf(bw, "%s: %d entries, %d violations, %d template digest mismatches\n",
+		verdict, rep.Entries, rep.Violations, rep.TemplateMismatchCount)
+}
+
+type checkEntryJSON struct {
+	Bank    string `json:"bank"`
+	PCR     int    `json:"pcr"`
+	Matched bool   `json:"matched"`
+	Entry   int    `json:"entry,omitempty"`
+	Variant string `json:"variant,omitempty"`
+	Want    string `json:"want"`
+	Got     string `json:"got"`
+}
+
+type mismatchJSON struct {
+	Entry    int    `json:"entry"`
+	PCR      int    `json:"pcr"`
+	Bank     string `json:"bank"`
+	Listed   string `json:"listed"`
+	Computed string `json:"computed"`
+}
+
+func checkJSON(rep *replay.Report) any {
+	out := struct {
+		Matched            bool             `json:"matched"`
+		Entries            int              `json:"entries"`
+		Violations         int              `json:"violations"`
+		Checks             []checkEntryJSON `json:"checks"`
+		TemplateMismatches int              `json:"template_mismatches"`
+		FirstMismatches    []mismatchJSON   `json:"first_template_mismatches,omitempty"`
+	}{Matched: rep.Matched(), Entries: rep.Entries, Violations: rep.Violations, TemplateMismatches: rep.TemplateMismatchCount}
+	for _, ch := range rep.Checks {
+		j := checkEntryJSON{Bank: ch.Bank.String(), PCR: ch.PCR, Matched: ch.Matched,
+			Want: hex.EncodeToString(ch.Want), Got: hex.EncodeToString(ch.Got)}
+		if ch.Matched {
+			j.Entry = ch.Prefix
+			j.Variant = ch.Variant.String()
+		}
+		out.Checks = append(out.Checks, j)
+	}
+	for _, m := range rep.TemplateMismatches {
+		out.FirstMismatches = append(out.FirstMismatches, mismatchJSON{m.Entry, m.PCR, m.Bank.String(),
+			hex.EncodeToString(m.Listed), hex.EncodeToString(m.Computed)})
+	}
+	return out
+}

@@ -1,0 +1,152 @@
+package ima
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// scanFixtures are binary lists the Scanner must read exactly as Reader does.
+var scanFixtures = []string{
+	"realkernel/a-ima-ng/binary_runtime_measurements",
+	"realkernel/g-violations/binary_runtime_measurements",
+	"realkernel/h-ima-buf/binary_runtime_measurements",
+	"public/go-ima/tests/ima_ng",
+	"public/ima-verify/testfiles_vm/binary_runtime_measurements_sha256",
+	"public/tpm2-tss/test/data/fapi/eventlog/sml-ima-sha1.bin",
+	"public/tpm2-tss/test/data/fapi/eventlog/sml-ima-sig-sha256.bin",
+}
+
+func TestScannerMatchesReader(t *testing.T) {
+	for _, f := range scanFixtures {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			data, err := os.ReadFile(filepath.Join("../../shared/fixtures", f))
+			if errors.Is(err, os.ErrNotExist) {
+				t.Skip("fixture absent")
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n := compareScan(t, data, ReaderOptions{}); n == 0 {
+				t.Fatal("no entries")
+			}
+		})
+	}
+}
+
+// compareScan reads data with Reader and Scanner and fails on any
+// difference; it returns the number of entries.
+func compareScan(t *testing.T, data []byte, opts ReaderOptions) int {
+	t.Helper()
+	order, dsize, err := DetectBinary(data, opts)
+	if err != nil {
+		return 0
+	}
+	r := NewReader(bytes.NewReader(data), ReaderOptions{Order: order, DigestSize: dsize, AllowUnknownTemplates: true})
+	s := NewScanner(bytes.NewReader(data), order, dsize)
+	n := 0
+	for {
+		want, werr := r.Next()
+		got, gerr := s.Next()
+		if werr != nil || gerr != nil {
+			if (werr == io.EOF) != (gerr == io.EOF) {
+				// The Reader also validates fields; the Scanner only frames
+				// records, so it may read on where the Reader stops.
+				if werr == io.EOF {
+					t.Fatalf("entry %d: reader ended, scanner: %v", n, gerr)
+				}
+			}
+			if werr != nil && gerr == nil {
+				var fe *FormatError
+				if errors.As(werr, &fe) && fe.Field != "" && fe.Field != "record header" && fe.Field != "template data" &&
+					fe.Field != "pcr" && fe.Field != "template name length" && fe.Field != "template data length" && fe.Field != "template name" {
+					return n // a field-level error only the Reader sees
+				}
+				t.Fatalf("entry %d: reader %v, scanner ok", n, werr)
+			}
+			return n
+		}
+		if want.PCR != got.PCR || !bytes.Equal(want.Digest, got.Digest) || want.Template != got.Template || !bytes.Equal(want.Data, got.Data) {
+			t.Fatalf("entry %d differs:\nreader  %d %x %s %d bytes\nscanner %d %x %s %d bytes", n, want.PCR, want.Digest, want.Template, len(want.Data), got.PCR, got.Digest, got.Template, len(got.Data))
+		}
+		n++
+	}
+}
+
+func TestScannerLargeRecord(t *testing.T) {
+	// One ima-buf-like record larger than the scanner's buffer.
+	big := make([]byte, scanBuffer+100)
+	e, err := NewEntry("ima-buf", binary.LittleEndian, 10, DigestNG(HashSHA256, make([]byte, 32)), NameNG("big"), Buf(big))
+	if err != nil {
+		t.Skipf("NewEntry: %v", err)
+	}
+	var b bytes.Buffer
+	w := NewWriter(&b, WriterOptions{Order: binary.LittleEndian})
+	if err := w.Write(e); err != nil {
+		t.Skipf("writer: %v", err)
+	}
+	data := append(bytes.Clone(b.Bytes()), b.Bytes()...)
+	if n := compareScan(t, data, ReaderOptions{}); n != 2 {
+		t.Fatalf("%d entries", n)
+	}
+	s := NewScanner(bytes.NewReader(data[:len(data)-1]), binary.LittleEndian, 20)
+	s.Next()
+	if _, err := s.Next(); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("cut record: %v", err)
+	}
+}
+
+func FuzzScanner(f *testing.F) {
+	for _, p := range scanFixtures[:3] {
+		if data, err := os.ReadFile(filepath.Join("../../shared/fixtures", p)); err == nil {
+			f.Add(data[:min(len(data), 600)])
+		}
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		compareScan(t, data, ReaderOptions{})
+		for _, o := range []binary.ByteOrder{binary.LittleEndian, binary.BigEndian} {
+			s := NewScanner(bytes.NewReader(data), o, 20)
+			for e, err := range s.All() {
+				if (e == nil) == (err == nil) {
+					t.Fatal("entry and error both set or both nil")
+				}
+			}
+		}
+	})
+}
+
+func TestScanList(t *testing.T) {
+	for _, f := range []string{"realkernel/g-violations/binary_runtime_measurements", "realkernel/g-violations/ascii_runtime_measurements"} {
+		data, err := os.ReadFile(filepath.Join("../../shared/fixtures", f))
+		if err != nil {
+			t.Skip(err)
+		}
+		var want [][]byte
+		for e, err := range NewListReader(bytes.NewReader(data), ReaderOptions{}).All() {
+			if err != nil {
+				t.Fatal(err)
+			}
+			want = append(want, append(bytes.Clone(e.Digest), e.Data...))
+		}
+		n := 0
+		for e, err := range ScanList(bytes.NewReader(data), ReaderOptions{}) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n >= len(want) || !bytes.Equal(want[n], append(bytes.Clone(e.Digest), e.Data...)) {
+				t.Fatalf("%s: entry %d differs", f, n)
+			}
+			n++
+		}
+		if n != len(want) || n != 20 {
+			t.Fatalf("%s: %d entries, reader %d", f, n, len(want))
+		}
+	}
+	for range ScanList(bytes.NewReader(nil), ReaderOptions{}) {
+		t.Fatal("entry from empty input")
+	}
+}

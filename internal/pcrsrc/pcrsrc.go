@@ -1,0 +1,175 @@
+// Package pcrsrc loads PCR values from where people keep them: evmctl-style
+// dumps, tpm2_pcrread output, imago JSON, and the Linux TPM sysfs folders.
+// It is the edge that does the file I/O; parsing is in package pcr
+// (ima-spec.md §4.4, §13.3).
+//
+// A source string (the CLI's --pcrs SRC) is one of:
+//
+//	ALG,FILE  one bank from FILE: evmctl "PCR-NN: HEX" (the only form that
+//	          needs ALG), or the ALG bank of a tpm2_pcrread YAML or imago
+//	          JSON dump, or of a sysfs TPM folder
+//	FILE      a tpm2_pcrread YAML or imago JSON dump (all banks in it)
+//	DIR       a sysfs TPM folder such as /sys/class/tpm/tpm0: every
+//	          pcr-<alg>/<n> file (TPM 2.0, kernel >= 5.12), or the TPM 1.2
+//	          "pcrs" file (DIR/pcrs or DIR/device/pcrs) as sha1
+//	-         a dump on standard input (as FILE)
+package pcrsrc
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/imago-ima/imago/pcr"
+)
+
+// Load reads the PCR values that src names (see the package comment); "-"
+// reads stdin (an error when stdin is nil). Errors name the file, and for a
+// malformed dump wrap a *pcr.SourceError with the line.
+func Load(src string, stdin io.Reader) (pcr.Set, error) {
+	var bank pcr.Bank
+	path := src
+	if alg, rest, ok := strings.Cut(src, ","); ok {
+		b, err := pcr.ParseBank(alg)
+		if err != nil {
+			return nil, fmt.Errorf("pcrsrc: %q: %w", src, err)
+		}
+		if !b.Known() {
+			return nil, fmt.Errorf("pcrsrc: %q: bank %s has no known digest size", src, b)
+		}
+		bank, path = b, rest
+	}
+	if path == "" {
+		return nil, fmt.Errorf("pcrsrc: %q: no file named", src)
+	}
+	var (
+		set pcr.Set
+		err error
+	)
+	if path == "-" {
+		if stdin == nil {
+			return nil, fmt.Errorf("pcrsrc: %q: no standard input", src)
+		}
+		set, err = parse(bank, stdin, "<stdin>")
+	} else if fi, serr := os.Stat(path); serr != nil {
+		return nil, fmt.Errorf("pcrsrc: %w", serr)
+	} else if fi.IsDir() {
+		set, err = loadSysfs(path, bank)
+	} else {
+		var f *os.File
+		if f, err = os.Open(path); err != nil {
+			return nil, fmt.Errorf("pcrsrc: %w", err)
+		}
+		set, err = parse(bank, f, path)
+		f.Close()
+	}
+	if err != nil {
+		return nil, err
+	}
+	if bank != 0 {
+		if len(set[bank]) == 0 {
+			return nil, fmt.Errorf("pcrsrc: %s: no %s PCR in it", path, bank)
+		}
+		set = pcr.Set{bank: set[bank]}
+	}
+	return set, nil
+}
+
+func parse(bank pcr.Bank, r io.Reader, name string) (pcr.Set, error) {
+	data, err := io.ReadAll(io.LimitReader(r, pcr.MaxSourceSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("pcrsrc: %s: %w", name, err)
+	}
+	if len(data) > pcr.MaxSourceSize {
+		return nil, fmt.Errorf("pcrsrc: %s: larger than %d bytes", name, pcr.MaxSourceSize)
+	}
+	s, err := pcr.ParseSource(bank, data)
+	if err != nil {
+		return nil, fmt.Errorf("pcrsrc: %s: %w", name, err)
+	}
+	return s, nil
+}
+
+// maxSysfsValue bounds one sysfs pcr-<alg>/<n> file: 128 hex digits and a
+// newline.
+const maxSysfsValue = 2*64 + 2
+
+// loadSysfs reads a TPM sysfs folder. With bank set, only that bank.
+func loadSysfs(dir string, bank pcr.Bank) (pcr.Set, error) {
+	out := make(pcr.Set)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("pcrsrc: %w", err)
+	}
+	for _, e := range ents {
+		alg, ok := strings.CutPrefix(e.Name(), "pcr-")
+		if !ok || !e.IsDir() {
+			continue
+		}
+		b, err := pcr.ParseBank(alg)
+		if err != nil || !b.Known() || (bank != 0 && b != bank) {
+			continue
+		}
+		if err := loadSysfsBank(filepath.Join(dir, e.Name()), b, out); err != nil {
+			return nil, err
+		}
+	}
+	if len(out) == 0 {
+		// TPM 1.2: one "pcrs" file in the evmctl form, sha1 only.
+		for _, p := range []string{filepath.Join(dir, "pcrs"), filepath.Join(dir, "device", "pcrs")} {
+			f, err := os.Open(p)
+			if errors.Is(err, os.ErrNotExist) {
+				continue
+			}
+			if err != nil {
+				return nil, fmt.Errorf("pcrsrc: %w", err)
+			}
+			s, err := parse(pcr.SHA1, f, p)
+			f.Close()
+			return s, err
+		}
+		return nil, fmt.Errorf("pcrsrc: %s: no pcr-<alg> folder and no TPM 1.2 pcrs file", dir)
+	}
+	return out, nil
+}
+
+func loadSysfsBank(dir string, b pcr.Bank, out pcr.Set) error {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("pcrsrc: %w", err)
+	}
+	sort.Slice(ents, func(i, j int) bool { return ents[i].Name() < ents[j].Name() })
+	for _, e := range ents {
+		i, err := strconv.Atoi(e.Name())
+		if err != nil || i < 0 || i > pcr.MaxIndex {
+			continue
+		}
+		p := filepath.Join(dir, e.Name())
+		f, err := os.Open(p)
+		if err != nil {
+			return fmt.Errorf("pcrsrc: %w", err)
+		}
+		buf := make([]byte, maxSysfsValue+1)
+		n, err := io.ReadFull(f, buf)
+		f.Close()
+		if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
+			return fmt.Errorf("pcrsrc: %s: %w", p, err)
+		}
+		if n > maxSysfsValue {
+			return fmt.Errorf("pcrsrc: %s: longer than %d bytes", p, maxSysfsValue)
+		}
+		line := fmt.Sprintf("PCR-%02d: %s", i, strings.TrimSpace(string(buf[:n])))
+		s, err := pcr.ParseEvmctl(b, []byte(line))
+		if err != nil {
+			return fmt.Errorf("pcrsrc: %s: %w", p, err)
+		}
+		v, _ := s.Get(b, i)
+		out.Put(b, i, v)
+	}
+	return nil
+}
