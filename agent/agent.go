@@ -88,6 +88,8 @@ type Agent struct {
 	failErr  error
 	bootID   string
 	lock     *os.File
+	tm       Timings
+	hbuf     []byte // file read buffer, used under mu
 	fatal    chan error
 	stop     chan struct{}
 	stopOnce sync.Once
@@ -486,10 +488,10 @@ func (a *Agent) countPending() error {
 	var good int64
 	for {
 		e, err := r.Next()
-		if err == io.EOF {
+		if err == io.EOF && good == a.pending.Size() {
 			break
 		}
-		if err != nil || !validRecord(e) {
+		if err == io.EOF || err != nil || !validRecord(e) {
 			a.log.Warn("dropping a torn record at the end of the queue (never acknowledged)", "offset", good, "bytes", a.pending.Size()-good, "err", err)
 			if err := a.pending.Truncate(good); err != nil {
 				return err
@@ -510,25 +512,49 @@ func (a *Agent) commit(e *ima.Entry) error {
 	if err != nil {
 		return err
 	}
+	t0 := time.Now()
 	if err := a.list.Append(rec); err != nil {
 		return err
 	}
+	t1 := time.Now()
+	a.tm.Append += t1.Sub(t0)
 	a.entries++
 	var digests map[pcr.Bank][]byte
 	if a.state == Initialised {
 		digests = bankDigests(e, e.Digest, a.banks)
-		if err := a.tpm.Extend(int(e.PCR), digests); err != nil {
+		err := a.tpm.Extend(int(e.PCR), digests)
+		a.tm.Extend += time.Since(t1)
+		if err != nil {
 			a.state = Failed
 			a.failErr = fmt.Errorf("agent: TPM extend failed; the list is one entry ahead of the TPM (a restart recovers it): %w", err)
 			a.log.Error("TPM extend failed", "err", err)
 			return a.failErr
 		}
 	}
-	if err := a.exp.append(e, digests); err != nil {
+	t2 := time.Now()
+	err = a.exp.append(e, digests)
+	a.tm.Export += time.Since(t2)
+	a.tm.Committed++
+	if err != nil {
 		a.log.Error("updating the exports failed", "err", err)
 		return err
 	}
 	return nil
+}
+
+// Timings are cumulative times of the steps of the entries listed so far,
+// for benchmarks (bench/measure.sh): hashing the files, appending and
+// fdatasyncing the list, the TPM extend, and the exports.
+type Timings struct {
+	Hashed, Committed            int
+	Hash, Append, Extend, Export time.Duration
+}
+
+// Timings returns the cumulative step timings.
+func (a *Agent) Timings() Timings {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.tm
 }
 
 // dupKey is the kernel's duplicate key (ima-spec.md §4.5): the template
@@ -633,3 +659,25 @@ func validRecord(e *ima.Entry) bool {
 	d := e.TemplateDigest(pcr.SHA1)
 	return len(e.Digest) == 20 && string(d) == string(e.Digest)
 }
+
+// ReadPCRs reads PCRs idx of every allocated bank through the agent's TPM
+// (for `imago demo`, whose simulator lives in the agent's process). It is an
+// error in bypass or while deferred.
+func (a *Agent) ReadPCRs(idx []int) (pcr.Set, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.tpm == nil {
+		return nil, fmt.Errorf("agent: no TPM (%s)", a.state)
+	}
+	var banks []pcr.Bank
+	for _, b := range a.banks {
+		banks = append(banks, b.Bank)
+	}
+	return a.tpm.ReadPCRs(banks, idx)
+}
+
+// ListPath returns the durable list's path.
+func (a *Agent) ListPath() string { return filepath.Join(a.cfg.StateDir, listFile) }
+
+// ExportDir returns the runtime directory of the exports.
+func (a *Agent) ExportDir() string { return a.cfg.RuntimeDir }

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"syscall"
+	"time"
 
 	"github.com/imago-ima/imago/ima"
 )
@@ -111,9 +112,15 @@ func (a *Agent) measureOne(path string) Result {
 	if !a.tmpl.IsLegacy() {
 		ev.Alg = fileHashAlg(name, a.hash)
 	}
-	if err := hashFile(f, ev, needsD(a.tmpl)); err != nil {
+	t0 := time.Now()
+	if a.hbuf == nil {
+		a.hbuf = make([]byte, 256<<10)
+	}
+	if err := hashFile(f, ev, needsD(a.tmpl), a.hbuf); err != nil {
 		return fail(fmt.Errorf("agent: hashing %s: %w", path, err))
 	}
+	a.tm.Hash += time.Since(t0)
+	a.tm.Hashed++
 	var after syscall.Stat_t
 	stable := syscall.Fstat(int(f.Fd()), &after) == nil
 	if stable {
@@ -179,7 +186,7 @@ func needsD(t *ima.Template) bool {
 // hashFile fills ev.Digest with the file's ev.Alg digest and, for a
 // template with a legacy d field, ev.D with its SHA-1 (ima-spec.md §3.3: the
 // file digest itself when it is SHA-1, else a SHA-1 re-hash).
-func hashFile(f *os.File, ev *event, wantD bool) error {
+func hashFile(f *os.File, ev *event, wantD bool, buf []byte) error {
 	h := ev.Alg.New()
 	var w io.Writer = h
 	var h1 hash.Hash
@@ -187,7 +194,6 @@ func hashFile(f *os.File, ev *event, wantD bool) error {
 		h1 = sha1.New()
 		w = io.MultiWriter(h, h1)
 	}
-	buf := make([]byte, 256<<10)
 	if _, err := io.CopyBuffer(w, onlyReader{f}, buf); err != nil {
 		return err
 	}

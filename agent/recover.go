@@ -76,10 +76,13 @@ func (a *Agent) readList() ([]*ima.Entry, error) {
 	)
 	for {
 		e, err := r.Next()
-		if err == io.EOF {
+		if err == io.EOF && good == a.list.Size() {
 			return out, nil
 		}
-		if err != nil || !validRecord(e) {
+		// A lone 0x0a after the last record reads as a clean end
+		// (ima.Reader's trailing newline); for the agent it is the first
+		// byte of a torn record (PCR 10, little-endian).
+		if err == io.EOF || err != nil || !validRecord(e) {
 			if err == nil {
 				err = errors.New("SHA-1 template digest does not match the template data")
 			}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"iter"
+	"slices"
 )
 
 // Limits applied by the binary and ASCII readers.
@@ -254,7 +255,7 @@ func (r *Reader) readData(buf []byte, n int, at int64) ([]byte, error) {
 	}
 	for len(buf) < D+n {
 		k := min(dataChunk, D+n-len(buf))
-		buf = append(buf, make([]byte, k)...)
+		buf = slices.Grow(buf, k)[:len(buf)+k]
 		if _, err := io.ReadFull(r.br, buf[len(buf)-k:]); err != nil {
 			return nil, r.dataErr(err, at)
 		}

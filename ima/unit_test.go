@@ -404,3 +404,60 @@ func TestNewEntryErrors(t *testing.T) {
 		t.Error("long legacy name accepted")
 	}
 }
+
+// TestLargeRecord reads a record larger than the reader's buffer and the
+// allocation chunk (a 3 MiB ima-buf), in both formats, whole and cut.
+func TestLargeRecord(t *testing.T) {
+	buf := bytes.Repeat([]byte{0xab}, 3<<20+5)
+	e, err := NewEntry(TemplateIMABuf, nil, 10, DigestNG(HashSHA256, hashOf(HashSHA256, buf)), NameNG("big"), Buf(buf))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, _ := AppendBinary(nil, e, binary.LittleEndian)
+	small, _ := NewEntry(TemplateIMANG, nil, 10, DigestNG(HashSHA1, make([]byte, 20)), NameNG("/x"))
+	list, _ := AppendBinary(append([]byte{}, rec...), small, binary.LittleEndian)
+	es, _ := readBinary(t, list, ReaderOptions{})
+	if len(es) != 2 || !sameEntry(es[0], e) || !sameEntry(es[1], small) {
+		t.Fatal("large record does not read back")
+	}
+	_, err = readAll(NewReader(bytes.NewReader(rec[:len(rec)-1]), ReaderOptions{}).Next)
+	if !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("cut large record: %v", err)
+	}
+	line := AppendASCII(nil, e)
+	ae, _ := readASCII(t, append(line, AppendASCII(nil, small)...), ReaderOptions{})
+	if len(ae) != 2 || !sameEntry(ae[0], e) || !sameEntry(ae[1], small) {
+		t.Fatal("large ascii line does not read back")
+	}
+}
+
+// TestJSONKernelVersion: the kernel_version ima-buf entry of h-ima-buf
+// carries UTS_RELEASE of the captured kernel (capture-info.txt:
+// linux-image-6.1.0-56-amd64), shown as text.
+func TestJSONKernelVersion(t *testing.T) {
+	es, _ := readBinary(t, readFixture(t, "realkernel/h-ima-buf/binary_runtime_measurements"), ReaderOptions{})
+	for _, e := range es {
+		if mustName(e) != "kernel_version" {
+			continue
+		}
+		var v struct {
+			PCR        int    `json:"pcr"`
+			Template   string `json:"template"`
+			Name       string `json:"name"`
+			FileDigest string `json:"file_digest"`
+			Fields     struct {
+				Buf struct{ Hex, Text string } `json:"buf"`
+			} `json:"fields"`
+		}
+		j, _ := json.Marshal(e)
+		if err := json.Unmarshal(j, &v); err != nil {
+			t.Fatal(err)
+		}
+		if v.PCR != 10 || v.Template != "ima-buf" || v.Fields.Buf.Text != "6.1.0-56-amd64" ||
+			v.FileDigest != "sha256:"+hex.EncodeToString(hashOf(HashSHA256, []byte("6.1.0-56-amd64"))) {
+			t.Errorf("json %s", j)
+		}
+		return
+	}
+	t.Fatal("no kernel_version entry")
+}

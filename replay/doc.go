@@ -10,8 +10,12 @@
 // extended into every bank), which evmctl's ima_measurement also accepts.
 //
 // The package is pure: it reads entries from an iterator
-// (iter.Seq2[*ima.Entry, error], e.g. ima.Reader.All) and returns values. It
-// streams: memory does not grow with the list. Template digests and the
-// extend chains of the banks run on separate goroutines over batches of
-// entries, so a two-bank replay uses two cores.
+// (iter.Seq2[*ima.Entry, error], e.g. ima.Reader.All, or ima.ScanList for
+// speed) and returns values. It streams: memory does not grow with the list.
+// The caller's goroutine copies entries into batches of up to 512; digest
+// workers (GOMAXPROCS of them) compute each batch's template digests for
+// every bank in parallel and compare the listed ones; one goroutine per bank
+// then extends them in list order and, after each entry, compares the PCR
+// just extended with its target, if it has one. Check reads the list a
+// second time only when a bank needs the padded SHA-1 variant.
 package replay

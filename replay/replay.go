@@ -10,8 +10,8 @@ import (
 	"github.com/imago-ima/imago/pcr"
 )
 
-// DefaultBanks are the banks replayed when Options.Banks is empty.
-var DefaultBanks = []pcr.Bank{pcr.SHA1, pcr.SHA256}
+// defaultBanks are the banks replayed when Options.Banks is empty.
+func defaultBanks() []pcr.Bank { return []pcr.Bank{pcr.SHA1, pcr.SHA256} }
 
 // DefaultMaxTemplateMismatches bounds Result.TemplateMismatches when
 // Options.MaxTemplateMismatches is 0.
@@ -19,7 +19,7 @@ const DefaultMaxTemplateMismatches = 64
 
 // Options control a replay.
 type Options struct {
-	// Banks to replay; DefaultBanks when empty. Each must be a bank imago
+	// Banks to replay; sha1 and sha256 when empty. Each must be a bank imago
 	// can compute (pcr.Bank.Known).
 	Banks []pcr.Bank
 
@@ -105,7 +105,7 @@ func Replay(entries iter.Seq2[*ima.Entry, error], opts Options) (*Result, error)
 func (o *Options) banks() ([]pcr.Bank, error) {
 	banks := o.Banks
 	if len(banks) == 0 {
-		banks = DefaultBanks
+		banks = defaultBanks()
 	}
 	for i, b := range banks {
 		if !b.Known() {

@@ -508,3 +508,146 @@ func TestPCR13Violation(t *testing.T) {
 		t.Fatalf("%v %+v", err, rep)
 	}
 }
+
+// paddedPCRs computes, with Python's hashlib, what a pre-5.1 kernel extends
+// into the sha256 bank for a gen_ima_log.py list: the sha1 template digest
+// zero-padded to 32 bytes, and for a violation 0xFF×20 then zeros
+// (ima-spec.md §4.4; evmctl's padded banks with --ignore-violations).
+const paddedPy = `
+import hashlib, struct, sys
+d = open(sys.argv[1], "rb").read()
+o = 0; v = b"\0" * 32
+while o < len(d):
+    o += 4; dig = d[o:o+20]; o += 20
+    n = struct.unpack_from("<I", d, o)[0]; o += 4 + n
+    n = struct.unpack_from("<I", d, o)[0]; o += 4 + n
+    ext = (b"\xff" * 20 if dig == b"\0" * 20 else dig) + b"\0" * 12
+    v = hashlib.sha256(v + ext).digest()
+for k in range(24):
+    val = v if k == 10 else b"\0" * 32
+    print("PCR-%02d: %s" % (k, val.hex().upper()))
+`
+
+// TestEvmctlPadded: a list whose sha256 PCR holds the padded SHA-1 values
+// (violations included) is accepted by evmctl ("Matched SHA1 padded TPM
+// digest(s)") and by Check, under the PaddedSHA1 variant.
+func TestEvmctlPadded(t *testing.T) {
+	evmctl, err := exec.LookPath("evmctl")
+	if err != nil {
+		t.Skip("no evmctl")
+	}
+	g := genList(t, t.TempDir(), 200, 4)
+	listPath := filepath.Join(g.dir, "binary_runtime_measurements")
+	out, err := exec.Command("python3", "-c", paddedPy, listPath).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pf := filepath.Join(g.dir, "pcrs-sha256-padded.txt")
+	if err := os.WriteFile(pf, out, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	eout, err := exec.Command(evmctl, "-v", "ima_measurement", "--ignore-violations",
+		"--pcrs", "sha256,"+pf, listPath).CombinedOutput()
+	if err != nil || !bytes.Contains(eout, []byte("Matched SHA1 padded")) {
+		t.Fatalf("evmctl: %v\n%s", err, lastLines(eout, 4))
+	}
+	target, err := pcr.ParseEvmctl(pcr.SHA256, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, inline := range []bool{false, true} {
+		rep, err := Check(opener(g.list, 20), target, Options{Banks: []pcr.Bank{pcr.SHA256}, InlinePadded: inline})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := rep.Err(); err != nil {
+			t.Fatal(err)
+		}
+		if c := rep.Checks[0]; c.Variant != PaddedSHA1 || c.Prefix != 200 || rep.Violations != 4 {
+			t.Errorf("inline=%v: %+v", inline, c)
+		}
+		if v, _ := rep.Padded.Get(pcr.SHA256, 10); !bytes.Equal(v, c0(target)) {
+			t.Errorf("padded value %x", v)
+		}
+	}
+}
+
+func c0(s pcr.Set) []byte { v, _ := s.Get(pcr.SHA256, 10); return v }
+
+// referenceReplay is the plain sequential fold, written with the pcr and ima
+// primitives only: the oracle for the pipelined engine.
+func referenceReplay(es []*ima.Entry, banks []pcr.Bank) pcr.Set {
+	out := make(pcr.Set)
+	for _, e := range es {
+		for _, b := range banks {
+			old, ok := out.Get(b, int(e.PCR))
+			if !ok {
+				old = pcr.Zero(b)
+			}
+			d := e.TemplateDigest(b)
+			if e.IsViolation() {
+				d = pcr.ViolationDigest(b.Size(), true)
+			}
+			out.Put(b, int(e.PCR), pcr.Extend(b, old, d))
+		}
+	}
+	return out
+}
+
+// TestEveryPrefix takes g-violations (violations included), moves every
+// third entry to PCR 11 (the PCR is not hashed), and checks that a TPM read
+// after any prefix k is matched at exactly k, in all five banks.
+func TestEveryPrefix(t *testing.T) {
+	data := readFixture(t, "realkernel/g-violations/binary_runtime_measurements")
+	var es []*ima.Entry
+	for e, err := range ima.NewReader(bytes.NewReader(data), ima.ReaderOptions{}).All() {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(es)%3 == 2 {
+			e.PCR = 11
+		}
+		es = append(es, e)
+	}
+	banks := pcr.Banks
+	full := referenceReplay(es, banks)
+	res, err := Replay(seqOf(es...)(), Options{Banks: banks})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range banks {
+		for _, i := range []int{10, 11} {
+			want, _ := full.Get(b, i)
+			if got, _ := res.PCRs.Get(b, i); !bytes.Equal(got, want) {
+				t.Fatalf("%s PCR %d: %x, reference %x", b, i, got, want)
+			}
+		}
+	}
+	for k := 1; k <= len(es); k++ {
+		target := referenceReplay(es[:k], banks)
+		rep, err := Check(seqOf(es...), target, Options{Banks: banks})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := rep.Err(); err != nil {
+			t.Fatalf("prefix %d: %v", k, err)
+		}
+		for _, c := range rep.Checks {
+			if c.Prefix != k || c.Variant != PerBank {
+				t.Fatalf("prefix %d: %+v", k, c)
+			}
+		}
+	}
+	// A TPM whose PCR 11 is ahead of its PCR 10 matches no prefix.
+	target := referenceReplay(es[:6], banks)
+	later := referenceReplay(es[:12], banks)
+	target[pcr.SHA256][11] = later[pcr.SHA256][11]
+	rep, err := Check(seqOf(es...), target, Options{Banks: banks})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var me *MismatchError
+	if !errors.As(rep.Err(), &me) || me.Bank != pcr.SHA256 {
+		t.Fatalf("Err = %v", rep.Err())
+	}
+}

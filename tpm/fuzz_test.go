@@ -59,8 +59,11 @@ func (r *recordTPM) Send(cmd []byte) ([]byte, error) {
 // (SHA3-256, 0x0027) imago cannot compute.
 var fuzzBanks = []pcr.Bank{pcr.SHA1, pcr.SHA256, pcr.SHA384, 0x0027}
 
-// exercise runs what the agent does on a TPM: banks, a full PCR read, an
-// extend.
+// fuzzPCRs are the PCRs the fuzz target reads: more than one
+// TPM2_PCR_Read returns with two banks, few enough to keep seeds small.
+var fuzzPCRs = []int{0, 7, 8, 10, 16, 23}
+
+// exercise runs what the agent does on a TPM: banks, a PCR read, an extend.
 func exercise(tp *TPM) (banks []pcr.Bank, set pcr.Set, readErr error) {
 	if err := tp.start(); err != nil {
 		return nil, nil, err
@@ -69,7 +72,7 @@ func exercise(tp *TPM) (banks []pcr.Bank, set pcr.Set, readErr error) {
 	if len(banks) == 0 {
 		banks = fuzzBanks
 	}
-	set, readErr = tp.ReadPCRs(banks, allPCRs())
+	set, readErr = tp.ReadPCRs(banks, fuzzPCRs)
 	ds := make(map[pcr.Bank][]byte)
 	for _, b := range banks {
 		if n, err := tp.DigestSize(b); err == nil {
@@ -78,14 +81,6 @@ func exercise(tp *TPM) (banks []pcr.Bank, set pcr.Set, readErr error) {
 	}
 	tp.Extend(16, ds)
 	return banks, set, readErr
-}
-
-func allPCRs() []int {
-	out := make([]int, 24)
-	for i := range out {
-		out[i] = i
-	}
-	return out
 }
 
 // TestRecordFuzzSeeds writes real swtpm response sequences as seeds for
@@ -132,7 +127,7 @@ func FuzzResponses(f *testing.F) {
 			return
 		}
 		for _, b := range banks {
-			for _, i := range allPCRs() {
+			for _, i := range fuzzPCRs {
 				v, ok := set.Get(b, i)
 				if !ok {
 					t.Fatalf("ReadPCRs succeeded without %s PCR %d", b, i)

@@ -32,6 +32,12 @@ Exit status: 0 holds, 1 verification failed, 2 bad usage or unreadable input,
 		newEventlogCommand(c),
 		newBootaggCommand(c),
 		// agent side (issue 3): add newAgentCommand(c), newTPMCommand(c), ... here
+		newAgentCommand(c),
+		newMeasureCommand(c),
+		newStatusCommand(c),
+		newLateCommand(c),
+		newTPMCommand(c),
+		newDemoCommand(c),
 	)
 	return root
 }

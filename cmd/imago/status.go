@@ -1,0 +1,68 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/imago-ima/imago/agent"
+)
+
+func newStatusCommand(c *cli) *cobra.Command {
+	var (
+		socket string
+		asJSON bool
+	)
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show the running agent's state",
+		Long: `Show the running agent's state: deferred (waiting for the TPM), initialised,
+bypass (no TPM: nothing extended) or failed; the boot aggregate's name; the
+TPM, its banks, the hash, the template, the PCR and the number of entries and
+of measurements queued while deferred. --json prints
+{"state": "deferred", "aggregate": ..., "tpm": ..., "banks": [...], "hash": ...,
+"template": ..., "pcr": 10, "entries": 0, "pending": 0}.
+
+Exit status: 0 the agent answered, 1 it has failed (a TPM extend failed),
+2 it cannot be reached.`,
+		Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			st, err := agent.QueryStatus(cmd.Context(), socket)
+			if err != nil {
+				return clientErr(err)
+			}
+			if err := printStatus(c.stdout, st, asJSON); err != nil {
+				return err
+			}
+			if st.State == "failed" {
+				return silent(failed("agent failed: %s", st.Error))
+			}
+			return nil
+		},
+	}
+	socketFlag(cmd, &socket)
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the status as JSON")
+	return cmd
+}
+
+func printStatus(w io.Writer, st agent.Status, asJSON bool) error {
+	if asJSON {
+		return writeJSON(w, st)
+	}
+	agg := st.Aggregate
+	if agg == "" {
+		agg = "(none yet)"
+	}
+	banks := strings.Join(st.Banks, ",")
+	if banks == "" {
+		banks = "(none)"
+	}
+	_, err := fmt.Fprintf(w, "state:     %s\naggregate: %s\ntpm:       %s\nbanks:     %s\nhash:      %s\ntemplate:  %s\npcr:       %d\nentries:   %d\npending:   %d\n",
+		st.State, agg, st.TPM, banks, st.Hash, st.Template, st.PCR, st.Entries, st.Pending)
+	if err == nil && st.Error != "" {
+		_, err = fmt.Fprintf(w, "error:     %s\n", st.Error)
+	}
+	return err
+}
