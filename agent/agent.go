@@ -19,6 +19,7 @@ import (
 	"github.com/imago-ima/imago/ima"
 	"github.com/imago-ima/imago/internal/journal"
 	"github.com/imago-ima/imago/pcr"
+	"github.com/imago-ima/imago/tpm"
 )
 
 // Files in Config.StateDir.
@@ -231,17 +232,25 @@ func (a *Agent) logDecision(d Decision, stage string) {
 	}
 }
 
-// open opens the TPM: nil, nil when none is there now.
+// open opens the TPM: nil, nil when none is there now. Errors that no
+// waiting can cure (a bad URI, the simulator not built in) are returned; any
+// other failure to open (a timeout, a TPM that answers garbage) counts as no
+// TPM, as tpm_default_chip finds no chip: the staged start then waits or
+// goes to bypass, and says why.
 func (a *Agent) open() (TPM, error) {
 	t, err := a.cfg.Open(a.cfg.TPM)
-	if err == nil {
+	switch {
+	case err == nil:
 		return t, nil
-	}
-	if a.cfg.ErrNoTPM != nil && errors.Is(err, a.cfg.ErrNoTPM) {
+	case errors.Is(err, a.cfg.ErrNoTPM):
 		a.log.Debug("no TPM", "tpm", a.cfg.TPM, "err", err)
 		return nil, nil
+	case errors.Is(err, tpm.ErrBadURI), errors.Is(err, tpm.ErrSimulatorNotBuilt),
+		errors.Is(err, tpm.ErrSimulatorInUse), errors.Is(err, tpm.ErrDisabled):
+		return nil, err
 	}
-	return nil, err
+	a.log.Warn("the TPM did not open; counting it as not there", "tpm", a.cfg.TPM, "err", err)
+	return nil, nil
 }
 
 // watch runs the late stage on whichever comes first: the TPM appears, the
@@ -312,8 +321,7 @@ func (a *Agent) Late(tr Trigger) error {
 		var err error
 		t, err = a.open()
 		if err != nil {
-			a.log.Error("late stage: opening the TPM failed", "tpm", a.cfg.TPM, "err", err)
-			t = nil
+			return err
 		}
 		if t == nil && tr == TriggerTPMAppeared {
 			return errNotYet

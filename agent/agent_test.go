@@ -45,7 +45,10 @@ func checkTPM(t *testing.T, s *tpmtest.Swtpm, cfg Config) []*ima.Entry {
 		}
 	}
 	ascii := strings.TrimSuffix(string(mustRead(t, filepath.Join(cfg.RuntimeDir, exportASCII))), "\n")
-	if ascii != strings.Join(lines, "\n") {
+	// evmctl -v prints the kernel's line only for two-field templates with
+	// a d-ng or d digest (it stops after the name, and prints a custom d
+	// field raw), so the ASCII comparison is for those.
+	if name := list[0].Template; (name == "ima-ng" || name == "ima-ngv2" || name == "ima") && ascii != strings.Join(lines, "\n") {
 		t.Errorf("ascii export differs from evmctl's lines\nexport:\n%s\nevmctl:\n%s", ascii, strings.Join(lines, "\n"))
 	}
 	if n := strings.TrimSpace(string(mustRead(t, filepath.Join(cfg.RuntimeDir, exportCount)))); n != strconv.Itoa(len(list)) {

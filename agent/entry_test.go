@@ -106,9 +106,9 @@ func TestBuildEntryOracle(t *testing.T) {
 			}
 			// The record must read back through ima.Reader to the same entry.
 			rec, err := appendBinary(nil, e, e.Digest, binary.LittleEndian)
-	if err != nil {
-		t.Fatal(err)
-	}
+			if err != nil {
+				t.Fatal(err)
+			}
 			r := ima.NewReader(bytes.NewReader(rec), ima.ReaderOptions{Order: binary.LittleEndian, DigestSize: 20})
 			back, err := r.Next()
 			if err != nil {

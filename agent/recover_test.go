@@ -198,3 +198,91 @@ func TestDeferredQueueSurvivesRestart(t *testing.T) {
 		t.Fatalf("%d entries", len(list))
 	}
 }
+
+// TestExtendFailure: the TPM goes away while the agent runs. The entry is in
+// the list but not extended: the agent answers with an error, says failed,
+// and refuses further measurements; nothing acknowledged is lost.
+func TestExtendFailure(t *testing.T) {
+	s := tpmtest.New(t, tpmtest.Options{Banks: []string{"sha256"}})
+	s.Start()
+	cfg, logs := testConfig(t, s.URI)
+	r := startAgent(t, cfg, logs)
+	files := writeFiles(t, 2, "vanish")
+	r.measure(files[0])
+	s.Stop()
+	if res := r.measure(files[1]); res[0].Status != StatusError {
+		t.Fatalf("measure with the TPM gone: %+v", res[0])
+	}
+	st := r.status()
+	if st.State != "failed" || st.Error == "" {
+		t.Fatalf("status %+v", st)
+	}
+	if res := r.measure(writeFiles(t, 1, "after")...); res[0].Status != StatusError {
+		t.Fatalf("measure after failure: %+v", res[0])
+	}
+	r.stop()
+	// The list holds the acknowledged entry and the one whose extend
+	// failed, never acknowledged.
+	list := readListFile(t, filepath.Join(cfg.StateDir, listFile))
+	if len(list) != 3 {
+		t.Fatalf("%d entries", len(list))
+	}
+}
+
+// TestRecoverInterruptedDrain: a crash while the queued measurements were
+// being listed leaves the list with the first k of them and the queue
+// whole; the restart lists the rest, once each.
+func TestRecoverInterruptedDrain(t *testing.T) {
+	s := tpmtest.New(t, tpmtest.Options{Banks: []string{"sha1", "sha256"}})
+	cfg, logs := testConfig(t, s.URI)
+	r := startAgent(t, cfg, logs)
+	r.measure(writeFiles(t, 1, "drain")...)
+	s.Start()
+	r.waitState("initialised")
+	r.stop()
+	list := readListFile(t, filepath.Join(cfg.StateDir, listFile))
+	if len(list) != 2 {
+		t.Fatalf("%d entries", len(list))
+	}
+	// The queue as it was before the crash: q0 (already listed), q1, q2.
+	queue, _ := appendBinary(nil, list[1], list[1].Digest, binary.NativeEndian)
+	for _, name := range []string{"/queued/one", "/queued/two"} {
+		e, err := buildEntry(tmpl(t, "ima-ng"), &event{Name: name, Alg: ima.HashSHA256, Digest: make([]byte, 32), File: true}, 10, binary.NativeEndian)
+		if err != nil {
+			t.Fatal(err)
+		}
+		queue, _ = appendBinary(queue, e, e.Digest, binary.NativeEndian)
+	}
+	os.WriteFile(filepath.Join(cfg.StateDir, pendingFile), queue, 0o600)
+	r = startAgent(t, cfg, logs)
+	if st := r.status(); st.Entries != 4 || st.Pending != 0 {
+		t.Fatalf("status %+v", st)
+	}
+	r.stop()
+	list = checkTPM(t, s, cfg)
+	if entryName(list[2]) != "/queued/one" || entryName(list[3]) != "/queued/two" {
+		t.Fatalf("entries %s %s", entryName(list[2]), entryName(list[3]))
+	}
+	if fi, _ := os.Stat(filepath.Join(cfg.StateDir, pendingFile)); fi.Size() != 0 {
+		t.Fatalf("queue not emptied")
+	}
+}
+
+// TestInitLateNone: --init late with --tpm none has no TPM to wait for: the
+// late stage runs at once, in bypass.
+func TestInitLateNone(t *testing.T) {
+	cfg, logs := testConfig(t, "none")
+	cfg.InitLate = true
+	r := startAgent(t, cfg, logs)
+	if st := r.waitState("bypass"); st.Aggregate != BootAggregateLate {
+		t.Fatalf("status %+v", st)
+	}
+}
+
+func TestLocked(t *testing.T) {
+	cfg, logs := testConfig(t, "none")
+	startAgent(t, cfg, logs)
+	if _, err := New(context.Background(), cfg); !errors.Is(err, ErrLocked) {
+		t.Fatalf("second agent on the same state directory: %v", err)
+	}
+}

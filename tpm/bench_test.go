@@ -51,7 +51,7 @@ func BenchmarkExtend(b *testing.B) {
 			}
 			defer tp.Close()
 			if c.percmd {
-				tp.t.(*streamTPM).idle = 0
+				setIdle(tp, 0)
 			}
 			run(b, tp)
 		})

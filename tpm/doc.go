@@ -28,10 +28,15 @@
 //
 // # Sockets
 //
-// swtpm serves one client connection at a time and queues the others, so the
-// socket transports connect for each command and hang up after the response.
-// Several clients (the agent, `imago tpm pcrread`, tpm2_pcrread) can then share
-// one swtpm. Commands on one *TPM are serialised by a mutex.
+// swtpm serves one client connection at a time and queues the others. The
+// socket transports hold a connection across a burst of commands (connecting
+// per command would cost about as much again as the command), hang up after
+// 20 ms without a command, and after 200 ms of a steady stream, so other
+// clients (`imago tpm pcrread`, tpm2_pcrread, a second agent) get their
+// turn. A held connection the peer closed (swtpm restarted) is noticed
+// before the next command, which then redials. A command that fails while
+// dialling wraps ErrNoTPM and was not delivered; a failure after that may
+// or may not have reached the TPM. Commands on one *TPM are serialised.
 //
 // # Extend rule
 //

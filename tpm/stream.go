@@ -172,18 +172,18 @@ func (s *streamTPM) roundTrip(c net.Conn, cmd []byte) ([]byte, error) {
 		return nil, err
 	}
 	if _, err := c.Write(cmd); err != nil {
-		return nil, fmt.Errorf("tpm: %s %s: write command: %w", s.network, s.addr, err)
+		return nil, fmt.Errorf("%s %s: write command: %w", s.network, s.addr, err)
 	}
 	var hdr [headerSize]byte
 	if _, err := io.ReadFull(c, hdr[:]); err != nil {
 		if errors.Is(err, io.EOF) {
 			err = io.ErrUnexpectedEOF
 		}
-		return nil, fmt.Errorf("tpm: %s %s: read response header: %w", s.network, s.addr, err)
+		return nil, fmt.Errorf("%s %s: read response header: %w", s.network, s.addr, err)
 	}
 	size := binary.BigEndian.Uint32(hdr[2:6])
 	if size < headerSize || size > maxResponseSize {
-		return nil, fmt.Errorf("tpm: %s %s: response size %d outside [%d, %d]", s.network, s.addr, size, headerSize, maxResponseSize)
+		return nil, fmt.Errorf("%s %s: response size %d outside [%d, %d]", s.network, s.addr, size, headerSize, maxResponseSize)
 	}
 	// go-tpm parses the response after we return and may keep slices of
 	// it, so each response gets its own buffer.
@@ -193,7 +193,7 @@ func (s *streamTPM) roundTrip(c net.Conn, cmd []byte) ([]byte, error) {
 		if errors.Is(err, io.EOF) {
 			err = io.ErrUnexpectedEOF
 		}
-		return nil, fmt.Errorf("tpm: %s %s: read response body (%d bytes): %w", s.network, s.addr, size, err)
+		return nil, fmt.Errorf("%s %s: read response body (%d bytes): %w", s.network, s.addr, size, err)
 	}
 	return rsp, nil
 }

@@ -1,6 +1,7 @@
 package tpm
 
 import (
+	"bytes"
 	"errors"
 	"testing"
 	"time"
@@ -98,8 +99,9 @@ func TestHeldConnection(t *testing.T) {
 
 	// Restart within the hold: the held connection is dead, which Send
 	// sees before writing, so it redials and the command succeeds.
+	setIdle(tp, time.Hour)
 	st.mu.Lock()
-	st.idle, st.maxHold = time.Hour, 0
+	st.maxHold = 0
 	st.mu.Unlock()
 	if err := tp.Extend(16, d); err != nil {
 		t.Fatal(err)
@@ -115,4 +117,113 @@ func TestHeldConnection(t *testing.T) {
 	if err := tp.Extend(16, d); err != nil {
 		t.Fatalf("first command after restart: %v", err)
 	}
+}
+
+// TestReadConsistent: while another client keeps extending PCR 10 (the IMA
+// PCR) in all banks, a ReadPCRs of all 24 PCRs of three banks (nine
+// TPM2_PCR_Read commands) restarts when pcrUpdateCounter moves, so each
+// result is one snapshot: PCR 10 is at the same step of its chain in every
+// bank. (PCR 16 would not do: libtpms, like the PC Client profile's
+// TPM_PT_PCR_NO_INCREMENT, does not count extends of PCRs 16 and 23.)
+func TestReadConsistent(t *testing.T) {
+	s := tpmtest.New(t, tpmtest.Options{Banks: []string{"sha1", "sha256", "sha384"}})
+	s.Start()
+	banks := []pcr.Bank{pcr.SHA1, pcr.SHA256, pcr.SHA384}
+	reader, err := Open(s.URI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reader.Close()
+	writer, err := Open(s.URI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer writer.Close()
+	// Connect per command, so swtpm interleaves the two clients' commands.
+	setIdle(reader, 0)
+	setIdle(writer, 0)
+
+	ds := map[pcr.Bank][]byte{}
+	chain := map[pcr.Bank][][]byte{}
+	for _, b := range banks {
+		ds[b] = digestOf(b, "consistency")
+		chain[b] = [][]byte{pcr.Zero(b)}
+	}
+	step := func(b pcr.Bank, v []byte) int {
+		for k := 0; k < 100000; k++ {
+			if k == len(chain[b]) {
+				chain[b] = append(chain[b], pcr.Extend(b, chain[b][k-1], ds[b]))
+			}
+			if bytes.Equal(chain[b][k], v) {
+				return k
+			}
+		}
+		return -1
+	}
+	stop := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				done <- nil
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+			if err := writer.Extend(10, ds); err != nil {
+				done <- err
+				return
+			}
+		}
+	}()
+	ok := 0
+	for range 30 {
+		set, err := reader.ReadPCRs(banks, allPCRs())
+		if err != nil {
+			t.Logf("ReadPCRs: %v", err)
+			continue
+		}
+		ok++
+		var ks []int
+		for _, b := range banks {
+			v, _ := set.Get(b, 10)
+			ks = append(ks, step(b, v))
+		}
+		if ks[0] < 0 || ks[0] != ks[1] || ks[1] != ks[2] {
+			t.Errorf("PCR 10 at steps %v in banks %v: not one snapshot", ks, banks)
+		}
+	}
+	close(stop)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d/30 reads succeeded, %d restarts", ok, reader.restarts)
+	if ok == 0 {
+		t.Fatal("no read succeeded")
+	}
+	if reader.restarts == 0 {
+		t.Log("no restart happened: the interleaving was not exercised")
+	}
+}
+
+func allPCRs() []int {
+	out := make([]int, 24)
+	for i := range out {
+		out[i] = i
+	}
+	return out
+}
+
+func digestOf(b pcr.Bank, msg string) []byte {
+	h := b.New()
+	h.Write([]byte(msg))
+	return h.Sum(nil)
+}
+
+// setIdle sets a socket TPM's idle hang-up (0: connect per command).
+func setIdle(tp *TPM, d time.Duration) {
+	st := tp.t.(*streamTPM)
+	st.mu.Lock()
+	st.idle = d
+	st.mu.Unlock()
 }

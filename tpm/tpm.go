@@ -47,7 +47,7 @@ const (
 	maxRetries = 5
 	// maxReadRestarts bounds restarting a multi-command PCR read whose
 	// pcrUpdateCounter changed between commands.
-	maxReadRestarts = 8
+	maxReadRestarts = 16
 )
 
 // TPM is an open TPM. Its methods are safe for concurrent use; commands are
@@ -60,6 +60,8 @@ type TPM struct {
 	// select size and digest sizes learnt from the TPM
 	sizeofSelect int
 	sizes        map[pcr.Bank]int
+	// restarts counts ReadPCRs restarts, for tests.
+	restarts int
 }
 
 // Open opens the TPM the URI names (see the package documentation) and checks
@@ -285,7 +287,9 @@ func (tp *TPM) DigestSize(b pcr.Bank) (int, error) {
 // pcrUpdateCounter changes between commands it starts again, so the result is
 // one consistent snapshot. For a bank imago does not know, the digest size is
 // learnt from the response. A PCR the TPM never returns (an unallocated bank)
-// is an error.
+// is an error. The snapshot guarantee covers the PCRs whose extends bump the
+// counter: not those in TPM_PT_PCR_NO_INCREMENT (PCRs 16 and 21-23 on
+// swtpm/libtpms; 20-22 on the reference simulator).
 func (tp *TPM) ReadPCRs(banks []pcr.Bank, indexes []int) (pcr.Set, error) {
 	if err := tp.lock(); err != nil {
 		return nil, err
@@ -308,6 +312,7 @@ func (tp *TPM) ReadPCRs(banks []pcr.Bank, indexes []int) (pcr.Set, error) {
 		if !changed {
 			return set, nil
 		}
+		tp.restarts++
 	}
 	return nil, fmt.Errorf("tpm: %s: read PCRs: PCRs kept changing during %d attempts", tp.name, maxReadRestarts)
 }

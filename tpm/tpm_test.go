@@ -202,6 +202,32 @@ func TestExtendAllBanks(t *testing.T) {
 	}
 }
 
+// TestReadAfterToolExtend: tpm2_pcrextend extends, ReadPCRs reads; the
+// values must be what pcr.Extend computes and what tpm2_pcrread reads.
+func TestReadAfterToolExtend(t *testing.T) {
+	s := tpmtest.New(t, tpmtest.Options{Banks: []string{"sha1", "sha256", "sha384"}})
+	s.Start()
+	banks := []pcr.Bank{pcr.SHA1, pcr.SHA256, pcr.SHA384}
+	want := pcr.Set{}
+	spec := "23:"
+	for n, b := range banks {
+		d := digestOf(b, "tpm2_pcrextend")
+		if n > 0 {
+			spec += ","
+		}
+		spec += fmt.Sprintf("%s=%x", b, d)
+		want.Put(b, 23, pcr.Extend(b, pcr.Zero(b), d))
+	}
+	s.PCRExtend(t, spec)
+	tp := mustOpen(t, s.URI)
+	got, err := tp.ReadPCRs(banks, []int{23})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkSet(t, "ReadPCRs", got, want)
+	checkSet(t, "tpm2_pcrread", s.PCRRead(t, "sha1:23+sha256:23+sha384:23"), want)
+}
+
 // checkSet checks that every value in want is in got.
 func checkSet(t *testing.T, what string, got, want pcr.Set) {
 	t.Helper()

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -131,6 +132,13 @@ func TestAgentCLI(t *testing.T) {
 	if r := runCLI(t, nil, "log", "check", list, "--pcrs", yaml); r.code != 0 || strings.Count(r.stdout, "matched at entry 4 of 4") != 2 {
 		t.Fatalf("log check: %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
+	// `tpm pcrread`'s text form is tpm2_pcrread's: log check reads it too.
+	r = runCLI(t, nil, "tpm", "pcrread", "--tpm", s.URI)
+	text := filepath.Join(t.TempDir(), "pcrs.txt")
+	os.WriteFile(text, []byte(r.stdout), 0o644)
+	if r := runCLI(t, nil, "log", "check", list, "--pcrs", text); r.code != 0 || strings.Count(r.stdout, "matched at entry 4 of 4") != 2 {
+		t.Fatalf("log check with tpm pcrread text: %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
 }
 
 // TestAgentCLIDeferredLate: no TPM; `imago late` ends the wait in bypass.
@@ -184,5 +192,37 @@ func TestDemo(t *testing.T) {
 	r := runCLI(t, nil, "demo", "--dir", t.TempDir())
 	if r.code != 0 || !strings.Contains(r.stdout, "boot_aggregate_late") || !strings.Contains(r.stdout, "result: the list replays") {
 		t.Fatalf("demo: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
+
+// TestAgentNotify: `imago agent` under systemd (Type=notify) sends READY=1
+// with its state to $NOTIFY_SOCKET.
+func TestAgentNotify(t *testing.T) {
+	sd, err := os.MkdirTemp("", "imago-notify")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(sd)
+	path := filepath.Join(sd, "notify")
+	l, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	t.Setenv("NOTIFY_SOCKET", path)
+	dirs, _, socket := agentDirs(t)
+	startAgentCLI(t, socket, append(dirs, "--tpm", "none")...)
+	l.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var got []string
+	buf := make([]byte, 4096)
+	for !strings.Contains(strings.Join(got, "\n"), "READY=1") {
+		n, err := l.Read(buf)
+		if err != nil {
+			t.Fatalf("notifications %q: %v", got, err)
+		}
+		got = append(got, string(buf[:n]))
+	}
+	if all := strings.Join(got, "\n"); !strings.Contains(all, "READY=1\nSTATUS=bypass") {
+		t.Errorf("notifications %q", got)
 	}
 }

@@ -64,8 +64,10 @@ func newLogCheckCommand(c *cli) *cobra.Command {
 bank given. Like evmctl ima_measurement, a match reached at an earlier entry
 counts (the list may run ahead of a quote) and the entry is reported. Each bank
 is replayed with its own template digests and, where that fails, with the
-legacy zero-padded SHA-1 digests of kernels before 5.1; the output says which
-matched. Violations are replayed as the kernel extends them (0xFF) and counted;
+SHA-1 template digest zero-padded to the bank's size: what kernels before 5.1
+extended into every bank, and what current kernels still extend into a bank
+whose hash they cannot compute (a sha384 bank without sha384 in the kernel's
+crypto). The output says which matched. Violations are replayed as the kernel extends them (0xFF) and counted;
 whether they are acceptable is a verifier's policy. --ignore-violations is
 accepted for evmctl users and changes nothing.
 

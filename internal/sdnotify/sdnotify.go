@@ -1,6 +1,3 @@
-// Package sdnotify sends service state notifications to systemd (sd_notify(3)):
-// one datagram with "KEY=VALUE" lines to the AF_UNIX socket named by
-// $NOTIFY_SOCKET (a path, or an abstract name when it starts with '@').
 package sdnotify
 
 import (

@@ -180,6 +180,7 @@ func (s *Swtpm) start() error {
 			"--ctrl", fmt.Sprintf("type=tcp,port=%d,bindaddr=127.0.0.1", s.Port+1))
 	}
 	cmd := exec.Command("swtpm", args...)
+	cmd.SysProcAttr = procAttr()
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
@@ -283,6 +284,14 @@ func (s *Swtpm) AllocatedBanks(tb testing.TB) []pcr.Bank {
 		tb.Fatalf("tpmtest: tpm2_getcap pcrs output: %v\n%s", err, out)
 	}
 	return banks
+}
+
+// PCRExtend runs `tpm2_pcrextend -T <TCTI> <spec>` (spec as
+// tpm2_pcrextend takes it, e.g. "23:sha1=<hex>,sha256=<hex>"): an extend
+// done by a tool independent of imago. tcp only.
+func (s *Swtpm) PCRExtend(tb testing.TB, spec string) {
+	tb.Helper()
+	runTool(tb, "tpm2_pcrextend", "-T", s.TCTI(), spec)
 }
 
 // runTool runs a tpm2-tools command with a timeout (swtpm queues a second
