@@ -4,10 +4,7 @@ import (
 	"encoding/binary"
 
 	"github.com/imago-ima/imago/ima"
-	"github.com/imago-ima/imago/pcr"
 )
-
-const sha1Bank = pcr.SHA1
 
 // byteOrder is the producer's byte order (ima-spec.md §2.2): the agent writes
 // binary.NativeEndian, as the kernel does without ima_canonical_fmt.

@@ -130,7 +130,9 @@ func TestLogReplayJSONEqualsTPM(t *testing.T) {
 	}
 }
 
-func itoa(n int) string { return strings.TrimSpace(strings.Repeat(" ", 0) + func() string { b, _ := json.Marshal(n); return string(b) }()) }
+func itoa(n int) string {
+	return strings.TrimSpace(strings.Repeat(" ", 0) + func() string { b, _ := json.Marshal(n); return string(b) }())
+}
 
 func TestConvertRoundTrip(t *testing.T) {
 	for _, v := range []string{"a-ima-ng", "g-violations", "h-ima-buf"} {
