@@ -84,7 +84,7 @@ does not match its data), 2 unreadable input.`,
 			if err != nil {
 				return err
 			}
-			in, lr, err := c.openList(args[0], &lf)
+			in, err := c.open(args[0])
 			if err != nil {
 				return err
 			}
@@ -108,9 +108,13 @@ does not match its data), 2 unreadable input.`,
 			opts := replay.Options{Banks: known, ListBank: lb}
 			first := true
 			open := func() iter.Seq2[*ima.Entry, error] {
+				o, _ := lf.options()
+				if lb != 0 {
+					o.DigestSize = lb.Size()
+				}
 				if first {
 					first = false
-					return entries(in.name, lr)
+					return scanned(in.name, ima.ScanList(in.r, o))
 				}
 				r, ok := in.reopen()
 				if !ok {
@@ -118,11 +122,7 @@ does not match its data), 2 unreadable input.`,
 						yield(nil, errors.New("list cannot be read twice"))
 					}
 				}
-				o, _ := lf.options()
-				if lb != 0 {
-					o.DigestSize = lb.Size()
-				}
-				return entries(in.name, ima.NewListReader(r, o))
+				return scanned(in.name, ima.ScanList(r, o))
 			}
 			if in.f == nil {
 				opts.InlinePadded = true
@@ -225,4 +225,19 @@ func checkJSON(rep *replay.Report) any {
 			hex.EncodeToString(m.Listed), hex.EncodeToString(m.Computed)})
 	}
 	return out
+}
+
+// scanned turns a read error into an input error that names the file.
+func scanned(name string, seq iter.Seq2[*ima.Entry, error]) iter.Seq2[*ima.Entry, error] {
+	return func(yield func(*ima.Entry, error) bool) {
+		for e, err := range seq {
+			if err != nil {
+				yield(nil, inputErr(fmt.Errorf("%s: %w", name, err)))
+				return
+			}
+			if !yield(e, nil) {
+				return
+			}
+		}
+	}
 }

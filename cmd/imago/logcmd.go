@@ -338,16 +338,23 @@ reported with its entry index and the exit status is 1.`,
 			if err != nil {
 				return err
 			}
-			in, lr, err := c.openList(args[0], &lf)
+			o, err := lf.options()
 			if err != nil {
 				return err
 			}
-			defer in.Close()
 			lb, err := lf.listBank(args[0])
 			if err != nil {
 				return err
 			}
-			res, err := replay.Replay(entries(in.name, lr), replay.Options{Banks: bs, ListBank: lb})
+			if lb != 0 {
+				o.DigestSize = lb.Size()
+			}
+			in, err := c.open(args[0])
+			if err != nil {
+				return err
+			}
+			defer in.Close()
+			res, err := replay.Replay(scanned(in.name, ima.ScanList(in.r, o)), replay.Options{Banks: bs, ListBank: lb})
 			if err != nil {
 				return inputErr(err)
 			}
