@@ -35,7 +35,7 @@ fuzz-smoke:
 	  dir=$$($(GO) list -f '{{.Dir}}' $$pkg); \
 	  for f in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$dir/*_test.go 2>/dev/null | sed 's/^func //'); do \
 	    echo "fuzz $$pkg $$f ($(FUZZTIME))"; \
-	    $(GO) test -run='^$$' -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) $$pkg >/tmp/imago-fuzz.log 2>&1 || { cat /tmp/imago-fuzz.log; exit 1; }; \
+	    $(GO) test -run='^$$' -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s $$pkg >/tmp/imago-fuzz.log 2>&1 || { cat /tmp/imago-fuzz.log; exit 1; }; \
 	  done; \
 	done; echo "fuzz smoke: ok"
 

@@ -661,11 +661,19 @@ func isZero(b []byte) bool {
 }
 
 // validRecord checks a record read back from the list or queue: its SHA-1
-// template digest must be its template data's (the agent lists no
-// violations). A torn record fails this even when its lengths parse.
+// template digest must be its template data's, or all zeros for a violation
+// entry (ima-spec.md §5.2; the gate lists them). A torn record fails this
+// even when its lengths parse, unless the tear left 20 zero bytes where the
+// digest goes, which a replay against the TPM then catches.
 func validRecord(e *ima.Entry) bool {
+	if len(e.Digest) != 20 {
+		return false
+	}
+	if isZero(e.Digest) {
+		return true
+	}
 	d := e.TemplateDigest(pcr.SHA1)
-	return len(e.Digest) == 20 && string(d) == string(e.Digest)
+	return string(d) == string(e.Digest)
 }
 
 // ReadPCRs reads PCRs idx of every allocated bank through the agent's TPM

@@ -31,6 +31,7 @@ type exports struct {
 	asc   []*os.File
 	count *os.File
 	n     int
+	viol  int // violations listed (the securityfs violations counter)
 	buf   []byte
 }
 
@@ -92,10 +93,15 @@ func newExports(dir string, banks []BankInfo, order byteOrder) (*exports, error)
 }
 
 // append adds e to every list. digests holds the per-bank template digests
-// (nil in bypass: computed here).
+// (nil in bypass: computed here). A violation entry shows zeros of each
+// bank's width (ima-spec.md §5.2) and counts in the violations file.
 func (x *exports) append(e *ima.Entry, digests map[pcr.Bank][]byte) error {
+	violation := e.IsViolation()
 	for i, b := range x.banks {
 		d, ok := digests[b.Bank]
+		if violation {
+			d, ok = make([]byte, b.Size), true
+		}
 		if !ok {
 			d = bankDigests(e, e.Digest, []BankInfo{b})[b.Bank]
 		}
@@ -112,7 +118,25 @@ func (x *exports) append(e *ima.Entry, digests map[pcr.Bank][]byte) error {
 		}
 	}
 	x.n++
+	if violation {
+		x.viol++
+		if err := x.writeViolations(); err != nil {
+			return err
+		}
+	}
 	return x.writeCount()
+}
+
+// writeViolations rewrites the violations counter (atomically, by rename).
+func (x *exports) writeViolations() error {
+	tmp := filepath.Join(x.dir, "."+exportViolations+".tmp")
+	if err := os.WriteFile(tmp, append(strconv.AppendInt(nil, int64(x.viol), 10), '\n'), 0o644); err != nil {
+		return fmt.Errorf("agent: exports: %w", err)
+	}
+	if err := os.Rename(tmp, filepath.Join(x.dir, exportViolations)); err != nil {
+		return fmt.Errorf("agent: exports: %w", err)
+	}
+	return nil
 }
 
 // writeCount rewrites runtime_measurements_count in place; the count only

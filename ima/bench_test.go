@@ -82,6 +82,23 @@ func BenchmarkReader(b *testing.B) {
 	})
 }
 
+func scannerNext(order binary.ByteOrder, dsize int) func(io.Reader) func() (*Entry, error) {
+	return func(r io.Reader) func() (*Entry, error) { return NewScanner(r, order, dsize).Next }
+}
+
+// BenchmarkScanner is BenchmarkReader for the Scanner (entries not owned,
+// no Fields).
+func BenchmarkScanner(b *testing.B) {
+	b.Run("ima-verify-4289", func(b *testing.B) {
+		data := readFixture(b, "public/ima-verify/at-e5460c7/testfiles_vm/binary_runtime_measurements_sha256")
+		benchList(b, data, scannerNext(binary.LittleEndian, 32))
+	})
+	b.Run("generated-100k", func(b *testing.B) {
+		bin, _ := generatedList(b, 100000)
+		benchList(b, bin, scannerNext(binary.LittleEndian, 20))
+	})
+}
+
 // BenchmarkASCIIReader is BenchmarkReader for the ASCII form.
 func BenchmarkASCIIReader(b *testing.B) {
 	b.Run("ima-verify-4289", func(b *testing.B) {

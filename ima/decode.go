@@ -127,9 +127,11 @@ const sigHeaderLen = 9
 
 // ParseSigHeader decodes a signature xattr value as stored in a sig or
 // evmsig field. The sig_size must equal the bytes that follow the header.
+// Errors are *SigHeaderError (with the byte offset) wrapping ErrMalformed.
+// It is the one parser of this header; package ima/digsig builds on it.
 func ParseSigHeader(b []byte) (SigHeader, error) {
 	if len(b) < sigHeaderLen {
-		return SigHeader{}, malformed("signature of %d bytes is shorter than its %d-byte header", len(b), sigHeaderLen)
+		return SigHeader{}, sigMalformed(len(b), "signature of %d bytes is shorter than its %d-byte header", len(b), sigHeaderLen)
 	}
 	h := SigHeader{
 		Type:      b[0],
@@ -142,13 +144,13 @@ func ParseSigHeader(b []byte) (SigHeader, error) {
 	switch h.Type {
 	case 0x03, 0x05, 0x06:
 	default:
-		return SigHeader{}, malformed("signature type 0x%02x, want 0x03, 0x05 or 0x06", h.Type)
+		return SigHeader{}, sigMalformed(0, "signature type 0x%02x, want 0x03, 0x05 or 0x06", h.Type)
 	}
 	if h.Version != 2 && h.Version != 3 {
-		return SigHeader{}, malformed("signature version %d, want 2 or 3", h.Version)
+		return SigHeader{}, sigMalformed(1, "signature version %d, want 2 or 3", h.Version)
 	}
 	if int(h.SigSize) != len(h.Signature) {
-		return SigHeader{}, malformed("signature size field %d, but %d bytes follow the header", h.SigSize, len(h.Signature))
+		return SigHeader{}, sigMalformed(7, "signature size field %d, but %d bytes follow the header", h.SigSize, len(h.Signature))
 	}
 	return h, nil
 }

@@ -26,6 +26,13 @@ type agentFlags struct {
 	socket                    string
 	tpmWait, poll             time.Duration
 	logLevel, logFormat       string
+
+	// The gate (issue 4).
+	watch                  []string
+	policy, keyring        string
+	appraise, gateFail     string
+	gateWorkers, gateQueue int
+	gateTimeout            time.Duration
 }
 
 func newAgentCommand(c *cli) *cobra.Command {
@@ -71,7 +78,14 @@ usage or a start-up failure, 3 the simulator is not built in.`,
 					}
 				}
 			}
-			return agentErr(agent.Run(cmd.Context(), cfg))
+			if len(f.watch) == 0 {
+				return agentErr(agent.Run(cmd.Context(), cfg))
+			}
+			gc, err := f.gateConfig(cfg.Logger)
+			if err != nil {
+				return err
+			}
+			return agentErr(agent.RunGate(cmd.Context(), cfg, gc))
 		},
 	}
 	fl := cmd.Flags()
@@ -88,7 +102,53 @@ usage or a start-up failure, 3 the simulator is not built in.`,
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug | info | warn | error")
 	fl.StringVar(&f.logFormat, "log-format", "text", "text | json")
 	fl.MarkHidden("poll")
+	fl.StringArrayVar(&f.watch, "watch", nil, "gate: hold execs and opens on the filesystem of this path until measured (and appraised); repeatable")
+	fl.StringVar(&f.policy, "policy", "tcb", "gate: IMA policy, a file or a built-in name (tcb, appraise_tcb, secure_boot, ...)")
+	fl.StringVar(&f.keyring, "keyring", "", "gate: directory of x509 certificates (PEM or DER) that appraise rules verify signatures with")
+	fl.StringVar(&f.appraise, "appraise", "enforce", "gate: enforce (deny on failure) | log | fix (write the missing hash) | off, like ima_appraise=")
+	fl.StringVar(&f.gateFail, "gate-fail", "auto", "gate: answer when the queue is full or --gate-timeout passes: open (allow) | closed (deny) | auto (closed with enforced appraise rules, else open)")
+	fl.IntVar(&f.gateWorkers, "gate-workers", 0, "gate: workers deciding events (0: 4)")
+	fl.IntVar(&f.gateQueue, "gate-queue", 0, "gate: events waiting for a worker before --gate-fail applies (0: 4096)")
+	fl.DurationVar(&f.gateTimeout, "gate-timeout", 0, "gate: longest wait for a decision before --gate-fail applies (0: 5s)")
 	return cmd
+}
+
+// gateConfig builds the gate's configuration from the flags.
+func (f *agentFlags) gateConfig(log *slog.Logger) (agent.GateConfig, error) {
+	var gc agent.GateConfig
+	mode, err := agent.ParseAppraiseMode(f.appraise)
+	if err != nil {
+		return gc, usagef("--appraise: %v", err)
+	}
+	pol, warns, err := agent.LoadGatePolicy(f.policy, os.ReadFile)
+	if err != nil {
+		return gc, usagef("--policy: %v", err)
+	}
+	for _, w := range warns {
+		log.Warn("policy: "+w.String(), "policy", f.policy)
+	}
+	if f.keyring != "" {
+		if gc.Keyring, err = agent.LoadKeyring(f.keyring); err != nil {
+			return gc, usagef("--keyring: %v", err)
+		}
+	} else if pol.Needs().Appraise && mode != agent.AppraiseOff {
+		log.Warn("the policy has appraise rules and no --keyring was given: every signature fails to verify")
+	}
+	switch f.gateFail {
+	case "open":
+	case "closed":
+		gc.FailClosed = true
+	case "auto", "":
+		gc.FailClosed = mode == agent.AppraiseEnforce && pol.Needs().Appraise
+	default:
+		return gc, usagef("--gate-fail %q: want open, closed or auto", f.gateFail)
+	}
+	if f.gateWorkers < 0 || f.gateQueue < 0 || f.gateTimeout < 0 {
+		return gc, usagef("--gate-workers, --gate-queue and --gate-timeout must not be negative")
+	}
+	gc.Mounts, gc.Policy, gc.Appraise = f.watch, pol, mode
+	gc.Workers, gc.Queue, gc.Timeout = f.gateWorkers, f.gateQueue, f.gateTimeout
+	return gc, nil
 }
 
 func (f *agentFlags) config(cmd *cobra.Command, stderr io.Writer) (agent.Config, error) {

@@ -38,6 +38,10 @@ Exit status: 0 holds, 1 verification failed, 2 bad usage or unreadable input,
 		newLateCommand(c),
 		newTPMCommand(c),
 		newDemoCommand(c),
+		newHashCommand(c),
+		newSignCommand(c),
+		newAppraiseCommand(c),
+		newPolicyCommand(c),
 	)
 	return root
 }

@@ -1,0 +1,220 @@
+package agent
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/imago-ima/imago/ima"
+	"github.com/imago-ima/imago/ima/digsig"
+	"github.com/imago-ima/imago/internal/fsfacts"
+	"github.com/imago-ima/imago/policy"
+)
+
+// The gate's pure side: the facts an event carries, the policy's verdict,
+// and the adapter from package policy (ima-spec.md §8.3, §8.5).
+
+// Hook is the IMA hook an event stands for (ima-spec.md §8.7).
+type Hook uint8
+
+const (
+	// HookBPRM: FAN_OPEN_EXEC_PERM, func=BPRM_CHECK, mask MAY_EXEC.
+	HookBPRM Hook = iota + 1
+	// HookFile: FAN_OPEN_PERM, func=FILE_CHECK, mask from the open flags.
+	HookFile
+)
+
+func (h Hook) String() string {
+	if h == HookBPRM {
+		return "BPRM_CHECK"
+	}
+	return "FILE_CHECK"
+}
+
+// Facts are what a policy rule's conditions test (ima-spec.md §8.3),
+// gathered at the edge for one event. Fields a policy does not need
+// (GatePolicy.Needs) are left zero.
+type Facts struct {
+	Hook Hook
+	// Mask is the access asked for (MAY_* bits, fsfacts.Access). For
+	// FILE_CHECK it is recovered from the opener's system call; when that
+	// fails it is MAY_READ and MaskKnown is false.
+	Mask      fsfacts.Access
+	MaskKnown bool
+	FS        fsfacts.FS
+	// FOwner, FGroup are the file's owner and group.
+	FOwner, FGroup uint32
+	// Cred is the opener's credentials (uid=, euid=, gid=, egid=).
+	Cred fsfacts.Cred
+	// SubjLabel is the opener's LSM label, ObjLabel the file's.
+	SubjLabel, ObjLabel string
+}
+
+// Needs says which facts a policy tests, so the edge reads only those.
+type Needs struct {
+	FS, Cred, Labels bool
+	// Opens: the policy has rules for FILE_CHECK (or for any hook): the
+	// gate then watches every open, not only execs.
+	Opens bool
+	// Measure: the policy has a measure rule, which turns the violation
+	// checks on (ima_rdwr_violation_check runs when a measure policy is
+	// loaded, ima-spec.md §5.1).
+	Measure bool
+	// Appraise: the policy has an appraise rule.
+	Appraise bool
+}
+
+// Verdict is a policy decision for one event: the first matching rule of
+// each action pair (ima-spec.md §8.5).
+type Verdict struct {
+	Measure bool
+	// PCR is the measure rule's pcr= (0: the agent's PCR); Template its
+	// template= ("" : the agent's template).
+	PCR      int
+	Template string
+	Appraise bool
+	// Require is what the appraise rule demands of security.ima.
+	Require digsig.Requirements
+}
+
+// GatePolicy evaluates a policy for the gate. It must be safe for
+// concurrent use and must not do I/O.
+type GatePolicy interface {
+	Evaluate(f *Facts) Verdict
+	Needs() Needs
+}
+
+// AppraiseMode is ima_appraise=.
+type AppraiseMode uint8
+
+const (
+	// AppraiseEnforce: a failed appraisal answers FAN_DENY.
+	AppraiseEnforce AppraiseMode = iota
+	// AppraiseLog: failures are logged, access is allowed.
+	AppraiseLog
+	// AppraiseFix: failures are logged, access is allowed, and a file
+	// without a signature gets its digest-ng hash written (ima_fix_xattr).
+	AppraiseFix
+	// AppraiseOff: appraise rules are ignored.
+	AppraiseOff
+)
+
+// ParseAppraiseMode parses enforce, log, fix or off.
+func ParseAppraiseMode(s string) (AppraiseMode, error) {
+	switch s {
+	case "enforce":
+		return AppraiseEnforce, nil
+	case "log":
+		return AppraiseLog, nil
+	case "fix":
+		return AppraiseFix, nil
+	case "off":
+		return AppraiseOff, nil
+	}
+	return 0, fmt.Errorf("agent: appraise mode %q: want enforce, log, fix or off", s)
+}
+
+func (m AppraiseMode) String() string {
+	return [...]string{"enforce", "log", "fix", "off"}[m]
+}
+
+// policyGate adapts a *policy.Policy to GatePolicy.
+type policyGate struct {
+	p     *policy.Policy
+	needs Needs
+}
+
+// NewGatePolicy evaluates p for the gate. It reads the rules once to learn
+// which facts they test.
+func NewGatePolicy(p *policy.Policy) GatePolicy {
+	var n Needs
+	for i := range p.Rules {
+		r := &p.Rules[i]
+		if r.HasFSMagic || r.HasFSUUID || r.FSName != "" {
+			n.FS = true
+		}
+		if r.UID.Set || r.EUID.Set || r.GID.Set || r.EGID.Set {
+			n.Cred = true
+		}
+		for _, l := range r.LSM {
+			if l != "" {
+				n.Labels = true
+			}
+		}
+		if r.Func == policy.FuncNone || r.Func == policy.FileCheck {
+			n.Opens = true
+		}
+		switch r.Action {
+		case policy.Measure:
+			n.Measure = true
+		case policy.Appraise:
+			n.Appraise = true
+		}
+	}
+	return &policyGate{p: p, needs: n}
+}
+
+func (g *policyGate) Needs() Needs { return g.needs }
+
+func (g *policyGate) Evaluate(f *Facts) Verdict {
+	d := g.p.Evaluate(PolicyEvent(f))
+	v := Verdict{Measure: d.Measure, Template: d.Template, Appraise: d.Appraise,
+		Require: digsig.Requirements{Signature: d.DigSigRequired, SigV3: d.SigV3Required, Verity: d.VerityRequired}}
+	if d.HasPCR {
+		v.PCR = d.PCR
+	}
+	for a := range 32 {
+		if d.AppraiseAlgos.Has(policy.HashAlgo(a)) {
+			v.Require.AllowedAlgos = append(v.Require.AllowedAlgos, ima.HashAlg(a))
+		}
+	}
+	return v
+}
+
+// PolicyEvent is the policy.Event of an event's facts.
+func PolicyEvent(f *Facts) policy.Event {
+	ev := policy.Event{Func: policy.FileCheck, Mask: policy.Mask(f.Mask),
+		FSMagic: f.FS.Magic, FSUUID: f.FS.UUID, FSName: f.FS.Name,
+		UID: f.Cred.UID, EUID: f.Cred.EUID, SUID: f.Cred.SUID,
+		GID: f.Cred.GID, EGID: f.Cred.EGID, SGID: f.Cred.SGID,
+		CapSetUID: f.Cred.CapEff&(1<<fsfacts.CapSetUID) != 0,
+		CapSetGID: f.Cred.CapEff&(1<<fsfacts.CapSetGID) != 0,
+		FOwner:    f.FOwner, FGroup: f.FGroup,
+		Subj: lsmLabels(f.SubjLabel), Obj: lsmLabels(f.ObjLabel)}
+	if f.Hook == HookBPRM {
+		ev.Func = policy.BprmCheck
+	}
+	return ev
+}
+
+// lsmLabels splits an SELinux context user:role:type[:level]. Other LSMs'
+// labels give empty fields, which no subj_/obj_ condition matches.
+func lsmLabels(s string) policy.Labels {
+	p := strings.SplitN(s, ":", 4)
+	if len(p) < 3 {
+		return policy.Labels{}
+	}
+	return policy.Labels{User: p[0], Role: p[1], Type: p[2]}
+}
+
+// LoadGatePolicy reads --policy: a built-in name (tcb, appraise_tcb, ...,
+// '|'-separated) or a policy file. The warnings are the rules the gate
+// cannot see (module, firmware, kexec, keys, mmap).
+func LoadGatePolicy(arg string, read func(string) ([]byte, error)) (GatePolicy, []policy.Warning, error) {
+	var (
+		p   *policy.Policy
+		err error
+	)
+	if policy.IsBuiltin(arg) {
+		p, err = policy.Builtin(arg)
+	} else {
+		var data []byte
+		if data, err = read(arg); err != nil {
+			return nil, nil, fmt.Errorf("agent: policy: %w", err)
+		}
+		p, err = policy.ParseBytes(data)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("agent: policy %s: %w", arg, err)
+	}
+	return NewGatePolicy(p), p.Warnings(), nil
+}

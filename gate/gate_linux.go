@@ -1,0 +1,321 @@
+//go:build linux
+
+package gate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Gate is a running fanotify gate.
+type Gate struct {
+	cfg   Config
+	fd    int // the fanotify group (non-blocking)
+	wake  int // eventfd that stops the reading thread
+	fast  FastDecider
+	audit bool
+	marks map[string]string
+	self  int
+	queue chan *pending
+	// closeMu guards closing fd against late answers (a timer firing
+	// after Run returned).
+	closeMu sync.RWMutex
+	closed  bool
+
+	events, allowed, denied, selfN, full, timedOut, closes, overflows, fastN atomic.Uint64
+}
+
+// pending is a permission event on its way to an answer.
+type pending struct {
+	ev       Event
+	mu       sync.Mutex // held while answering, so the fd outlives the answer
+	answered bool
+	timer    *time.Timer
+}
+
+// answer answers p once; it reports whether this call did.
+func (g *Gate) answer(p *pending, v Verdict) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.answered {
+		return false
+	}
+	p.answered = true
+	g.respond(p.ev.Fd, v)
+	return true
+}
+
+const metaSize = int(unsafe.Sizeof(unix.FanotifyEventMetadata{}))
+
+// New creates the fanotify group and marks cfg.Mounts. It returns an error
+// wrapping ErrNotSupported when the kernel or the process's privileges do
+// not allow permission events.
+func New(cfg Config) (*Gate, error) {
+	cfg.setDefaults()
+	if cfg.Handler == nil {
+		return nil, errors.New("gate: no handler")
+	}
+	if len(cfg.Mounts) == 0 {
+		return nil, errors.New("gate: no filesystem to watch")
+	}
+	flags := uint(unix.FAN_CLASS_CONTENT | unix.FAN_CLOEXEC | unix.FAN_NONBLOCK | unix.FAN_UNLIMITED_QUEUE | unix.FAN_REPORT_TID)
+	evFlags := uint(unix.O_RDONLY | unix.O_LARGEFILE | unix.O_CLOEXEC)
+	audit := true
+	fd, err := unix.FanotifyInit(flags|unix.FAN_ENABLE_AUDIT, evFlags)
+	if err != nil {
+		audit = false
+		fd, err = unix.FanotifyInit(flags, evFlags)
+	}
+	if err != nil {
+		switch err {
+		case unix.ENOSYS, unix.EINVAL, unix.EPERM:
+			return nil, fmt.Errorf("%w: fanotify_init: %v", ErrNotSupported, err)
+		}
+		return nil, fmt.Errorf("gate: fanotify_init: %w", err)
+	}
+	g := &Gate{cfg: cfg, audit: audit, marks: map[string]string{}, self: os.Getpid(),
+		queue: make(chan *pending, cfg.Queue)}
+	mask := uint64(unix.FAN_OPEN_EXEC_PERM)
+	if cfg.Opens {
+		mask |= unix.FAN_OPEN_PERM
+	}
+	if cfg.Closes {
+		mask |= unix.FAN_CLOSE_WRITE | unix.FAN_CLOSE_NOWRITE
+	}
+	for _, m := range cfg.Mounts {
+		err := unix.FanotifyMark(fd, unix.FAN_MARK_ADD|unix.FAN_MARK_FILESYSTEM, mask, unix.AT_FDCWD, m)
+		kind := "filesystem"
+		if err != nil {
+			err = unix.FanotifyMark(fd, unix.FAN_MARK_ADD|unix.FAN_MARK_MOUNT, mask, unix.AT_FDCWD, m)
+			kind = "mount"
+		}
+		if err != nil {
+			unix.Close(fd)
+			if err == unix.EINVAL {
+				return nil, fmt.Errorf("%w: fanotify_mark %s: %v", ErrNotSupported, m, err)
+			}
+			return nil, fmt.Errorf("gate: marking %s: %w", m, err)
+		}
+		g.marks[m] = kind
+		cfg.Logger.Info("gate: marked", "path", m, "mark", kind)
+	}
+	g.fd = fd
+	if g.wake, err = unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("gate: eventfd: %w", err)
+	}
+	g.fast, _ = cfg.Handler.(FastDecider)
+	return g, nil
+}
+
+// Marks returns each marked path with its mark type ("filesystem" or
+// "mount").
+func (g *Gate) Marks() map[string]string { return g.marks }
+
+// Stats returns the gate's counters.
+func (g *Gate) Stats() Stats {
+	return Stats{Events: g.events.Load(), Allowed: g.allowed.Load(), Denied: g.denied.Load(),
+		Self: g.selfN.Load(), QueueFull: g.full.Load(), TimedOut: g.timedOut.Load(),
+		Closes: g.closes.Load(), Overflows: g.overflows.Load(), Fast: g.fastN.Load()}
+}
+
+// Run reads and answers events until ctx is done, then closes the group
+// (the kernel allows whatever is still pending) and returns nil; it returns
+// an error if reading fails.
+func (g *Gate) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	for range g.cfg.Workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for p := range g.queue {
+				g.decide(p)
+			}
+		}()
+	}
+	done, woke := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(woke)
+		select {
+		case <-ctx.Done():
+		case <-done:
+		}
+		var one = [8]byte{1}
+		unix.Write(g.wake, one[:]) // wake the reading thread
+	}()
+	errc := make(chan error, 1)
+	go func() {
+		// The reading thread blocks in poll(2) itself rather than in Go's
+		// network poller: the kernel wakes it directly, which keeps the
+		// round trip of a cached decision short.
+		runtime.LockOSThread()
+		errc <- g.read()
+	}()
+	err := <-errc
+	close(done)
+	<-woke
+	close(g.queue)
+	wg.Wait()
+	g.closeMu.Lock()
+	unix.Close(g.fd)
+	unix.Close(g.wake)
+	g.closed = true
+	g.closeMu.Unlock()
+	if errors.Is(err, errStopped) {
+		return nil
+	}
+	return err
+}
+
+var errStopped = errors.New("gate: stopped")
+
+func (g *Gate) read() error {
+	buf := make([]byte, 64<<10)
+	pfd := []unix.PollFd{{Fd: int32(g.fd), Events: unix.POLLIN}, {Fd: int32(g.wake), Events: unix.POLLIN}}
+	for {
+		if _, err := unix.Poll(pfd, -1); err != nil {
+			if err == unix.EINTR {
+				continue
+			}
+			return fmt.Errorf("gate: poll: %w", err)
+		}
+		if pfd[1].Revents != 0 {
+			return errStopped
+		}
+		if pfd[0].Revents == 0 {
+			continue
+		}
+		n, err := unix.Read(g.fd, buf)
+		if err == unix.EAGAIN || err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("gate: reading events: %w", err)
+		}
+		for off := 0; off+metaSize <= n; {
+			m := (*unix.FanotifyEventMetadata)(unsafe.Pointer(&buf[off]))
+			if m.Event_len < uint32(metaSize) || off+int(m.Event_len) > n {
+				return fmt.Errorf("gate: bad event length %d at offset %d", m.Event_len, off)
+			}
+			if m.Vers != unix.FANOTIFY_METADATA_VERSION {
+				return fmt.Errorf("gate: fanotify metadata version %d, want %d", m.Vers, unix.FANOTIFY_METADATA_VERSION)
+			}
+			g.dispatch(m.Mask, int(m.Fd), int(m.Pid))
+			off += int(m.Event_len)
+		}
+	}
+}
+
+func (g *Gate) dispatch(mask uint64, fd, pid int) {
+	g.events.Add(1)
+	if mask&unix.FAN_Q_OVERFLOW != 0 || fd == unix.FAN_NOFD {
+		g.overflows.Add(1)
+		g.cfg.Logger.Error("gate: fanotify queue overflow: close events were lost; open counts may be wrong")
+		return
+	}
+	const perm = unix.FAN_OPEN_PERM | unix.FAN_OPEN_EXEC_PERM
+	if mask&perm == 0 {
+		g.closes.Add(1)
+		ev := Event{Kind: CloseNoWrite, Fd: fd, Pid: pid, Mask: mask, Received: time.Now()}
+		if mask&unix.FAN_CLOSE_WRITE != 0 {
+			ev.Kind = CloseWrite
+		}
+		if pid != g.self && !g.isSelf(pid) {
+			g.cfg.Handler.Closed(&ev)
+		}
+		unix.Close(fd)
+		return
+	}
+	if g.isSelf(pid) {
+		// The agent's own opens (its state files may live on a marked
+		// filesystem): allowed at once, never queued behind itself.
+		g.selfN.Add(1)
+		g.respond(fd, Allow)
+		unix.Close(fd)
+		return
+	}
+	p := &pending{ev: Event{Kind: Open, Fd: fd, Pid: pid, Mask: mask, Received: time.Now()}}
+	if mask&unix.FAN_OPEN_EXEC_PERM != 0 {
+		p.ev.Kind = Exec
+	}
+	if g.fast != nil {
+		if v, ok := g.fast.Fast(&p.ev); ok {
+			g.fastN.Add(1)
+			g.respond(fd, v)
+			unix.Close(fd)
+			return
+		}
+	}
+	p.timer = time.AfterFunc(g.cfg.Timeout, func() {
+		v := g.cfg.failVerdict()
+		if g.answer(p, v) {
+			g.timedOut.Add(1)
+			g.cfg.Logger.Error("gate: no decision in time; answered by the failure policy",
+				"timeout", g.cfg.Timeout, "verdict", v.String(), "kind", p.ev.Kind.String(), "pid", pid)
+		}
+	})
+	select {
+	case g.queue <- p:
+	default:
+		p.timer.Stop()
+		g.full.Add(1)
+		v := g.cfg.failVerdict()
+		g.cfg.Logger.Error("gate: queue full; answering by the failure policy",
+			"queue", g.cfg.Queue, "verdict", v.String(), "kind", p.ev.Kind.String(), "pid", pid)
+		g.answer(p, v)
+		unix.Close(fd)
+	}
+}
+
+// isSelf reports whether thread tid belongs to this process: tgkill with
+// signal 0 fails with ESRCH for a thread of another thread group.
+func (g *Gate) isSelf(tid int) bool {
+	if tid == g.self {
+		return true
+	}
+	return unix.Tgkill(g.self, tid, 0) == nil
+}
+
+// decide runs the handler; a handler that panics still gets its event
+// answered (by the failure policy) before the panic goes on.
+func (g *Gate) decide(p *pending) {
+	v := g.cfg.failVerdict()
+	defer func() {
+		p.timer.Stop()
+		g.answer(p, v) // after a timeout: waits for the timer's answer to be written
+		unix.Close(p.ev.Fd)
+	}()
+	v = g.cfg.Handler.Decide(&p.ev)
+}
+
+func (g *Gate) respond(fd int, v Verdict) {
+	r := unix.FanotifyResponse{Fd: int32(fd), Response: unix.FAN_ALLOW}
+	if v == Deny {
+		r.Response = unix.FAN_DENY
+		if g.audit {
+			r.Response |= unix.FAN_AUDIT
+		}
+		g.denied.Add(1)
+	} else {
+		g.allowed.Add(1)
+	}
+	b := (*[unsafe.Sizeof(r)]byte)(unsafe.Pointer(&r))[:]
+	g.closeMu.RLock()
+	err := errStopped
+	if !g.closed {
+		_, err = unix.Write(g.fd, b) // one write(2) per answer: atomic
+	}
+	g.closeMu.RUnlock()
+	if err != nil {
+		g.cfg.Logger.Error("gate: writing the answer failed", "fd", fd, "err", err)
+	}
+}

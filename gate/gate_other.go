@@ -1,0 +1,20 @@
+//go:build !linux
+
+package gate
+
+import "context"
+
+// Gate is not available off Linux.
+type Gate struct{}
+
+// New returns ErrNotSupported off Linux.
+func New(cfg Config) (*Gate, error) { return nil, ErrNotSupported }
+
+// Run returns ErrNotSupported.
+func (g *Gate) Run(ctx context.Context) error { return ErrNotSupported }
+
+// Stats returns zeros.
+func (g *Gate) Stats() Stats { return Stats{} }
+
+// Marks returns nothing.
+func (g *Gate) Marks() map[string]string { return nil }
