@@ -106,7 +106,7 @@ func (a *Agent) StartGate(ctx context.Context, gc GateConfig) (*RunningGate, err
 		gc.Keyring = &digsig.Keyring{}
 	}
 	h := &gateHandler{a: a, cfg: gc, log: a.log, needs: gc.Policy.Needs(),
-		versions: map[fileVersion]*versionInfo{}, inodes: map[fileKey]*inodeInfo{},
+		versions: map[fileKey]map[fileVersion]*versionInfo{}, inodes: map[fileKey]*inodeInfo{}, execs: map[int]fileKey{},
 		tmpls: map[string]*ima.Template{}}
 	g, err := gate.New(gate.Config{Mounts: gc.Mounts, Opens: h.needs.Opens, Closes: h.needs.Opens && h.needs.Measure,
 		Handler: h, Workers: gc.Workers, Queue: gc.Queue, Timeout: gc.Timeout, FailClosed: gc.FailClosed, Logger: a.log})
@@ -162,8 +162,10 @@ type gateHandler struct {
 	needs Needs
 
 	mu       sync.Mutex
-	versions map[fileVersion]*versionInfo
+	versions map[fileKey]map[fileVersion]*versionInfo // by inode, so a close forgets them at once
+	nvers    int
 	inodes   map[fileKey]*inodeInfo
+	execs    map[int]fileKey // thread -> file of its exec event, until its next open event
 	tmpls    map[string]*ima.Template
 	st       GateStats
 }
@@ -247,11 +249,34 @@ func (h *gateHandler) prepare(ev *gate.Event) *prepared {
 		return p
 	}
 	f := Facts{Hook: HookBPRM, Mask: fsfacts.MayExec, MaskKnown: true, FOwner: st.Uid, FGroup: st.Gid}
+	key := fileKey{st.Dev, st.Ino}
 	var flags uint64
 	flagsKnown := false
+	if ev.Kind == gate.Exec && h.needs.Opens {
+		// The FAN_OPEN_PERM of the exec's own open follows from the same
+		// thread: remember it, to spare the /proc/<tid>/syscall read.
+		h.mu.Lock()
+		h.execs[ev.Pid] = key
+		h.mu.Unlock()
+	}
 	if ev.Kind == gate.Open {
 		f.Hook = HookFile
-		fl, how, err := fsfacts.ReadOpenFlags(ev.Pid)
+		h.mu.Lock()
+		ek, execOpen := h.execs[ev.Pid]
+		if execOpen {
+			delete(h.execs, ev.Pid)
+		}
+		h.mu.Unlock()
+		var (
+			fl  uint64
+			how fsfacts.How
+			err error
+		)
+		if execOpen && ek == key {
+			how = fsfacts.HowExec
+		} else {
+			fl, how, err = fsfacts.ReadOpenFlags(ev.Pid)
+		}
 		switch {
 		case err == nil && how == fsfacts.HowExec:
 			// The exec's own open: FILE_CHECK with MAY_EXEC (open_exec's
@@ -264,14 +289,15 @@ func (h *gateHandler) prepare(ev *gate.Event) *prepared {
 			h.log.Debug("gate: open flags unknown; assuming MAY_READ", "pid", ev.Pid, "err", err)
 		}
 	}
-	if h.needs.FS {
+	want := h.cfg.Policy.Wants(f.Hook, f.Mask)
+	if want.FS {
 		fs, err := fsfacts.ReadFS(ev.Fd, st.Dev)
 		if err != nil {
 			h.log.Warn("gate: filesystem facts", "err", err)
 		}
 		f.FS = fs
 	}
-	if h.needs.Cred {
+	if want.Cred {
 		c, err := fsfacts.ReadCred(ev.Pid)
 		if err != nil {
 			// The opener is gone (killed while waiting): allow.
@@ -281,14 +307,14 @@ func (h *gateHandler) prepare(ev *gate.Event) *prepared {
 		}
 		f.Cred = c
 	}
-	if h.needs.Labels {
+	if want.Labels {
 		f.SubjLabel, f.ObjLabel = fsfacts.ProcLabel(ev.Pid), fsfacts.FileLabel(ev.Fd)
 	}
 	p.v = h.cfg.Policy.Evaluate(&f)
 	if h.cfg.Appraise == AppraiseOff {
 		p.v.Appraise = false
 	}
-	p.ver = fileVersion{fileKey: fileKey{st.Dev, st.Ino}, size: st.Size, mtime: st.Mtim, ctime: st.Ctim}
+	p.ver = fileVersion{fileKey: key, size: st.Size, mtime: st.Mtim, ctime: st.Ctim}
 	if f.Hook == HookFile && h.needs.Measure {
 		h.violations(ev, p, flags, flagsKnown)
 	}
@@ -300,12 +326,15 @@ func (h *gateHandler) prepare(ev *gate.Event) *prepared {
 		return p
 	}
 	// The cache: this version measured into this PCR and appraised.
+	// a.pcr is fixed once New returns; the reading thread must never wait
+	// on a.mu (a commit holding it may open files on a watched filesystem,
+	// which only this thread can answer).
 	pcrIdx := h.a.pcr
 	if p.v.PCR != 0 {
 		pcrIdx = uint32(p.v.PCR)
 	}
 	h.mu.Lock()
-	vi := h.versions[p.ver]
+	vi := h.version(p.ver)
 	hit := vi != nil && (!p.v.Measure || vi.measured[pcrIdx]) && (!p.v.Appraise || vi.appraised)
 	if hit {
 		h.st.Cached++
@@ -325,7 +354,9 @@ func (h *gateHandler) prepare(ev *gate.Event) *prepared {
 func (h *gateHandler) violations(ev *gate.Event, p *prepared, flags uint64, known bool) {
 	write := known && fsfacts.FlagsWrite(flags)
 	var leaseOK bool
-	if !write {
+	if !write && p.v.Measure {
+		// open_writers matters only under a measure rule (and the
+		// answer decides whether the measurement may be cached).
 		p.writers, leaseOK = fsfacts.OpenForWrite(ev.Fd)
 	}
 	h.mu.Lock()
@@ -374,6 +405,11 @@ func (h *gateHandler) emitViolations(ev *gate.Event, p *prepared) {
 	}
 }
 
+// version returns what is known of ver. Called with h.mu held.
+func (h *gateHandler) version(ver fileVersion) *versionInfo {
+	return h.versions[ver.fileKey][ver]
+}
+
 // inode returns key's bookkeeping, creating it. Called with h.mu held.
 func (h *gateHandler) inode(key fileKey) *inodeInfo {
 	in := h.inodes[key]
@@ -403,11 +439,8 @@ func (h *gateHandler) Closed(ev *gate.Event) {
 	defer h.mu.Unlock()
 	in := h.inodes[key]
 	if ev.Mask&unix.FAN_CLOSE_WRITE != 0 {
-		for v := range h.versions {
-			if v.fileKey == key {
-				delete(h.versions, v)
-			}
-		}
+		h.nvers -= len(h.versions[key])
+		delete(h.versions, key)
 		if in != nil && in.writers > 0 {
 			in.writers--
 		}
@@ -488,7 +521,7 @@ func (h *gateHandler) violation(ev *gate.Event, cause string) {
 // measureAppraise measures (once per file version and PCR) and appraises
 // (once per file version) the event's file.
 func (h *gateHandler) measureAppraise(ev *gate.Event, st *unix.Stat_t, ver fileVersion, v Verdict, writers bool) (gate.Verdict, error) {
-	tmpl := h.a.tmpl
+	tmpl, hashAlg, pcrIdx := h.a.params()
 	if v.Template != "" {
 		t, err := h.template(v.Template)
 		if err != nil {
@@ -496,12 +529,11 @@ func (h *gateHandler) measureAppraise(ev *gate.Event, st *unix.Stat_t, ver fileV
 		}
 		tmpl = t
 	}
-	pcrIdx := h.a.pcr
 	if v.PCR != 0 {
 		pcrIdx = uint32(v.PCR)
 	}
 	h.mu.Lock()
-	vi := h.versions[ver]
+	vi := h.version(ver)
 	needMeasure := v.Measure && (vi == nil || !vi.measured[pcrIdx])
 	needAppraise := v.Appraise && (vi == nil || !vi.appraised)
 	var cachedErr error
@@ -518,9 +550,9 @@ func (h *gateHandler) measureAppraise(ev *gate.Event, st *unix.Stat_t, ver fileV
 	// Hash through the event's own fd (pread: no events, no offset shared
 	// with anyone). security.ima names the algorithm (ima-spec.md §3.5).
 	value := fgetxattr(ev.Fd, "security.ima")
-	alg := h.a.hash
+	alg := hashAlg
 	if !tmpl.IsLegacy() {
-		alg = xattrHashAlg(value, h.a.hash)
+		alg = xattrHashAlg(value, hashAlg)
 	}
 	ev2 := &event{Name: fdName(ev.Fd), File: true, UID: st.Uid, GID: st.Gid, Mode: uint16(st.Mode), Alg: alg}
 	ev2.Sig, ev2.EVMSig = fdSigFields(ev.Fd, value)
@@ -563,13 +595,20 @@ func (h *gateHandler) measureAppraise(ev *gate.Event, st *unix.Stat_t, ver fileV
 	}
 	if stable {
 		h.mu.Lock()
-		vi := h.versions[ver]
+		vi := h.version(ver)
 		if vi == nil {
-			if len(h.versions) >= maxTracked {
+			if h.nvers >= maxTracked {
 				clear(h.versions)
+				h.nvers = 0
 			}
 			vi = &versionInfo{measured: map[uint32]bool{}}
-			h.versions[ver] = vi
+			m := h.versions[ver.fileKey]
+			if m == nil {
+				m = map[fileVersion]*versionInfo{}
+				h.versions[ver.fileKey] = m
+			}
+			m[ver] = vi
+			h.nvers++
 		}
 		if needMeasure {
 			vi.measured[pcrIdx] = true
@@ -619,6 +658,14 @@ func (h *gateHandler) template(name string) (*ima.Template, error) {
 	}
 	h.tmpls[name] = t
 	return t, nil
+}
+
+// params returns the template, hash and PCR the list is kept with (set at
+// initialisation, which may happen while the gate runs).
+func (a *Agent) params() (*ima.Template, ima.HashAlg, uint32) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.tmpl, a.hash, a.pcr
 }
 
 // addLocked lists e (the gate's measurement). Called with a.mu held.

@@ -262,6 +262,19 @@ func TestGateViolations(t *testing.T) {
 		t.Errorf("stats %+v: want 2 violations and the agent's own opens answered as its own", st)
 	}
 	checkGateTPM(t, s, cfg, list)
+
+	// A restart recovers the list, violations and all, against the TPM.
+	a, err := New(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("restart: %v\n%s", err, logs)
+	}
+	defer a.Close()
+	if st := a.Status(); st.State != "initialised" || st.Entries != len(list) {
+		t.Errorf("after restart: %+v, want initialised with %d entries", st, len(list))
+	}
+	if v := strings.TrimSpace(string(mustRead(t, filepath.Join(cfg.RuntimeDir, exportViolations)))); v != "2" {
+		t.Errorf("violations after restart %q, want 2", v)
+	}
 }
 
 // makeKey makes an RSA key and a self-signed certificate with a

@@ -81,7 +81,14 @@ type Verdict struct {
 type GatePolicy interface {
 	Evaluate(f *Facts) Verdict
 	Needs() Needs
+	// Wants says which facts the rules that can match an event of this
+	// hook and mask test: the others need not be read (reading a process's
+	// credentials costs more than the rest of a cached decision).
+	Wants(hook Hook, mask fsfacts.Access) Wants
 }
+
+// Wants are the facts worth reading for one event.
+type Wants struct{ FS, Cred, Labels bool }
 
 // AppraiseMode is ima_appraise=.
 type AppraiseMode uint8
@@ -154,6 +161,30 @@ func NewGatePolicy(p *policy.Policy) GatePolicy {
 }
 
 func (g *policyGate) Needs() Needs { return g.needs }
+
+func (g *policyGate) Wants(hook Hook, mask fsfacts.Access) Wants {
+	fn := policy.FileCheck
+	if hook == HookBPRM {
+		fn = policy.BprmCheck
+	}
+	m := policy.Mask(mask)
+	var w Wants
+	for i := range g.p.Rules {
+		r := &g.p.Rules[i]
+		if r.Func != policy.FuncNone && r.Func != fn {
+			continue
+		}
+		if r.Mask != 0 && (r.MaskIncludes && r.Mask&m == 0 || !r.MaskIncludes && r.Mask != m) {
+			continue // this rule cannot match, whatever the other facts
+		}
+		w.FS = w.FS || r.HasFSMagic || r.HasFSUUID || r.FSName != ""
+		w.Cred = w.Cred || r.UID.Set || r.EUID.Set || r.GID.Set || r.EGID.Set
+		for _, l := range r.LSM {
+			w.Labels = w.Labels || l != ""
+		}
+	}
+	return w
+}
 
 func (g *policyGate) Evaluate(f *Facts) Verdict {
 	d := g.p.Evaluate(PolicyEvent(f))

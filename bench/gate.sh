@@ -1,14 +1,25 @@
 #!/bin/sh
-# bench/gate.sh: what the fanotify gate adds to an exec. In one run: N execs
-# (default 10000) of a small static binary on a tmpfs, without the gate and
-# with it (warm cache: the file is measured once, then every exec is a cached
-# decision), and the cost of a first measurement (M distinct copies, each
-# executed once: hash, append+fdatasync, extend, exports). Latency is
-# fork(vfork)+exec+wait per iteration, timed by bench/gatebench.c.
+# bench/gate.sh: what the fanotify gate adds to an exec, in one run.
+#
+# A small static binary is copied to three tmpfs mounts: "plain" (not
+# watched), "gate" (watched by `imago agent --watch`) and "ref" (watched by
+# bench/fanresp.c, a C loop that answers FAN_ALLOW to everything: the
+# kernel's fanotify round trip, the floor any gate pays). bench/gatebench.c
+# times vfork+exec+wait per iteration, alternating between the programs so
+# that both sides of a comparison see the same load:
+#   - warm: N execs (default 10000) each of gate and plain, after the one
+#     measurement: every gated exec is a cached decision;
+#   - first: M distinct copies (default 200; different trailing bytes), each
+#     executed once through the gate, alternating with plain: hash,
+#     append+fdatasync, extend (none with TPM=none), exports;
+#   - tcb-like: a policy with FILE_CHECK rules too, so each exec also raises
+#     FAN_OPEN_PERM (its own open: flags from /proc/<tid>/syscall, uid from
+#     /proc/<tid>/status) and close events are tracked.
+# Added latency = p50 (p99) of the gated side minus that of plain.
 #
 # Needs root (fanotify permission events), gcc with a static libc, go.
-# Environment: N (execs, 10000), M (first measurements, 200), TPM (the
-# agent's --tpm, default none: bypass, no extend; "swtpm" starts one).
+# Environment: N, M, TPM (the agent's --tpm: none (default, bypass, no
+# extend) or swtpm (one is started)).
 set -eu
 N=${N:-10000}
 M=${M:-200}
@@ -16,13 +27,13 @@ TPM=${TPM:-none}
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
 work=$(mktemp -d /tmp/imago-gatebench.XXXXXX)
-mnt=$work/mnt
 agentpid=
+refpid=
 swtpmpid=
 cleanup() {
-	[ -n "$agentpid" ] && kill "$agentpid" 2>/dev/null && wait "$agentpid" 2>/dev/null || true
-	[ -n "$swtpmpid" ] && kill "$swtpmpid" 2>/dev/null || true
-	umount "$mnt" 2>/dev/null || true
+	for p in $agentpid $refpid $swtpmpid; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	for m in plain gate ref; do umount "$work/$m" 2>/dev/null || true; done
 	rm -rf "$work"
 }
 trap cleanup EXIT INT TERM
@@ -30,21 +41,23 @@ trap cleanup EXIT INT TERM
 [ "$(id -u)" = 0 ] || { echo "gate.sh: needs root" >&2; exit 2; }
 (cd "$root" && CGO_ENABLED=0 go build -o "$work/imago" ./cmd/imago)
 gcc -O2 -o "$work/gatebench" "$here/gatebench.c"
+gcc -O2 -o "$work/fanresp" "$here/fanresp.c"
 printf 'int main(void){return 0;}\n' > "$work/true.c"
 gcc -O2 -static -o "$work/true" "$work/true.c"
-mkdir -p "$mnt"
-mount -t tmpfs -o size=512m tmpfs "$mnt"
-cp "$work/true" "$mnt/true"
-i=0
+for m in plain gate ref; do
+	mkdir -p "$work/$m"
+	mount -t tmpfs -o size=512m tmpfs "$work/$m"
+	cp "$work/true" "$work/$m/true"
+done
 firsts=
+i=0
 while [ "$i" -lt "$M" ]; do
-	# distinct content: a trailing byte string after the ELF image
-	cp "$work/true" "$mnt/first$i"
-	printf 'imago-bench-%d' "$i" >> "$mnt/first$i"
-	firsts="$firsts $mnt/first$i"
+	cp "$work/true" "$work/gate/first$i"
+	printf 'imago-bench-%d' "$i" >> "$work/gate/first$i" # distinct content
+	firsts="$firsts first:$work/gate/first$i plain:$work/plain/true"
 	i=$((i + 1))
 done
-size=$(stat -c %s "$mnt/true")
+size=$(stat -c %s "$work/true")
 
 tpmuri=$TPM
 if [ "$TPM" = swtpm ]; then
@@ -58,15 +71,20 @@ if [ "$TPM" = swtpm ]; then
 	tpmuri=tcp://127.0.0.1:$port
 fi
 
-run() { "$work/gatebench" "$@"; }
-p50() { echo "$1" | sed -n 's/.*p50=\([0-9.]*\).*/\1/p'; }
-p99() { echo "$1" | sed -n 's/.*p99=\([0-9.]*\).*/\1/p'; }
-sub() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", a - b }'; }
+bench() { "$work/gatebench" "$@"; }
+field() { # LINE-LABEL KEY OUTPUT
+	echo "$3" | awk -v l="$1" -v k="$2" '$1 == l { for (i = 2; i <= NF; i++) { split($i, kv, "="); if (kv[1] == k) print kv[2] } }'
+}
+added() { # OUTPUT LABEL
+	awk -v a="$(field "$2" p50 "$1")" -v b="$(field plain p50 "$1")" \
+	    -v c="$(field "$2" p99 "$1")" -v d="$(field plain p99 "$1")" \
+	    'BEGIN { printf "p50 %+.1f us, p99 %+.1f us", a - b, c - d }'
+}
 
-start_agent() { # policy file
+start_agent() { # POLICY-FILE
 	rm -rf "$work/state" "$work/run"
 	"$work/imago" agent --tpm "$tpmuri" --pcr 11 --state-dir "$work/state" --runtime-dir "$work/run" \
-		--socket "$work/agent.sock" --watch "$mnt" --policy "$1" --log-level warn 2>"$work/agent.log" &
+		--socket "$work/agent.sock" --watch "$work/gate" --policy "$1" --log-level info 2>"$work/agent.log" &
 	agentpid=$!
 	n=0
 	until "$work/imago" status --socket "$work/agent.sock" >/dev/null 2>&1; do
@@ -74,37 +92,40 @@ start_agent() { # policy file
 		sleep 0.05
 	done
 }
-stop_agent() { kill "$agentpid"; wait "$agentpid" 2>/dev/null || true; agentpid=; }
+stop_agent() {
+	kill "$agentpid"; wait "$agentpid" 2>/dev/null || true; agentpid=
+	# the gate's own time for a cached decision, from its stop line
+	fastus=$(sed -n 's/.*gate: stopped.* fast=\([0-9]*\) .*fast_decision_us=\([0-9.]*\).*/\2 us over \1 events/p' "$work/agent.log")
+}
 
-echo "imago gate bench: $N execs of a ${size}-byte static binary on tmpfs; $M first measurements; tpm=$TPM; $(nproc) cpus; $(uname -r)"
-run 200 "$mnt/true" >/dev/null # warm up
-base=$(run "$N" "$mnt/true")
-echo "no gate:                 $base"
+echo "imago gate bench: ${size}-byte static binary on tmpfs, N=$N, M=$M, tpm=$TPM, $(nproc) cpus, kernel $(uname -r), load $(cut -d' ' -f1-3 /proc/loadavg)"
+bench 400 plain:"$work/plain/true" >/dev/null # warm up
+
+"$work/fanresp" "$work/ref" &
+refpid=$!
+sleep 0.2
+out=$(bench $((2 * N)) ref:"$work/ref/true" plain:"$work/plain/true")
+kill "$refpid"; wait "$refpid" 2>/dev/null || true; refpid=
+echo "$out" | sed 's/^/  /'
+echo "fanotify round trip (C reference):        $(added "$out" ref)"
 
 printf 'measure func=BPRM_CHECK\n' > "$work/exec.policy"
 start_agent "$work/exec.policy"
-run 1 "$mnt/true" >/dev/null # the one measurement
-cached=$(run "$N" "$mnt/true")
-echo "gate, exec policy, warm: $cached"
-first=$(run "$M" $firsts)
-echo "gate, first measurement: $first"
+bench 1 gate:"$work/gate/true" >/dev/null # the one measurement
+out=$(bench $((2 * N)) gate:"$work/gate/true" plain:"$work/plain/true")
+echo "$out" | sed 's/^/  /'
+echo "imago gate, exec policy, cached:          $(added "$out" gate)   (target: p50 < 20 us)"
+out=$(bench $((2 * M)) $firsts)
+echo "$out" | sed 's/^/  /'
+echo "imago gate, first measurement of ${size} B: $(added "$out" first)"
 stop_agent
-base2=$(run "$N" "$mnt/true")
-echo "no gate (again):         $base2"
+echo "imago's own time per cached decision (read to answer, on its reading thread): $fastus"
 
-# A tcb-like policy: FILE_CHECK rules too, so every exec also raises
-# FAN_OPEN_PERM (its own open) and the close events are tracked; uid=
-# conditions read /proc/<tid>/status.
 printf 'measure func=BPRM_CHECK mask=MAY_EXEC\nmeasure func=FILE_CHECK mask=MAY_READ uid=0\n' > "$work/tcb.policy"
 start_agent "$work/tcb.policy"
-run 1 "$mnt/true" >/dev/null
-cachedTCB=$(run "$N" "$mnt/true")
-echo "gate, tcb-like, warm:    $cachedTCB"
+bench 1 gate:"$work/gate/true" >/dev/null
+out=$(bench $((2 * N)) gate:"$work/gate/true" plain:"$work/plain/true")
+echo "$out" | sed 's/^/  /'
+echo "imago gate, tcb-like policy, cached:      $(added "$out" gate)"
 stop_agent
-
-b50=$(awk -v a="$(p50 "$base")" -v b="$(p50 "$base2")" 'BEGIN { printf "%.1f", (a < b) ? a : b }')
-b99=$(awk -v a="$(p99 "$base")" -v b="$(p99 "$base2")" 'BEGIN { printf "%.1f", (a < b) ? a : b }')
-echo
-echo "added per exec, exec policy, cached:  p50 $(sub "$(p50 "$cached")" "$b50") us, p99 $(sub "$(p99 "$cached")" "$b99") us (target: p50 < 20 us)"
-echo "added per exec, tcb-like, cached:     p50 $(sub "$(p50 "$cachedTCB")" "$b50") us, p99 $(sub "$(p99 "$cachedTCB")" "$b99") us"
-echo "first measurement (${size}+ bytes):   p50 $(sub "$(p50 "$first")" "$b50") us, p99 $(sub "$(p99 "$first")" "$b99") us added"
+echo "imago's own time per cached decision, tcb-like (exec: 2 events): $fastus"

@@ -17,7 +17,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 cache=${CACHE:-${TMPDIR:-/tmp}/imago-bench-replay}
 gen=${GEN:-}
 if [[ -z $gen ]]; then
-	for g in "$here/../shared/tools/gen_ima_log.py" "$here/shared/tools/gen_ima_log.py" /work/shared/tools/gen_ima_log.py; do
+	for g in "$here/../shared/tools/gen_ima_log.py" "$here/shared/tools/gen_ima_log.py"; do
 		[[ -f $g ]] && gen=$g && break
 	done
 fi

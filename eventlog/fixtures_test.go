@@ -1,6 +1,6 @@
 package eventlog
 
-// Loading the fixture corpus (/work/shared/fixtures) and the values asserted
+// Loading the fixture corpus (../shared/fixtures) and the values asserted
 // by others about it. Every expected value here comes from outside imago: an
 // upstream test (EXPECTED.json), a PCR read from the TPM at capture
 // (realkernel pcrs-*.txt, sample-tpm-2.0-pcrs-8-9, tpm_futurepcr pcr-sha256,

@@ -27,8 +27,9 @@
 // The gate uses FAN_UNLIMITED_QUEUE: with a bounded kernel queue an
 // overflowing permission event is silently allowed by the kernel, which
 // the gate could not see; the bound is on the gate's own queue instead.
-// Events carry the thread id (FAN_REPORT_TID) so the opener's system call
-// can be read from /proc/<tid>/syscall while it waits.
+// With Config.Opens, events carry the thread id (FAN_REPORT_TID) so that
+// the opener's system call can be read from /proc/<tid>/syscall while it
+// waits.
 //
 // gate_other.go: New returns ErrNotSupported off Linux.
 package gate

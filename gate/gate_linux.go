@@ -23,6 +23,7 @@ type Gate struct {
 	wake  int // eventfd that stops the reading thread
 	fast  FastDecider
 	audit bool
+	tid   bool // FAN_REPORT_TID: Event.Pid is a thread id
 	marks map[string]string
 	self  int
 	queue chan *pending
@@ -31,7 +32,7 @@ type Gate struct {
 	closeMu sync.RWMutex
 	closed  bool
 
-	events, allowed, denied, selfN, full, timedOut, closes, overflows, fastN atomic.Uint64
+	events, allowed, denied, selfN, full, timedOut, closes, overflows, fastN, fastT, busy atomic.Uint64
 }
 
 // pending is a permission event on its way to an answer.
@@ -42,14 +43,19 @@ type pending struct {
 	timer    *time.Timer
 }
 
-// answer answers p once; it reports whether this call did.
-func (g *Gate) answer(p *pending, v Verdict) bool {
+// answer answers p once; it reports whether this call did. count, if
+// set, is incremented before the answer is written (so that whoever sees
+// the answer sees the count).
+func (g *Gate) answer(p *pending, v Verdict, count *atomic.Uint64) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.answered {
 		return false
 	}
 	p.answered = true
+	if count != nil {
+		count.Add(1)
+	}
 	g.respond(p.ev.Fd, v)
 	return true
 }
@@ -67,7 +73,12 @@ func New(cfg Config) (*Gate, error) {
 	if len(cfg.Mounts) == 0 {
 		return nil, errors.New("gate: no filesystem to watch")
 	}
-	flags := uint(unix.FAN_CLASS_CONTENT | unix.FAN_CLOEXEC | unix.FAN_NONBLOCK | unix.FAN_UNLIMITED_QUEUE | unix.FAN_REPORT_TID)
+	flags := uint(unix.FAN_CLASS_CONTENT | unix.FAN_CLOEXEC | unix.FAN_NONBLOCK | unix.FAN_UNLIMITED_QUEUE)
+	if cfg.Opens {
+		// The opener's thread, whose /proc/<tid>/syscall holds the open's
+		// flags. Exec events need only the process.
+		flags |= unix.FAN_REPORT_TID
+	}
 	evFlags := uint(unix.O_RDONLY | unix.O_LARGEFILE | unix.O_CLOEXEC)
 	audit := true
 	fd, err := unix.FanotifyInit(flags|unix.FAN_ENABLE_AUDIT, evFlags)
@@ -82,7 +93,7 @@ func New(cfg Config) (*Gate, error) {
 		}
 		return nil, fmt.Errorf("gate: fanotify_init: %w", err)
 	}
-	g := &Gate{cfg: cfg, audit: audit, marks: map[string]string{}, self: os.Getpid(),
+	g := &Gate{cfg: cfg, audit: audit, tid: cfg.Opens, marks: map[string]string{}, self: os.Getpid(),
 		queue: make(chan *pending, cfg.Queue)}
 	mask := uint64(unix.FAN_OPEN_EXEC_PERM)
 	if cfg.Opens {
@@ -125,7 +136,8 @@ func (g *Gate) Marks() map[string]string { return g.marks }
 func (g *Gate) Stats() Stats {
 	return Stats{Events: g.events.Load(), Allowed: g.allowed.Load(), Denied: g.denied.Load(),
 		Self: g.selfN.Load(), QueueFull: g.full.Load(), TimedOut: g.timedOut.Load(),
-		Closes: g.closes.Load(), Overflows: g.overflows.Load(), Fast: g.fastN.Load()}
+		Closes: g.closes.Load(), Overflows: g.overflows.Load(), Fast: g.fastN.Load(),
+		ReaderBusy: time.Duration(g.busy.Load()), FastTime: time.Duration(g.fastT.Load())}
 }
 
 // Run reads and answers events until ctx is done, then closes the group
@@ -153,11 +165,18 @@ func (g *Gate) Run(ctx context.Context) error {
 		unix.Write(g.wake, one[:]) // wake the reading thread
 	}()
 	errc := make(chan error, 1)
+	procs := runtime.GOMAXPROCS(0)
+	runtime.GOMAXPROCS(procs + 1) // the reading thread holds one (see wait)
+	defer runtime.GOMAXPROCS(procs)
 	go func() {
-		// The reading thread blocks in poll(2) itself rather than in Go's
+		// The reading thread waits in ppoll(2) itself rather than in Go's
 		// network poller: the kernel wakes it directly, which keeps the
 		// round trip of a cached decision short.
+		// Unlock before leaving: a goroutine that exits locked takes its
+		// thread down, and a child started from that thread with
+		// Pdeathsig (as tests start swtpm) would be killed with it.
 		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
 		errc <- g.read()
 	}()
 	err := <-errc
@@ -165,6 +184,12 @@ func (g *Gate) Run(ctx context.Context) error {
 	<-woke
 	close(g.queue)
 	wg.Wait()
+	st := g.Stats()
+	g.cfg.Logger.Info("gate: stopped", "events", st.Events, "allowed", st.Allowed, "denied", st.Denied,
+		"fast", st.Fast, "self", st.Self, "queue_full", st.QueueFull, "timed_out", st.TimedOut,
+		"closes", st.Closes,
+		"fast_decision_us", float64(st.FastTime.Nanoseconds())/1e3/float64(max(st.Fast, 1)),
+		"reader_busy_us_per_event", float64(st.ReaderBusy.Nanoseconds())/1e3/float64(max(st.Events, 1)))
 	g.closeMu.Lock()
 	unix.Close(g.fd)
 	unix.Close(g.wake)
@@ -178,15 +203,37 @@ func (g *Gate) Run(ctx context.Context) error {
 
 var errStopped = errors.New("gate: stopped")
 
+// pollSlice bounds each raw wait, so that a stop-the-world never waits
+// longer than this on the reading thread (a preemption signal normally
+// interrupts the wait at once: ppoll is never restarted).
+const pollSlice = 20 * time.Millisecond
+
+// wait waits for events with a raw ppoll(2), one that keeps the thread's P.
+// A blocking system call through the runtime's entersyscall hands the P
+// away after a while, and getting one back when the event arrives cost
+// about 40 us per event on the test machine, twice the kernel's whole
+// round trip; Run adds a P to GOMAXPROCS for the one held here.
+func (g *Gate) wait(pfd []unix.PollFd) (int, error) {
+	ts := unix.NsecToTimespec(int64(pollSlice))
+	r, _, e := unix.RawSyscall6(unix.SYS_PPOLL, uintptr(unsafe.Pointer(&pfd[0])), uintptr(len(pfd)),
+		uintptr(unsafe.Pointer(&ts)), 0, 0, 0)
+	switch e {
+	case 0:
+		return int(r), nil
+	case unix.EINTR:
+		return 0, nil
+	}
+	return 0, fmt.Errorf("gate: ppoll: %w", e)
+}
+
 func (g *Gate) read() error {
 	buf := make([]byte, 64<<10)
 	pfd := []unix.PollFd{{Fd: int32(g.fd), Events: unix.POLLIN}, {Fd: int32(g.wake), Events: unix.POLLIN}}
 	for {
-		if _, err := unix.Poll(pfd, -1); err != nil {
-			if err == unix.EINTR {
-				continue
-			}
-			return fmt.Errorf("gate: poll: %w", err)
+		if n, err := g.wait(pfd); err != nil {
+			return err
+		} else if n == 0 {
+			continue
 		}
 		if pfd[1].Revents != 0 {
 			return errStopped
@@ -201,6 +248,7 @@ func (g *Gate) read() error {
 		if err != nil {
 			return fmt.Errorf("gate: reading events: %w", err)
 		}
+		t0 := time.Now()
 		for off := 0; off+metaSize <= n; {
 			m := (*unix.FanotifyEventMetadata)(unsafe.Pointer(&buf[off]))
 			if m.Event_len < uint32(metaSize) || off+int(m.Event_len) > n {
@@ -212,6 +260,7 @@ func (g *Gate) read() error {
 			g.dispatch(m.Mask, int(m.Fd), int(m.Pid))
 			off += int(m.Event_len)
 		}
+		g.busy.Add(uint64(time.Since(t0)))
 	}
 }
 
@@ -250,6 +299,7 @@ func (g *Gate) dispatch(mask uint64, fd, pid int) {
 	if g.fast != nil {
 		if v, ok := g.fast.Fast(&p.ev); ok {
 			g.fastN.Add(1)
+			g.fastT.Add(uint64(time.Since(p.ev.Received)))
 			g.respond(fd, v)
 			unix.Close(fd)
 			return
@@ -257,8 +307,7 @@ func (g *Gate) dispatch(mask uint64, fd, pid int) {
 	}
 	p.timer = time.AfterFunc(g.cfg.Timeout, func() {
 		v := g.cfg.failVerdict()
-		if g.answer(p, v) {
-			g.timedOut.Add(1)
+		if g.answer(p, v, &g.timedOut) {
 			g.cfg.Logger.Error("gate: no decision in time; answered by the failure policy",
 				"timeout", g.cfg.Timeout, "verdict", v.String(), "kind", p.ev.Kind.String(), "pid", pid)
 		}
@@ -267,11 +316,10 @@ func (g *Gate) dispatch(mask uint64, fd, pid int) {
 	case g.queue <- p:
 	default:
 		p.timer.Stop()
-		g.full.Add(1)
 		v := g.cfg.failVerdict()
 		g.cfg.Logger.Error("gate: queue full; answering by the failure policy",
 			"queue", g.cfg.Queue, "verdict", v.String(), "kind", p.ev.Kind.String(), "pid", pid)
-		g.answer(p, v)
+		g.answer(p, v, &g.full)
 		unix.Close(fd)
 	}
 }
@@ -282,7 +330,7 @@ func (g *Gate) isSelf(tid int) bool {
 	if tid == g.self {
 		return true
 	}
-	return unix.Tgkill(g.self, tid, 0) == nil
+	return g.tid && unix.Tgkill(g.self, tid, 0) == nil
 }
 
 // decide runs the handler; a handler that panics still gets its event
@@ -291,7 +339,7 @@ func (g *Gate) decide(p *pending) {
 	v := g.cfg.failVerdict()
 	defer func() {
 		p.timer.Stop()
-		g.answer(p, v) // after a timeout: waits for the timer's answer to be written
+		g.answer(p, v, nil) // after a timeout: waits for the timer's answer to be written
 		unix.Close(p.ev.Fd)
 	}()
 	v = g.cfg.Handler.Decide(&p.ev)

@@ -35,26 +35,17 @@ type framer struct {
 	n        int   // index of the next record, for errors
 	trailing bool  // ended in one tolerated stray 0x0a
 	big      []byte
-	name     []byte // the name of a large record, copied out of br
-	tc       templateCache
-}
+	nameBuf  []byte
 
-// record is one framed record. Unless owned, its slices are valid until the
-// next call of framer.next.
-type record struct {
-	pcr    uint32
-	digest []byte
-	name   []byte
-	t      *Template // the template when framer.lookup, else nil
-	legacy bool
-	// data is the template data; for "ima" it is d || name, the n_len word
-	// between them dropped (Entry.Data's form).
-	data   []byte
-	start  int64 // offset of the record
-	dataAt int64 // offset of the template data (not "ima")
-	// owned: digest and data are digest || data of a fresh allocation that
-	// nothing else references.
+	// The record last framed by next, valid until the next call: its head,
+	// template name and offset, and whether the Digest and Data that next
+	// set are digest || data of a fresh allocation nothing else references.
+	l     layout
+	name  []byte
+	start int64
 	owned bool
+
+	tc templateCache
 }
 
 // layout is what head learns of the record at the start of a byte slice;
@@ -62,8 +53,8 @@ type record struct {
 type layout struct {
 	pcr     uint32
 	nameLen int
-	t       *Template
-	named   bool // the template name was read and accepted
+	t       *Template // when framer.lookup
+	named   bool      // the template name was read and accepted
 	legacy  bool
 	dataAt  int // template data (not "ima")
 	total   int // record length, 0 until known
@@ -82,11 +73,12 @@ type frameErr struct {
 }
 
 // head checks the record at the start of p as far as p goes and up to (not
-// including) its data. The template name is checked once it and the length
-// word after it are in p, or, with early, once the name alone is (detect's
-// look at a second record).
-func (f *framer) head(p []byte, o binary.ByteOrder, D int, early bool, l *layout) *frameErr {
-	*l = layout{}
+// including) its data, leaving what it learns in f.l. The template name is
+// checked once it and the length word after it are in p, or, with early,
+// once the name alone is (detect's look at a second record).
+func (f *framer) head(p []byte, o binary.ByteOrder, D int, early bool) *frameErr {
+	l := &f.l
+	l.named, l.legacy, l.t, l.total, l.cutAt = false, false, nil, 0, 0
 	hdr := 8 + D
 	if len(p) < hdr {
 		l.need, l.cutField = hdr, "record header"
@@ -155,15 +147,18 @@ func (f *framer) ioErr(at int64, err error) error {
 
 // cut reports a read of the record at f.off that ended early: a clean end
 // is a FormatError wrapping io.ErrUnexpectedEOF at the item being read.
-func (f *framer) cut(l *layout, err error) error {
+func (f *framer) cut(err error) error {
 	if err == io.EOF || err == io.ErrUnexpectedEOF {
-		return f.fail(f.off+int64(l.cutAt), l.cutField, io.ErrUnexpectedEOF)
+		return f.fail(f.off+int64(f.l.cutAt), f.l.cutField, io.ErrUnexpectedEOF)
 	}
-	return f.ioErr(f.off+int64(l.cutAt), err)
+	return f.ioErr(f.off+int64(f.l.cutAt), err)
 }
 
-// next frames the next record into rec; io.EOF at a clean end.
-func (f *framer) next(rec *record) error {
+// next frames the next record: it sets e.PCR, e.Digest and e.Data (for
+// "ima", d || name, the n_len word between them dropped) and f's record
+// fields; io.EOF at a clean end. Unless f.owned, e's slices are valid until
+// the next call.
+func (f *framer) next(e *Entry) error {
 	o, D := f.order, f.dsize
 	// Everything buffered, so that one pass usually frames the record.
 	p, _ := f.br.Peek(f.br.Buffered())
@@ -187,44 +182,46 @@ func (f *framer) next(rec *record) error {
 		}
 		p, _ = f.br.Peek(f.br.Buffered())
 	}
-	var l layout
 	for {
-		if fe := f.head(p, o, D, false, &l); fe != nil {
+		if fe := f.head(p, o, D, false); fe != nil {
 			return f.fail(f.off+int64(fe.at), fe.field, fe.err)
 		}
-		if l.total > 0 {
+		if f.l.total > 0 {
 			break
 		}
 		// The head parts are at most 8+64+255+24+255 bytes: they fit br.
-		if _, err := f.br.Peek(l.need); err != nil {
-			return f.cut(&l, err)
+		if _, err := f.br.Peek(f.l.need); err != nil {
+			return f.cut(err)
 		}
 		p, _ = f.br.Peek(f.br.Buffered())
 	}
-	*rec = record{pcr: l.pcr, t: l.t, legacy: l.legacy, start: f.off, dataAt: f.off + int64(l.dataAt)}
+	l := &f.l
+	f.start = f.off
+	e.PCR = l.pcr
 	hdr := 8 + D
+	at := hdr + l.nameLen
 	if l.total > f.br.Size() {
-		return f.readLarge(rec, &l, p)
+		return f.readLarge(e, p)
 	}
+	f.owned = false
 	if len(p) < l.total {
 		var err error
 		if p, err = f.br.Peek(l.total); err != nil {
-			return f.cut(&l, err)
+			return f.cut(err)
 		}
 	}
 	p = p[:l.total]
 	// Peeked bytes stay valid until the next read from br.
 	f.br.Discard(l.total)
 	f.off += int64(l.total)
-	rec.digest = p[4 : 4+D : 4+D]
-	at := hdr + l.nameLen
-	rec.name = p[hdr:at]
+	e.Digest = p[4 : 4+D : 4+D]
+	f.name = p[hdr:at]
 	if l.legacy {
 		// Shift d right over n_len: Data is d || name.
 		copy(p[at+4:at+24], p[at:at+20])
-		rec.data = p[at+4 : l.total : l.total]
+		e.Data = p[at+4 : l.total : l.total]
 	} else {
-		rec.data = p[l.dataAt:l.total:l.total]
+		e.Data = p[l.dataAt:l.total:l.total]
 	}
 	return nil
 }
@@ -233,10 +230,10 @@ func (f *framer) next(rec *record) error {
 // are) whose head is in p: digest || data into a buffer that grows as the
 // data arrives (dataChunk at a time past the first dataChunk), so a cut
 // record costs what was read, not what its length claims.
-func (f *framer) readLarge(rec *record, l *layout, p []byte) error {
-	D := f.dsize
-	f.name = append(f.name[:0], p[8+D:8+D+l.nameLen]...)
-	rec.name = f.name
+func (f *framer) readLarge(e *Entry, p []byte) error {
+	l, D := &f.l, f.dsize
+	f.nameBuf = append(f.nameBuf[:0], p[8+D:8+D+l.nameLen]...)
+	f.name = f.nameBuf
 	n := l.total - l.dataAt // data length
 	var buf []byte
 	if f.reuse {
@@ -252,16 +249,16 @@ func (f *framer) readLarge(rec *record, l *layout, p []byte) error {
 			if f.reuse {
 				f.big = buf[:0]
 			}
-			return f.cut(l, err)
+			return f.cut(err)
 		}
 	}
 	if f.reuse {
 		f.big = buf
 	}
 	f.off += int64(l.total)
-	rec.digest = buf[:D:D]
-	rec.data = buf[D:len(buf):len(buf)]
-	rec.owned = !f.reuse
+	e.Digest = buf[:D:D]
+	e.Data = buf[D:len(buf):len(buf)]
+	f.owned = !f.reuse
 	return nil
 }
 
@@ -308,8 +305,7 @@ func (f *framer) detect(p []byte) error {
 				f.order, f.dsize = o, d
 				return nil
 			}
-			var l layout
-			if f.head(rest, o, d, true, &l); l.named {
+			if f.head(rest, o, d, true); f.l.named {
 				f.order, f.dsize = o, d
 				return nil
 			}
@@ -330,8 +326,8 @@ func (f *framer) detect(p []byte) error {
 // returns the record's length, or -1 if the record is longer than p (then
 // only its start was checked).
 func (f *framer) saneFirst(p []byte, o binary.ByteOrder, d int) (int, bool) {
-	var l layout
-	if fe := f.head(p, o, d, false, &l); fe != nil || !l.named || !printable(p[8+d:8+d+l.nameLen]) {
+	fe, l := f.head(p, o, d, false), &f.l
+	if fe != nil || !l.named || !printable(p[8+d:8+d+l.nameLen]) {
 		return 0, false
 	}
 	if l.total == 0 {

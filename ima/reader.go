@@ -17,8 +17,8 @@ const (
 	// evm-sig xattr values (each up to XATTR_SIZE_MAX = 64 KiB, several per
 	// file); real records are a few KiB. 64 MiB leaves room for any of these
 	// while keeping a hostile length from exhausting memory. Memory grows
-	// only as bytes actually arrive (see framer.readLarge), so a cut record with a
-	// huge length costs what was read, not what was claimed.
+	// only as bytes actually arrive (see framer.readLarge), so a cut record
+	// with a huge length costs what was read, not what was claimed.
 	MaxTemplateDataLen = 64 << 20
 	// MaxPCRIndex is the highest PCR a policy rule can name (pcr= takes
 	// 0..63 on 64-bit kernels, ima-spec.md §1.4).
@@ -135,42 +135,43 @@ func (r *Reader) All() iter.Seq2[*Entry, error] {
 // readRecord reads one record (ima-spec.md §2.3) through the shared framer
 // and copies it into one allocation the entry owns.
 func (r *Reader) readRecord() (*Entry, error) {
-	var rec record
-	if err := r.f.next(&rec); err != nil {
+	a := new(entryAlloc)
+	e := &a.e
+	if err := r.f.next(e); err != nil {
 		return nil, err
 	}
-	D := len(rec.digest)
-	buf := rec.digest[:D:D]
-	data := rec.data
-	if !rec.owned {
-		buf = make([]byte, D+len(rec.data))
-		copy(buf, rec.digest)
-		copy(buf[D:], rec.data)
-		data = buf[D:]
+	if !r.f.owned {
+		D := len(e.Digest)
+		buf := make([]byte, D+len(e.Data))
+		copy(buf, e.Digest)
+		copy(buf[D:], e.Data)
+		e.Digest, e.Data = buf[:D:D], buf[D:]
 	}
-	t := rec.t
-	e, fields := newEntry(len(t.Fields))
-	e.PCR = rec.pcr
-	e.Digest = buf[:D:D]
+	t := r.f.l.t
 	e.Template = t.Name
-	e.Data = data
 	e.Order = r.f.order
 	e.tmpl = t
-	if rec.legacy {
-		fields[0] = Field{ID: FieldD, Data: data[:20:20]}
-		fields[1] = Field{ID: FieldN, Data: data[20:]}
-		e.Fields = fields
+	if r.f.l.legacy {
+		a.f[0] = Field{ID: FieldD, Data: e.Data[:20:20]}
+		a.f[1] = Field{ID: FieldN, Data: e.Data[20:]}
+		e.Fields = a.f[:2:2]
 		return e, nil
 	}
 	if len(t.Fields) == 0 { // unknown template, allowed
 		return e, nil
 	}
-	if err := splitFields(data, t, r.f.order, fields); err != nil {
+	var fields []Field
+	if len(t.Fields) <= len(a.f) {
+		fields = a.f[:len(t.Fields):len(t.Fields)]
+	} else {
+		fields = make([]Field, len(t.Fields))
+	}
+	if err := splitFields(e.Data, t, r.f.order, fields); err != nil {
 		var fe *fieldError
 		if errors.As(err, &fe) {
-			return nil, r.f.fail(rec.dataAt+int64(fe.off), fe.id, fe.err)
+			return nil, r.f.fail(r.f.start+int64(r.f.l.dataAt+fe.off), fe.id, fe.err)
 		}
-		return nil, r.f.fail(rec.start, "template data", err)
+		return nil, r.f.fail(r.f.start, "template data", err)
 	}
 	e.Fields = fields
 	return e, nil

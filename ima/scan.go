@@ -87,18 +87,14 @@ func (s *Scanner) Next() (*Entry, error) {
 }
 
 func (s *Scanner) next() (*Entry, error) {
-	var rec record
-	if err := s.f.next(&rec); err != nil {
+	e := &s.e
+	if err := s.f.next(e); err != nil {
 		return nil, err
 	}
-	e := &s.e
-	e.PCR = rec.pcr
-	e.Digest = rec.digest
-	if string(rec.name) != string(s.name) {
-		s.name = append(s.name[:0], rec.name...)
-		e.Template = string(rec.name)
+	if string(s.f.name) != string(s.name) {
+		s.name = append(s.name[:0], s.f.name...)
+		e.Template = string(s.f.name)
 	}
-	e.Data = rec.data
 	e.Order = s.f.order
 	e.Fields = nil
 	return e, nil

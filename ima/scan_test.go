@@ -62,6 +62,11 @@ func compareScan(t *testing.T, data []byte, opts ReaderOptions) int {
 			if gerr == nil && framingError(werr) {
 				t.Fatalf("entry %d: reader %v, scanner ok", n, werr)
 			}
+			// Both read through one framer: a framing error is the same
+			// error, offset and field, and so is the end.
+			if framingError(werr) && (werr.Error() != gerr.Error() || r.Offset() != s.Offset() || r.TrailingNewline() != s.TrailingNewline()) {
+				t.Fatalf("entry %d: reader %v at %d, scanner %v at %d", n, werr, r.Offset(), gerr, s.Offset())
+			}
 			// Otherwise the Reader stopped on a check that only it makes
 			// (template names, field layout).
 			return n
@@ -70,6 +75,59 @@ func compareScan(t *testing.T, data []byte, opts ReaderOptions) int {
 			t.Fatalf("entry %d differs:\nreader  %d %x %s %d bytes\nscanner %d %x %s %d bytes", n, want.PCR, want.Digest, want.Template, len(want.Data), got.PCR, got.Digest, got.Template, len(got.Data))
 		}
 		n++
+	}
+}
+
+// TestScannerTPM2TSS reads the tpm2-tss sml-*.bin lists with the Scanner:
+// the entry counts, the stray final 0x0a of two of them and the byte offsets
+// of the cut records are those counted from the files (see
+// TestTPM2TSS), the same as Reader's.
+func TestScannerTPM2TSS(t *testing.T) {
+	dir := "public/tpm2-tss/test/data/fapi/eventlog/"
+	for _, tc := range []struct {
+		file     string
+		dsize    int
+		entries  int
+		trailing bool
+		cutAt    int64
+		field    string
+	}{
+		{"sml-ima-sha1.bin", 20, 12, true, 0, ""},
+		{"sml-ima-ng-sha1.bin", 20, 6, true, 0, ""},
+		{"sml-ima-sig-sha256.bin", 20, 9, false, 0x3db, "record header"},
+		{"sml-ima-sha1-invalidated.bin", 20, 1, false, 0, ""},
+		// The only record declares 49 bytes of template data and has 48:
+		// the error names the start of its template data, 8+20+6+4 bytes in.
+		{"sml-ima-ng-sha1-invalidated.bin", 20, 0, false, 0x26, "template data"},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			data := readFixture(t, dir+tc.file)
+			s := NewScanner(bytes.NewReader(data), binary.LittleEndian, tc.dsize)
+			n := 0
+			var err error
+			for _, err = range s.All() {
+				if err != nil {
+					break
+				}
+				n++
+			}
+			if n != tc.entries || s.TrailingNewline() != tc.trailing {
+				t.Fatalf("%d entries, trailing newline %v; want %d, %v", n, s.TrailingNewline(), tc.entries, tc.trailing)
+			}
+			if tc.cutAt == 0 {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if want := int64(len(data)); s.Offset() != want {
+					t.Fatalf("offset %d, want %d", s.Offset(), want)
+				}
+				return
+			}
+			fe, ok := isFormatErr(err)
+			if !ok || !errors.Is(err, io.ErrUnexpectedEOF) || fe.Offset != tc.cutAt || fe.Entry != tc.entries || fe.Field != tc.field {
+				t.Fatalf("err = %v, want a cut %s at 0x%x, entry %d", err, tc.field, tc.cutAt, tc.entries)
+			}
+		})
 	}
 }
 

@@ -8,7 +8,7 @@ import (
 	"testing"
 )
 
-// shared is the fixture tree next to the repository (see /work/notes).
+// shared is the fixture tree next to the repository (../shared).
 const shared = "../../shared/fixtures"
 
 func readShared(t *testing.T, rel string) []byte {
