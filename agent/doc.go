@@ -46,6 +46,19 @@
 // (a different /proc/sys/kernel/random/boot_id) does that by itself, moving
 // the old list to <state-dir>/previous/<boot id>/.
 //
+// # The gate (gate.go, gatepolicy.go)
+//
+// StartGate (RunGate, `imago agent --watch`) holds execs and opens on the
+// watched filesystems (package gate, fanotify permission events) until the
+// policy (package policy, ima-spec.md §8) has been evaluated on facts read
+// at the edge (internal/fsfacts), the file measured through the event's own
+// descriptor, listed, extended and, under an appraise rule, appraised
+// against a keyring (package ima/digsig). Cached decisions (once per file
+// version) are answered on the gate's reading thread; measurements by its
+// workers. ToMToU and open-writers violations are listed as the kernel lists
+// them (§5): zero digest, 0xFF extended, counted in the violations export.
+// The agent never forks or execs, and its own opens are answered at once.
+//
 // Pure decisions (stage transitions, bank choice, aggregate, per-bank
 // digests) are plain functions in decide.go and digests.go; the I/O is in
 // agent.go, recover.go, server.go and exports.go.

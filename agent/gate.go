@@ -44,6 +44,10 @@ type GateConfig struct {
 	FailClosed     bool
 	// Ready, if set, is closed once the gate is marked and reading.
 	Ready chan<- struct{}
+	// NoIgnoreMarks keeps every exec reported even where the kernel could
+	// be asked to skip the execs of a measured, unchanged file (see
+	// Needs.ExecCacheable); for benchmarks of the gate's own path.
+	NoIgnoreMarks bool
 }
 
 // RunGate runs the agent (as Run does) with the gate on cfg.Mounts. The
@@ -107,15 +111,24 @@ func (a *Agent) StartGate(ctx context.Context, gc GateConfig) (*RunningGate, err
 	}
 	h := &gateHandler{a: a, cfg: gc, log: a.log, needs: gc.Policy.Needs(),
 		versions: map[fileKey]map[fileVersion]*versionInfo{}, inodes: map[fileKey]*inodeInfo{}, execs: map[int]fileKey{},
-		tmpls: map[string]*ima.Template{}}
+		ignored: map[fileKey]struct{}{}, tmpls: map[string]*ima.Template{}}
+	// With FILE_CHECK rules the exec event stays: it tells the exec's own
+	// FAN_OPEN_PERM from an ordinary open without reading
+	// /proc/<tid>/syscall, which costs more (wait_task_inactive) than the
+	// exec event saves.
+	h.ignoreMarks = !gc.NoIgnoreMarks && h.needs.ExecCacheable && !h.needs.Opens && ignorableTemplate(a.tmpl)
 	g, err := gate.New(gate.Config{Mounts: gc.Mounts, Opens: h.needs.Opens, Closes: h.needs.Opens && h.needs.Measure,
-		Handler: h, Workers: gc.Workers, Queue: gc.Queue, Timeout: gc.Timeout, FailClosed: gc.FailClosed, Logger: a.log})
+		// FAN_CLOSE_WRITE is where the kernel notices a change
+		// (ima_check_last_writer): size and times can stay the same.
+		CloseWrites: h.needs.Measure || h.needs.Appraise || h.ignoreMarks,
+		Handler:     h, Workers: gc.Workers, Queue: gc.Queue, Timeout: gc.Timeout, FailClosed: gc.FailClosed, Logger: a.log})
 	if err != nil {
 		return nil, err
 	}
 	r := &RunningGate{g: g, h: h, done: make(chan error, 1)}
 	go func() { r.done <- g.Run(ctx) }()
 	a.log.Info("gate: watching", "mounts", gc.Mounts, "opens", h.needs.Opens, "appraise", gc.Appraise.String(),
+		"kernel_exec_cache", h.ignoreMarks,
 		"fail", map[bool]string{true: "closed", false: "open"}[gc.FailClosed])
 	if gc.Ready != nil {
 		close(gc.Ready)
@@ -138,7 +151,6 @@ type fileVersion struct {
 // measured into and its appraisal result.
 type versionInfo struct {
 	measured  map[uint32]bool
-	digests   map[ima.HashAlg][]byte
 	appraised bool
 	appErr    error // nil: passed
 }
@@ -166,8 +178,12 @@ type gateHandler struct {
 	nvers    int
 	inodes   map[fileKey]*inodeInfo
 	execs    map[int]fileKey // thread -> file of its exec event, until its next open event
-	tmpls    map[string]*ima.Template
-	st       GateStats
+	// ignoreMarks: execs of measured files are left to the kernel's
+	// ignore marks (gate.Event.IgnoreExecs); ignored holds those inodes.
+	ignoreMarks bool
+	ignored     map[fileKey]struct{}
+	tmpls       map[string]*ima.Template
+	st          GateStats
 }
 
 func (h *gateHandler) stats() GateStats {
@@ -256,6 +272,9 @@ func (h *gateHandler) prepare(ev *gate.Event) *prepared {
 		// The FAN_OPEN_PERM of the exec's own open follows from the same
 		// thread: remember it, to spare the /proc/<tid>/syscall read.
 		h.mu.Lock()
+		if len(h.execs) >= maxTracked {
+			clear(h.execs) // threads that exited after an exec event
+		}
 		h.execs[ev.Pid] = key
 		h.mu.Unlock()
 	}
@@ -342,6 +361,9 @@ func (h *gateHandler) prepare(ev *gate.Event) *prepared {
 	h.mu.Unlock()
 	if hit {
 		p.verdict = h.appraisalVerdict(p.v, vi.appErr, ev)
+		if p.verdict == gate.Allow {
+			h.ignoreExecs(ev, p.ver.fileKey, p.v, nil)
+		}
 		return p
 	}
 	p.done = false
@@ -439,6 +461,12 @@ func (h *gateHandler) Closed(ev *gate.Event) {
 	defer h.mu.Unlock()
 	in := h.inodes[key]
 	if ev.Mask&unix.FAN_CLOSE_WRITE != 0 {
+		if _, ok := h.ignored[key]; ok {
+			delete(h.ignored, key)
+			if err := ev.Unignore(); err != nil {
+				h.log.Error("gate: exec cache", "err", err)
+			}
+		}
 		h.nvers -= len(h.versions[key])
 		delete(h.versions, key)
 		if in != nil && in.writers > 0 {
@@ -618,7 +646,60 @@ func (h *gateHandler) measureAppraise(ev *gate.Event, st *unix.Stat_t, ver fileV
 		}
 		h.mu.Unlock()
 	}
-	return h.appraisalVerdict(v, appErr, ev), nil
+	verdict := h.appraisalVerdict(v, appErr, ev)
+	if stable && verdict == gate.Allow {
+		h.ignoreExecs(ev, ver.fileKey, v, tmpl)
+	}
+	return verdict, nil
+}
+
+// ignoreExecs asks the kernel to stop reporting execs of an exec event's
+// file until it is modified, when the decision allows it (Needs.
+// ExecCacheable, no appraisal, a template without fields that change
+// without a write). tmpl is the template the entry used (nil: look it up).
+func (h *gateHandler) ignoreExecs(ev *gate.Event, key fileKey, v Verdict, tmpl *ima.Template) {
+	if !h.ignoreMarks || ev.Kind != gate.Exec || v.Appraise {
+		return
+	}
+	if v.Template != "" {
+		if tmpl == nil {
+			t, err := h.template(v.Template)
+			if err != nil {
+				return
+			}
+			tmpl = t
+		}
+		if !ignorableTemplate(tmpl) {
+			return
+		}
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, ok := h.ignored[key]; ok {
+		return
+	}
+	flushed, err := ev.IgnoreExecs()
+	if flushed {
+		clear(h.ignored)
+	}
+	if err != nil {
+		h.log.Warn("gate: exec cache", "err", err)
+		return
+	}
+	h.ignored[key] = struct{}{}
+}
+
+// ignorableTemplate: a template whose fields change only with the file's
+// content (the signature, owner and mode fields change without a write).
+func ignorableTemplate(t *ima.Template) bool {
+	for _, id := range t.Fields {
+		switch id {
+		case ima.FieldD, ima.FieldN, ima.FieldDNG, ima.FieldDNGv2, ima.FieldNNG, ima.FieldBuf:
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // fixable: ima_appraise=fix rewrites a missing or hash value, never a

@@ -61,6 +61,12 @@ type Needs struct {
 	Measure bool
 	// Appraise: the policy has an appraise rule.
 	Appraise bool
+	// ExecCacheable: the decision for an exec depends on nothing but the
+	// file's content and filesystem: no rule that can apply to
+	// BPRM_CHECK appraises or tests the process, the owner or a label. The
+	// kernel can then be asked to stop reporting a measured file's execs
+	// until it is modified (gate.Event.IgnoreExecs).
+	ExecCacheable bool
 }
 
 // Verdict is a policy decision for one event: the first matching rule of
@@ -133,9 +139,18 @@ type policyGate struct {
 // NewGatePolicy evaluates p for the gate. It reads the rules once to learn
 // which facts they test.
 func NewGatePolicy(p *policy.Policy) GatePolicy {
-	var n Needs
+	n := Needs{ExecCacheable: true}
 	for i := range p.Rules {
 		r := &p.Rules[i]
+		if r.Func == policy.FuncNone || r.Func == policy.BprmCheck {
+			subject := r.UID.Set || r.EUID.Set || r.GID.Set || r.EGID.Set || r.FOwner.Set || r.FGroup.Set
+			for _, l := range r.LSM {
+				subject = subject || l != ""
+			}
+			if subject || r.Action == policy.Appraise {
+				n.ExecCacheable = false
+			}
+		}
 		if r.HasFSMagic || r.HasFSUUID || r.FSName != "" {
 			n.FS = true
 		}

@@ -31,5 +31,10 @@
 // the opener's system call can be read from /proc/<tid>/syscall while it
 // waits.
 //
+// A handler may answer cached decisions on the reading thread
+// (FastDecider), and may ask the kernel to stop reporting the execs of a
+// file until it is modified (Event.IgnoreExecs: a fanotify ignore mark),
+// which makes a cached exec cost what the kernel's own check costs.
+//
 // gate_other.go: New returns ErrNotSupported off Linux.
 package gate

@@ -57,6 +57,8 @@ type Event struct {
 	Received time.Time
 	// State is the handler's own: what FastDecider.Fast found, for Decide.
 	State any
+
+	g *Gate
 }
 
 // Verdict is a permission answer.
@@ -109,9 +111,10 @@ type Config struct {
 	// Opens also marks FAN_OPEN_PERM (FILE_CHECK); without it only execs
 	// (and closes) are seen.
 	Opens bool
-	// Closes marks FAN_CLOSE_WRITE and FAN_CLOSE_NOWRITE.
-	Closes  bool
-	Handler Handler
+	// Closes marks FAN_CLOSE_WRITE and FAN_CLOSE_NOWRITE; CloseWrites
+	// FAN_CLOSE_WRITE alone (what Event.Unignore needs).
+	Closes, CloseWrites bool
+	Handler             Handler
 	// Workers decide permission events (0: DefaultWorkers); Queue bounds
 	// the events waiting for a worker (0: DefaultQueue).
 	Workers, Queue int
@@ -135,6 +138,9 @@ type Stats struct {
 	// FastTime is the time from reading to deciding the events Fast
 	// answered: the gate's own cost of a cached decision.
 	FastTime time.Duration
+	// Ignored counts the inodes whose execs the kernel stopped reporting
+	// (Event.IgnoreExecs).
+	Ignored uint64
 }
 
 func (c *Config) setDefaults() {

@@ -18,21 +18,23 @@ import (
 
 // Gate is a running fanotify gate.
 type Gate struct {
-	cfg   Config
-	fd    int // the fanotify group (non-blocking)
-	wake  int // eventfd that stops the reading thread
-	fast  FastDecider
-	audit bool
-	tid   bool // FAN_REPORT_TID: Event.Pid is a thread id
-	marks map[string]string
-	self  int
-	queue chan *pending
+	cfg      Config
+	fd       int // the fanotify group (non-blocking)
+	wake     int // eventfd that stops the reading thread
+	fast     FastDecider
+	audit    bool
+	tid      bool // FAN_REPORT_TID: Event.Pid is a thread id
+	marks    map[string]string
+	self     int
+	queue    chan *pending
+	ignMu    sync.Mutex
+	ignoredN int
 	// closeMu guards closing fd against late answers (a timer firing
 	// after Run returned).
 	closeMu sync.RWMutex
 	closed  bool
 
-	events, allowed, denied, selfN, full, timedOut, closes, overflows, fastN, fastT, busy atomic.Uint64
+	events, allowed, denied, selfN, full, timedOut, closes, overflows, fastN, fastT, busy, ignored atomic.Uint64
 }
 
 // pending is a permission event on its way to an answer.
@@ -102,6 +104,9 @@ func New(cfg Config) (*Gate, error) {
 	if cfg.Closes {
 		mask |= unix.FAN_CLOSE_WRITE | unix.FAN_CLOSE_NOWRITE
 	}
+	if cfg.CloseWrites {
+		mask |= unix.FAN_CLOSE_WRITE
+	}
 	for _, m := range cfg.Mounts {
 		err := unix.FanotifyMark(fd, unix.FAN_MARK_ADD|unix.FAN_MARK_FILESYSTEM, mask, unix.AT_FDCWD, m)
 		kind := "filesystem"
@@ -137,7 +142,8 @@ func (g *Gate) Stats() Stats {
 	return Stats{Events: g.events.Load(), Allowed: g.allowed.Load(), Denied: g.denied.Load(),
 		Self: g.selfN.Load(), QueueFull: g.full.Load(), TimedOut: g.timedOut.Load(),
 		Closes: g.closes.Load(), Overflows: g.overflows.Load(), Fast: g.fastN.Load(),
-		ReaderBusy: time.Duration(g.busy.Load()), FastTime: time.Duration(g.fastT.Load())}
+		ReaderBusy: time.Duration(g.busy.Load()), FastTime: time.Duration(g.fastT.Load()),
+		Ignored: g.ignored.Load()}
 }
 
 // Run reads and answers events until ctx is done, then closes the group
@@ -274,7 +280,7 @@ func (g *Gate) dispatch(mask uint64, fd, pid int) {
 	const perm = unix.FAN_OPEN_PERM | unix.FAN_OPEN_EXEC_PERM
 	if mask&perm == 0 {
 		g.closes.Add(1)
-		ev := Event{Kind: CloseNoWrite, Fd: fd, Pid: pid, Mask: mask, Received: time.Now()}
+		ev := Event{Kind: CloseNoWrite, Fd: fd, Pid: pid, Mask: mask, Received: time.Now(), g: g}
 		if mask&unix.FAN_CLOSE_WRITE != 0 {
 			ev.Kind = CloseWrite
 		}
@@ -292,7 +298,7 @@ func (g *Gate) dispatch(mask uint64, fd, pid int) {
 		unix.Close(fd)
 		return
 	}
-	p := &pending{ev: Event{Kind: Open, Fd: fd, Pid: pid, Mask: mask, Received: time.Now()}}
+	p := &pending{ev: Event{Kind: Open, Fd: fd, Pid: pid, Mask: mask, Received: time.Now(), g: g}}
 	if mask&unix.FAN_OPEN_EXEC_PERM != 0 {
 		p.ev.Kind = Exec
 	}
@@ -322,6 +328,61 @@ func (g *Gate) dispatch(mask uint64, fd, pid int) {
 		g.answer(p, v, &g.full)
 		unix.Close(fd)
 	}
+}
+
+// MaxIgnored bounds the inodes the gate asks the kernel to stop reporting
+// execs of (each is an inode mark); past it the marks are flushed and the
+// cache starts again.
+const MaxIgnored = 16384
+
+// IgnoreExecs asks the kernel to stop reporting execs of the event's inode
+// until the inode is modified: an ignore mask (FAN_MARK_IGNORED_MASK,
+// without FAN_MARK_IGNORED_SURV_MODIFY) on the inode, which the kernel
+// clears on the next write or truncate (FS_MODIFY). A cached exec then costs
+// what the kernel's own cached check costs, nothing of the gate's. Use it
+// only for a decision that depends on nothing but the file's content and
+// filesystem (not on the process, the owner or the xattrs, which change
+// without FS_MODIFY), and with Config.CloseWrites, calling Unignore on
+// every FAN_CLOSE_WRITE of an ignored inode: writes through a shared
+// mapping raise no FS_MODIFY, but their file's last close does raise
+// FAN_CLOSE_WRITE, which is where the kernel's IMA notices them too.
+//
+// flushed reports that the marks were flushed first (MaxIgnored): every
+// inode ignored before is reported again.
+func (ev *Event) IgnoreExecs() (flushed bool, err error) {
+	g := ev.g
+	if g == nil {
+		return false, ErrNotSupported
+	}
+	g.ignMu.Lock()
+	defer g.ignMu.Unlock()
+	if g.ignoredN >= MaxIgnored {
+		// Without FAN_MARK_MOUNT or FAN_MARK_FILESYSTEM, a flush removes
+		// the inode marks only: the ignore marks.
+		if err := unix.FanotifyMark(g.fd, unix.FAN_MARK_FLUSH, 0, unix.AT_FDCWD, ""); err != nil {
+			return false, fmt.Errorf("gate: flushing ignore marks: %w", err)
+		}
+		g.ignoredN, flushed = 0, true
+	}
+	if err := unix.FanotifyMark(g.fd, unix.FAN_MARK_ADD|unix.FAN_MARK_IGNORED_MASK, unix.FAN_OPEN_EXEC_PERM, ev.Fd, ""); err != nil {
+		return flushed, fmt.Errorf("gate: ignore mark: %w", err)
+	}
+	g.ignoredN++
+	g.ignored.Add(1)
+	return flushed, nil
+}
+
+// Unignore removes the event's inode's ignore mask (after IgnoreExecs), so
+// that its next exec is reported again.
+func (ev *Event) Unignore() error {
+	if ev.g == nil {
+		return ErrNotSupported
+	}
+	err := unix.FanotifyMark(ev.g.fd, unix.FAN_MARK_REMOVE|unix.FAN_MARK_IGNORED_MASK, unix.FAN_OPEN_EXEC_PERM, ev.Fd, "")
+	if err != nil && err != unix.ENOENT {
+		return fmt.Errorf("gate: removing an ignore mark: %w", err)
+	}
+	return nil
 }
 
 // isSelf reports whether thread tid belongs to this process: tgkill with

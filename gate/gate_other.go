@@ -18,3 +18,9 @@ func (g *Gate) Stats() Stats { return Stats{} }
 
 // Marks returns nothing.
 func (g *Gate) Marks() map[string]string { return nil }
+
+// IgnoreExecs returns ErrNotSupported.
+func (ev *Event) IgnoreExecs() (bool, error) { return false, ErrNotSupported }
+
+// Unignore returns ErrNotSupported.
+func (ev *Event) Unignore() error { return ErrNotSupported }
