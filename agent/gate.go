@@ -818,34 +818,18 @@ func fgetxattr(fd int, name string) []byte {
 	}
 }
 
-// fdSigFields is sigFields for an open file whose security.ima is ima.
+// fdSigFields is sigFields for an open file whose security.ima is imaValue.
 func fdSigFields(fd int, imaValue []byte) (sig, evmsig []byte) {
-	if v := fgetxattr(fd, "security.evm"); len(v) > 0 && v[0] == xattrPortableSig {
-		evmsig = v
-	}
-	if len(imaValue) > 0 && (imaValue[0] == xattrDigsig || imaValue[0] == xattrVeritySig) {
-		return imaValue, evmsig
-	}
-	return evmsig, evmsig
+	return sigFieldsOf(imaValue, fgetxattr(fd, "security.evm"))
 }
 
-// xattrHashAlg is fileHashAlg for a security.ima value.
+// xattrHashAlg is fileHashAlg for a security.ima value: the kernel's choice
+// (digsig.HashAlgOf), if imago can compute it.
 func xattrHashAlg(v []byte, def ima.HashAlg) ima.HashAlg {
-	var alg ima.HashAlg
-	switch {
-	case len(v) >= 3 && v[0] == xattrDigsig && (v[1] == 2 || v[1] == 3):
-		alg = ima.HashAlg(v[2])
-	case len(v) >= 3 && v[0] == xattrVeritySig && v[1] == 3:
-		alg = ima.HashAlg(v[2])
-	case len(v) >= 2 && v[0] == xattrDigestNG:
-		alg = ima.HashAlg(v[1])
-	default:
-		return def
+	if alg := digsig.HashAlgOf(v, def); alg.New() != nil {
+		return alg
 	}
-	if !alg.Valid() || alg.New() == nil {
-		return def
-	}
-	return alg
+	return def
 }
 
 // preader reads an fd with pread from its own offset.

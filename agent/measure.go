@@ -238,11 +238,18 @@ func getxattr(path, name string) []byte {
 // sig is security.ima when it holds a signature (0x03, 0x06), else
 // security.evm when it is a portable signature (0x05); evmsig is the latter.
 func sigFields(path string) (sig, evmsig []byte) {
-	if v := getxattr(path, "security.evm"); len(v) > 0 && v[0] == xattrPortableSig {
-		evmsig = v
+	return sigFieldsOf(getxattr(path, "security.ima"), getxattr(path, "security.evm"))
+}
+
+// sigFieldsOf picks the sig and evmsig field values from a file's
+// security.ima and security.evm (ima-spec.md §3.3): sig is security.ima when
+// it holds a signature, else an EVM portable signature; evmsig is the latter.
+func sigFieldsOf(imaValue, evmValue []byte) (sig, evmsig []byte) {
+	if len(evmValue) > 0 && evmValue[0] == xattrPortableSig {
+		evmsig = evmValue
 	}
-	if v := getxattr(path, "security.ima"); len(v) > 0 && (v[0] == xattrDigsig || v[0] == xattrVeritySig) {
-		return v, evmsig
+	if len(imaValue) > 0 && (imaValue[0] == xattrDigsig || imaValue[0] == xattrVeritySig) {
+		return imaValue, evmsig
 	}
 	return evmsig, evmsig
 }
@@ -251,20 +258,5 @@ func sigFields(path string) (sig, evmsig []byte) {
 // (ima-spec.md §3.5): a signature v2/v3 or a digest-ng security.ima names it
 // (if it can be computed), otherwise ima_hash_algo.
 func fileHashAlg(path string, def ima.HashAlg) ima.HashAlg {
-	v := getxattr(path, "security.ima")
-	var alg ima.HashAlg
-	switch {
-	case len(v) >= 3 && v[0] == xattrDigsig && (v[1] == 2 || v[1] == 3):
-		alg = ima.HashAlg(v[2])
-	case len(v) >= 3 && v[0] == xattrVeritySig && v[1] == 3:
-		alg = ima.HashAlg(v[2])
-	case len(v) >= 2 && v[0] == xattrDigestNG:
-		alg = ima.HashAlg(v[1])
-	default:
-		return def
-	}
-	if !alg.Valid() || alg.New() == nil {
-		return def
-	}
-	return alg
+	return xattrHashAlg(getxattr(path, "security.ima"), def)
 }

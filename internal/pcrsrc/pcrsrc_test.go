@@ -2,21 +2,19 @@ package pcrsrc
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha1"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/imago-ima/imago/pcr"
+	"github.com/imago-ima/imago/tpm/tpmtest"
 )
 
 const fixtures = "../../../shared/fixtures"
@@ -132,7 +130,7 @@ func TestLoadSysfs(t *testing.T) {
 // TestTPM2PCRReadSwtpm runs the installed tpm2_pcrread against a swtpm, after
 // extending PCR 10 in both banks with tpm2_pcrextend, and parses its output.
 func TestTPM2PCRReadSwtpm(t *testing.T) {
-	for _, tool := range []string{"swtpm", "swtpm_setup", "tpm2_pcrread", "tpm2_pcrextend"} {
+	for _, tool := range []string{"tpm2_pcrread", "tpm2_pcrextend"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Skipf("%s not installed", tool)
 		}
@@ -140,33 +138,9 @@ func TestTPM2PCRReadSwtpm(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short")
 	}
-	state := t.TempDir()
-	if out, err := exec.Command("swtpm_setup", "--tpm2", "--tpmstate", state, "--pcr-banks", "sha1,sha256").CombinedOutput(); err != nil {
-		t.Skipf("swtpm_setup: %v\n%s", err, out)
-	}
-	port := freePortPair(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	srv := exec.CommandContext(ctx, "swtpm", "socket", "--tpm2", "--tpmstate", "dir="+state,
-		"--server", fmt.Sprintf("type=tcp,port=%d,bindaddr=127.0.0.1", port),
-		"--ctrl", fmt.Sprintf("type=tcp,port=%d,bindaddr=127.0.0.1", port+1),
-		"--flags", "not-need-init,startup-clear")
-	if err := srv.Start(); err != nil {
-		t.Skipf("swtpm: %v", err)
-	}
-	defer srv.Wait()
-	defer cancel()
-	tcti := fmt.Sprintf("swtpm:host=127.0.0.1,port=%d", port)
-	for i := 0; ; i++ {
-		if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
-			c.Close()
-			break
-		}
-		if i == 50 {
-			t.Fatal("swtpm did not listen")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	sw := tpmtest.New(t, tpmtest.Options{Banks: []string{"sha1", "sha256"}})
+	sw.Start()
+	tcti := sw.TCTI()
 	d1 := bytes.Repeat([]byte{0x11}, 20)
 	d2 := bytes.Repeat([]byte{0x22}, 32)
 	arg := fmt.Sprintf("10:sha1=%x,sha256=%x", d1, d2)
@@ -192,23 +166,4 @@ func TestTPM2PCRReadSwtpm(t *testing.T) {
 	if len(s[pcr.SHA1]) != 24 || len(s[pcr.SHA256]) != 24 {
 		t.Errorf("banks: %d %d PCRs", len(s[pcr.SHA1]), len(s[pcr.SHA256]))
 	}
-}
-
-// freePortPair finds a loopback port p with p+1 also free.
-func freePortPair(t *testing.T) int {
-	for range 20 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Skip(err)
-		}
-		p := l.Addr().(*net.TCPAddr).Port
-		l2, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p+1))
-		l.Close()
-		if err == nil {
-			l2.Close()
-			return p
-		}
-	}
-	t.Skip("no free port pair")
-	return 0
 }
