@@ -111,16 +111,20 @@ func (a *Agent) StartGate(ctx context.Context, gc GateConfig) (*RunningGate, err
 	}
 	h := &gateHandler{a: a, cfg: gc, log: a.log, needs: gc.Policy.Needs(),
 		versions: map[fileKey]map[fileVersion]*versionInfo{}, inodes: map[fileKey]*inodeInfo{}, execs: map[int]fileKey{},
-		ignored: map[fileKey]struct{}{}, tmpls: map[string]*ima.Template{}}
-	// With FILE_CHECK rules the exec event stays: it tells the exec's own
+		ignored: map[fileKey]ignoreSet{}, inert: map[uint64]bool{}, tmpls: map[string]*ima.Template{}}
+	// Under a policy with FILE_CHECK rules, the opens of a file are left
+	// to the kernel only on filesystems where no open can be measured or
+	// appraised (GatePolicy.FileCheckInert), and its execs only there too:
+	// elsewhere the exec event stays, as it tells the exec's own
 	// FAN_OPEN_PERM from an ordinary open without reading
 	// /proc/<tid>/syscall, which costs more (wait_task_inactive) than the
 	// exec event saves.
-	h.ignoreMarks = !gc.NoIgnoreMarks && h.needs.ExecCacheable && !h.needs.Opens && ignorableTemplate(a.tmpl)
+	h.ignoreMarks = !gc.NoIgnoreMarks && h.needs.ExecCacheable && ignorableTemplate(a.tmpl)
+	h.openMarks = !gc.NoIgnoreMarks && h.needs.Opens
 	g, err := gate.New(gate.Config{Mounts: gc.Mounts, Opens: h.needs.Opens, Closes: h.needs.Opens && h.needs.Measure,
 		// FAN_CLOSE_WRITE is where the kernel notices a change
 		// (ima_check_last_writer): size and times can stay the same.
-		CloseWrites: h.needs.Measure || h.needs.Appraise || h.ignoreMarks,
+		CloseWrites: h.needs.Measure || h.needs.Appraise || h.ignoreMarks || h.openMarks,
 		Handler:     h, Workers: gc.Workers, Queue: gc.Queue, Timeout: gc.Timeout, FailClosed: gc.FailClosed, Logger: a.log})
 	if err != nil {
 		return nil, err
@@ -128,7 +132,7 @@ func (a *Agent) StartGate(ctx context.Context, gc GateConfig) (*RunningGate, err
 	r := &RunningGate{g: g, h: h, done: make(chan error, 1)}
 	go func() { r.done <- g.Run(ctx) }()
 	a.log.Info("gate: watching", "mounts", gc.Mounts, "opens", h.needs.Opens, "appraise", gc.Appraise.String(),
-		"kernel_exec_cache", h.ignoreMarks,
+		"kernel_exec_cache", h.ignoreMarks, "kernel_open_cache", h.openMarks,
 		"fail", map[bool]string{true: "closed", false: "open"}[gc.FailClosed])
 	if gc.Ready != nil {
 		close(gc.Ready)
@@ -179,12 +183,27 @@ type gateHandler struct {
 	inodes   map[fileKey]*inodeInfo
 	execs    map[int]fileKey // thread -> file of its exec event, until its next open event
 	// ignoreMarks: execs of measured files are left to the kernel's
-	// ignore marks (gate.Event.IgnoreExecs); ignored holds those inodes.
-	ignoreMarks bool
-	ignored     map[fileKey]struct{}
+	// ignore marks (gate.Event.Ignore); openMarks: so are the opens of
+	// files on filesystems where no open matters (inert). ignored holds
+	// the inodes marked and what for.
+	ignoreMarks, openMarks bool
+	ignored                map[fileKey]ignoreSet
+	inert                  map[uint64]bool // by device: GatePolicy.FileCheckInert
+	// closeWrites counts FAN_CLOSE_WRITE events: an ignore mark for a
+	// decision made before a close after writing is not set (the close's
+	// Unignore may have come first).
+	closeWrites uint64
 	tmpls       map[string]*ima.Template
 	st          GateStats
 }
+
+// ignoreSet is what an inode's ignore mark covers.
+type ignoreSet uint8
+
+const (
+	ignoreExec  ignoreSet = 1 << iota // FAN_OPEN_EXEC_PERM
+	ignoreOpens                       // FAN_OPEN_PERM and FAN_CLOSE_NOWRITE
+)
 
 func (h *gateHandler) stats() GateStats {
 	h.mu.Lock()
@@ -212,6 +231,8 @@ type prepared struct {
 	tomtou, openWriters bool
 	done                bool
 	verdict             gate.Verdict
+	// gen is closeWrites when the event was read.
+	gen uint64
 }
 
 // Fast runs on the gate's reading thread: it gathers the facts, evaluates
@@ -240,7 +261,7 @@ func (h *gateHandler) Decide(ev *gate.Event) gate.Verdict {
 		return gate.Allow
 	}
 	denyOnError := p.v.Appraise && h.cfg.Appraise == AppraiseEnforce
-	verdict, err := h.measureAppraise(ev, &p.st, p.ver, p.v, p.writers)
+	verdict, err := h.measureAppraise(ev, &p.st, p.ver, p.v, p.writers, p.gen)
 	if err != nil {
 		h.count(&h.st.Errors)
 		h.log.Error("gate: measuring", "err", err, "deny", denyOnError)
@@ -266,6 +287,9 @@ func (h *gateHandler) prepare(ev *gate.Event) *prepared {
 	}
 	f := Facts{Hook: HookBPRM, Mask: fsfacts.MayExec, MaskKnown: true, FOwner: st.Uid, FGroup: st.Gid}
 	key := fileKey{st.Dev, st.Ino}
+	h.mu.Lock()
+	p.gen = h.closeWrites
+	h.mu.Unlock()
 	var flags uint64
 	flagsKnown := false
 	if ev.Kind == gate.Exec && h.needs.Opens {
@@ -286,6 +310,13 @@ func (h *gateHandler) prepare(ev *gate.Event) *prepared {
 			delete(h.execs, ev.Pid)
 		}
 		h.mu.Unlock()
+		if h.openMarks && h.inertFS(ev.Fd, st.Dev) {
+			// No open of this file can be measured, appraised or lead
+			// to a violation, whoever opens it and how: allow, and leave
+			// its opens to the kernel.
+			h.ignore(ev, key, ignoreOpens, p.gen)
+			return p
+		}
 		var (
 			fl  uint64
 			how fsfacts.How
@@ -362,7 +393,7 @@ func (h *gateHandler) prepare(ev *gate.Event) *prepared {
 	if hit {
 		p.verdict = h.appraisalVerdict(p.v, vi.appErr, ev)
 		if p.verdict == gate.Allow {
-			h.ignoreExecs(ev, p.ver.fileKey, p.v, nil)
+			h.ignoreExecs(ev, p.ver.fileKey, p.v, nil, p.gen)
 		}
 		return p
 	}
@@ -461,6 +492,7 @@ func (h *gateHandler) Closed(ev *gate.Event) {
 	defer h.mu.Unlock()
 	in := h.inodes[key]
 	if ev.Mask&unix.FAN_CLOSE_WRITE != 0 {
+		h.closeWrites++
 		if _, ok := h.ignored[key]; ok {
 			delete(h.ignored, key)
 			if err := ev.Unignore(); err != nil {
@@ -548,7 +580,7 @@ func (h *gateHandler) violation(ev *gate.Event, cause string) {
 
 // measureAppraise measures (once per file version and PCR) and appraises
 // (once per file version) the event's file.
-func (h *gateHandler) measureAppraise(ev *gate.Event, st *unix.Stat_t, ver fileVersion, v Verdict, writers bool) (gate.Verdict, error) {
+func (h *gateHandler) measureAppraise(ev *gate.Event, st *unix.Stat_t, ver fileVersion, v Verdict, writers bool, gen uint64) (gate.Verdict, error) {
 	tmpl, hashAlg, pcrIdx := h.a.params()
 	if v.Template != "" {
 		t, err := h.template(v.Template)
@@ -648,7 +680,7 @@ func (h *gateHandler) measureAppraise(ev *gate.Event, st *unix.Stat_t, ver fileV
 	}
 	verdict := h.appraisalVerdict(v, appErr, ev)
 	if stable && verdict == gate.Allow {
-		h.ignoreExecs(ev, ver.fileKey, v, tmpl)
+		h.ignoreExecs(ev, ver.fileKey, v, tmpl, gen)
 	}
 	return verdict, nil
 }
@@ -656,10 +688,21 @@ func (h *gateHandler) measureAppraise(ev *gate.Event, st *unix.Stat_t, ver fileV
 // ignoreExecs asks the kernel to stop reporting execs of an exec event's
 // file until it is modified, when the decision allows it (Needs.
 // ExecCacheable, no appraisal, a template without fields that change
-// without a write). tmpl is the template the entry used (nil: look it up).
-func (h *gateHandler) ignoreExecs(ev *gate.Event, key fileKey, v Verdict, tmpl *ima.Template) {
+// without a write). Under a policy with FILE_CHECK rules that is done only
+// on an inert filesystem (GatePolicy.FileCheckInert), whose opens are
+// ignored too: every event of a cached exec is then the kernel's. tmpl is
+// the template the entry used (nil: look it up); gen is closeWrites when
+// the event was read.
+func (h *gateHandler) ignoreExecs(ev *gate.Event, key fileKey, v Verdict, tmpl *ima.Template, gen uint64) {
 	if !h.ignoreMarks || ev.Kind != gate.Exec || v.Appraise {
 		return
+	}
+	what := ignoreExec
+	if h.needs.Opens {
+		if !h.openMarks || !h.inertFS(ev.Fd, key.dev) {
+			return
+		}
+		what |= ignoreOpens
 	}
 	if v.Template != "" {
 		if tmpl == nil {
@@ -673,20 +716,64 @@ func (h *gateHandler) ignoreExecs(ev *gate.Event, key fileKey, v Verdict, tmpl *
 			return
 		}
 	}
+	h.ignore(ev, key, what, gen)
+}
+
+// ignore sets an ignore mark for what on the event's inode, unless a close
+// after writing was seen since the event was read (gen): its Unignore may
+// have run before the mark is set, which would leave a changed file's
+// events ignored. h.mu is held while marking, so that Closed cannot run in
+// between.
+func (h *gateHandler) ignore(ev *gate.Event, key fileKey, what ignoreSet, gen uint64) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if _, ok := h.ignored[key]; ok {
+	have := h.ignored[key]
+	if have&what == what || h.closeWrites != gen {
 		return
 	}
-	flushed, err := ev.IgnoreExecs()
+	var kinds []gate.Kind
+	if what&ignoreExec != 0 {
+		kinds = append(kinds, gate.Exec)
+	}
+	if what&ignoreOpens != 0 {
+		kinds = append(kinds, gate.Open, gate.CloseNoWrite)
+	}
+	flushed, err := ev.Ignore(kinds...)
 	if flushed {
 		clear(h.ignored)
+		have = 0
 	}
 	if err != nil {
-		h.log.Warn("gate: exec cache", "err", err)
+		h.log.Warn("gate: kernel cache", "err", err)
 		return
 	}
-	h.ignored[key] = struct{}{}
+	h.ignored[key] = have | what
+}
+
+// inertFS reports GatePolicy.FileCheckInert for the filesystem of device
+// dev (fd is a file on it), cached per device.
+func (h *gateHandler) inertFS(fd int, dev uint64) bool {
+	h.mu.Lock()
+	v, ok := h.inert[dev]
+	h.mu.Unlock()
+	if ok {
+		return v
+	}
+	var fs fsfacts.FS
+	if h.needs.FS {
+		var err error
+		if fs, err = fsfacts.ReadFS(fd, dev); err != nil {
+			return false
+		}
+	}
+	v = h.cfg.Policy.FileCheckInert(fs)
+	h.mu.Lock()
+	if len(h.inert) >= maxTracked {
+		clear(h.inert)
+	}
+	h.inert[dev] = v
+	h.mu.Unlock()
+	return v
 }
 
 // ignorableTemplate: a template whose fields change only with the file's

@@ -299,6 +299,110 @@ func TestGateViolations(t *testing.T) {
 	}
 }
 
+// TestGateKernelCacheTCB: under the built-in tcb policy, whose FILE_CHECK
+// rules test the process (uid=0, euid=0), a tmpfs file's opens can never
+// be measured (tcb's `dont_measure fsmagic=0x1021994 func=FILE_CHECK`), so
+// the kernel is left every event of a cached exec there: executing the
+// measured file again raises no permission event at all. A write still
+// leads to a new measurement (the kernel clears the ignore mark on the
+// write; the gate removes it on the writer's close), and, as in the kernel,
+// no violation on tmpfs (IMA_MUST_MEASURE is never set there). On ramfs
+// (no dont_measure rule) every exec is still reported, and ToMToU and
+// open_writers are listed where ima_rdwr_violation_check would list them.
+// Digests are crypto/sha256 of the bytes.
+func TestGateKernelCacheTCB(t *testing.T) {
+	gatetest.RequireFanotify(t)
+	tmp, ram := gatetest.Mount(t, "tmpfs"), gatetest.Mount(t, "ramfs")
+	tprog, rprog := filepath.Join(tmp, "prog.sh"), filepath.Join(ram, "prog.sh")
+	tdata, twr, rwr := filepath.Join(tmp, "data.txt"), filepath.Join(tmp, "w.txt"), filepath.Join(ram, "w.txt")
+	writeScript(t, tprog, "# tmpfs v1")
+	writeScript(t, rprog, "# ramfs v1")
+	for _, f := range []string{tdata, twr, rwr} {
+		os.WriteFile(f, []byte("data\n"), 0o644)
+	}
+	tv1, rv1 := sha256Hex(t, tprog), sha256Hex(t, rprog)
+	tcb, err := policy.Builtin("tcb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sh := gatetest.StartShell(t)
+	cfg, logs := gateConfig(t, "none")
+	r := startGate(t, cfg, logs, tcb.Format(), GateConfig{Mounts: []string{tmp, ram}})
+	perms := func() uint64 { st := r.g.Stats().Gate; return st.Allowed + st.Denied }
+
+	sh.MustRun(tprog) // measured; its execs and opens are then the kernel's
+	before, closes := perms(), r.g.Stats().Gate.Closes
+	for range 3 {
+		sh.MustRun(tprog)
+	}
+	if got := perms(); got != before {
+		t.Errorf("cached execs under tcb on tmpfs raised %d permission events, want none", got-before)
+	}
+	time.Sleep(100 * time.Millisecond) // close events are asynchronous
+	if got := r.g.Stats().Gate.Closes; got != closes {
+		t.Errorf("cached execs raised %d close events, want none", got-closes)
+	}
+	// A reader, then a writer: no violation on tmpfs (the kernel would
+	// list none), and the changed file is measured again.
+	sh.MustRun("exec 3<" + tprog)
+	sh.MustRun("echo '# tmpfs v2' >> " + tprog)
+	sh.MustRun("exec 3<&-")
+	tv2 := sha256Hex(t, tprog)
+	sh.MustRun(tprog)
+	sh.MustRun(tprog)
+	sh.MustRun("exec 3<" + tdata + "; echo more >> " + tdata + "; exec 3<&-")
+	sh.MustRun("exec 4>>" + twr + "; cat " + twr + " >/dev/null; exec 4>&-")
+
+	// ramfs: reported every time.
+	sh.MustRun(rprog)
+	before = perms()
+	sh.MustRun(rprog)
+	if got := perms(); got == before {
+		t.Errorf("an exec on ramfs under tcb raised no permission event; want it reported (its opens can be measured)")
+	}
+	// ToMToU: root holds the measured file open for read, it is opened for
+	// write; then the new version is executed and measured.
+	sh.MustRun("exec 3<" + rprog)
+	sh.MustRun("echo '# ramfs v2' >> " + rprog)
+	sh.MustRun("exec 3<&-")
+	rv2 := sha256Hex(t, rprog)
+	sh.MustRun(rprog)
+	// open_writers: root reads a file open for write.
+	sh.MustRun("exec 4>>" + rwr + "; cat " + rwr + " >/dev/null; exec 4>&-")
+	st := r.g.Stats()
+	r.stop()
+
+	list := r.list()
+	for _, c := range []struct {
+		path string
+		want []string
+	}{
+		{tprog, []string{tv1, tv2}},
+		{rprog, []string{rv1, "violation", rv2}},
+		{rwr, []string{"violation", "measured"}},
+		{tdata, nil},
+		{twr, nil},
+	} {
+		var got []string
+		for _, e := range named(list, c.path) {
+			switch {
+			case e.IsViolation():
+				got = append(got, "violation")
+			case c.path == rwr:
+				got = append(got, "measured")
+			default:
+				got = append(got, entryDigest(e))
+			}
+		}
+		if strings.Join(got, ",") != strings.Join(c.want, ",") {
+			t.Errorf("%s: entries %q, want %q\n%s", c.path, got, c.want, logs)
+		}
+	}
+	if st.Violations != 2 || st.Gate.Ignored == 0 {
+		t.Errorf("stats %+v: want 2 violations and ignore marks set", st)
+	}
+}
+
 // makeKey makes an RSA key and a self-signed certificate with a
 // SubjectKeyIdentifier; it writes key.pem (for evmctl) and keys/cert.pem.
 func makeKey(t *testing.T) (keyPEM, keyDir string) {

@@ -65,7 +65,7 @@ type Needs struct {
 	// file's content and filesystem: no rule that can apply to
 	// BPRM_CHECK appraises or tests the process, the owner or a label. The
 	// kernel can then be asked to stop reporting a measured file's execs
-	// until it is modified (gate.Event.IgnoreExecs).
+	// until it is modified (gate.Event.Ignore).
 	ExecCacheable bool
 }
 
@@ -91,6 +91,15 @@ type GatePolicy interface {
 	// hook and mask test: the others need not be read (reading a process's
 	// credentials costs more than the rest of a cached decision).
 	Wants(hook Hook, mask fsfacts.Access) Wants
+	// FileCheckInert reports that no FILE_CHECK open of a file on a
+	// filesystem with these facts can be measured or appraised, whoever
+	// opens it, with whatever mask, owner or labels: every rule for
+	// FILE_CHECK that could apply is a dont_ rule decided by the
+	// filesystem alone, or no rule applies. Such opens also never lead to
+	// a violation: ima_rdwr_violation_check sets IMA_MUST_MEASURE, which
+	// ToMToU needs, and sends open_writers, only for an open a measure
+	// rule matches (ima-spec.md §5.1).
+	FileCheckInert(fs fsfacts.FS) bool
 }
 
 // Wants are the facts worth reading for one event.
@@ -199,6 +208,52 @@ func (g *policyGate) Wants(hook Hook, mask fsfacts.Access) Wants {
 		}
 	}
 	return w
+}
+
+func (g *policyGate) FileCheckInert(fs fsfacts.FS) bool {
+	// The first matching rule of each action pair decides (ima-spec.md
+	// §8.5); the measure and appraise pairs must both end in "no" for
+	// every possible process.
+	var decided [2]bool // measure, appraise
+	for i := range g.p.Rules {
+		r := &g.p.Rules[i]
+		if r.Func != policy.FuncNone && r.Func != policy.FileCheck {
+			continue
+		}
+		var pair int
+		switch r.Action {
+		case policy.Measure, policy.DontMeasure:
+			pair = 0
+		case policy.Appraise, policy.DontAppraise:
+			pair = 1
+		default:
+			continue
+		}
+		if decided[pair] {
+			continue
+		}
+		// The filesystem's conditions are known: a rule they exclude
+		// never applies to this filesystem.
+		if r.HasFSMagic && r.FSMagic != fs.Magic || r.HasFSUUID && r.FSUUID != fs.UUID ||
+			r.FSName != "" && r.FSName != fs.Name {
+			continue
+		}
+		if r.Action == policy.Measure || r.Action == policy.Appraise {
+			return false // it may apply to some open
+		}
+		// A dont_ rule decides its pair for every open only when nothing
+		// but the filesystem is tested (the process, the mask, the owner
+		// and the labels vary from open to open, or change without a
+		// write).
+		other := r.Mask != 0 || r.UID.Set || r.EUID.Set || r.GID.Set || r.EGID.Set || r.FOwner.Set || r.FGroup.Set
+		for _, l := range r.LSM {
+			other = other || l != ""
+		}
+		if !other {
+			decided[pair] = true
+		}
+	}
+	return true
 }
 
 func (g *policyGate) Evaluate(f *Facts) Verdict {

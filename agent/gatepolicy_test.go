@@ -120,3 +120,46 @@ func TestGatePolicyAdapter(t *testing.T) {
 		t.Errorf("an AppArmor-style label matched subj_type")
 	}
 }
+
+// TestFileCheckInert: a filesystem is inert when the first rule of both the
+// measure and the appraise pair that can apply to any FILE_CHECK open there
+// is a dont_ rule testing the filesystem alone (ima_match_policy's first
+// match, ima-spec.md §8.5). The built-in rules are the kernel's
+// (ima_policy.c): tcb's tmpfs rule is `dont_measure fsmagic=0x1021994
+// func=FILE_CHECK`, appraise_tcb's `dont_appraise fsmagic=0x1021994`.
+func TestFileCheckInert(t *testing.T) {
+	const ext4 = 0xef53
+	for _, c := range []struct {
+		policy string
+		magic  uint64
+		want   bool
+	}{
+		{"tcb", policy.TmpfsMagic, true},
+		{"tcb", policy.ProcSuperMagic, true},
+		{"tcb", ext4, false},
+		{"tcb", policy.RamfsMagic, false},
+		{"tcb|appraise_tcb", policy.TmpfsMagic, true},
+		{"tcb|appraise_tcb", ext4, false},
+		{"measure func=BPRM_CHECK\n", ext4, true},
+		{"measure func=BPRM_CHECK mask=MAY_EXEC\nmeasure func=FILE_CHECK mask=MAY_READ uid=0\n", policy.TmpfsMagic, false},
+		// A dont_ rule that also tests the process decides nothing.
+		{"dont_measure fsmagic=0xef53 uid=0\nmeasure func=FILE_CHECK\n", ext4, false},
+		{"dont_measure fsmagic=0xef53\nmeasure func=FILE_CHECK\n", ext4, true},
+		{"dont_measure fsmagic=0xef53\nappraise func=FILE_CHECK fowner=0\n", ext4, false},
+		{"dont_measure func=FILE_CHECK mask=MAY_READ\nmeasure\n", ext4, false},
+	} {
+		var p *policy.Policy
+		var err error
+		if policy.IsBuiltin(c.policy) {
+			p, err = policy.Builtin(c.policy)
+		} else {
+			p, err = policy.ParseBytes([]byte(c.policy))
+		}
+		if err != nil {
+			t.Fatalf("%q: %v", c.policy, err)
+		}
+		if got := NewGatePolicy(p).FileCheckInert(fsfacts.FS{Magic: c.magic}); got != c.want {
+			t.Errorf("%q on fsmagic 0x%x: inert %v, want %v", c.policy, c.magic, got, c.want)
+		}
+	}
+}

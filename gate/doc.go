@@ -32,9 +32,10 @@
 // waits.
 //
 // A handler may answer cached decisions on the reading thread
-// (FastDecider), and may ask the kernel to stop reporting the execs of a
-// file until it is modified (Event.IgnoreExecs: a fanotify ignore mark),
-// which makes a cached exec cost what the kernel's own check costs.
+// (FastDecider), and may ask the kernel to stop reporting the execs, opens
+// and read closes of a file until it is modified (Event.Ignore: a fanotify
+// ignore mark), which makes a cached exec cost what the kernel's own check
+// costs.
 //
 // gate_other.go: New returns ErrNotSupported off Linux.
 package gate

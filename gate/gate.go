@@ -138,8 +138,8 @@ type Stats struct {
 	// FastTime is the time from reading to deciding the events Fast
 	// answered: the gate's own cost of a cached decision.
 	FastTime time.Duration
-	// Ignored counts the inodes whose execs the kernel stopped reporting
-	// (Event.IgnoreExecs).
+	// Ignored counts the ignore masks set on inodes (Event.Ignore): events
+	// the kernel then stops reporting.
 	Ignored uint64
 }
 

@@ -336,23 +336,49 @@ func (g *Gate) dispatch(mask uint64, fd, pid int) {
 const MaxIgnored = 16384
 
 // IgnoreExecs asks the kernel to stop reporting execs of the event's inode
-// until the inode is modified: an ignore mask (FAN_MARK_IGNORED_MASK,
-// without FAN_MARK_IGNORED_SURV_MODIFY) on the inode, which the kernel
-// clears on the next write or truncate (FS_MODIFY). A cached exec then costs
-// what the kernel's own cached check costs, nothing of the gate's. Use it
-// only for a decision that depends on nothing but the file's content and
-// filesystem (not on the process, the owner or the xattrs, which change
-// without FS_MODIFY), and with Config.CloseWrites, calling Unignore on
-// every FAN_CLOSE_WRITE of an ignored inode: writes through a shared
-// mapping raise no FS_MODIFY, but their file's last close does raise
-// FAN_CLOSE_WRITE, which is where the kernel's IMA notices them too.
+// until the inode is modified: Ignore(Exec).
+func (ev *Event) IgnoreExecs() (flushed bool, err error) { return ev.Ignore(Exec) }
+
+// Ignore asks the kernel to stop reporting the event's inode's events of
+// the given kinds (Exec, Open, CloseNoWrite; CloseWrite is always
+// reported) until the inode is modified: an ignore mask
+// (FAN_MARK_IGNORED_MASK, without FAN_MARK_IGNORED_SURV_MODIFY) on the
+// inode, which the kernel clears on the next write or truncate
+// (FS_MODIFY). A cached exec then costs what the kernel's own cached check
+// costs, nothing of the gate's.
+//
+// Use Exec only for a decision that depends on nothing but the file's
+// content and filesystem (not on the process, the owner or the xattrs,
+// which change without FS_MODIFY), and Open and CloseNoWrite only where no
+// open of the inode can matter, whoever opens it and how (a write open
+// included: its FAN_OPEN_PERM is ignored too). Use it with
+// Config.CloseWrites, calling Unignore on every FAN_CLOSE_WRITE of an
+// ignored inode: writes through a shared mapping raise no FS_MODIFY, but
+// their file's last close does raise FAN_CLOSE_WRITE, which is where the
+// kernel's IMA notices them too.
 //
 // flushed reports that the marks were flushed first (MaxIgnored): every
 // inode ignored before is reported again.
-func (ev *Event) IgnoreExecs() (flushed bool, err error) {
+func (ev *Event) Ignore(kinds ...Kind) (flushed bool, err error) {
 	g := ev.g
 	if g == nil {
 		return false, ErrNotSupported
+	}
+	var mask uint64
+	for _, k := range kinds {
+		switch k {
+		case Exec:
+			mask |= unix.FAN_OPEN_EXEC_PERM
+		case Open:
+			mask |= unix.FAN_OPEN_PERM
+		case CloseNoWrite:
+			mask |= unix.FAN_CLOSE_NOWRITE
+		default:
+			return false, fmt.Errorf("gate: cannot ignore %s events", k)
+		}
+	}
+	if mask == 0 {
+		return false, nil
 	}
 	g.ignMu.Lock()
 	defer g.ignMu.Unlock()
@@ -364,7 +390,7 @@ func (ev *Event) IgnoreExecs() (flushed bool, err error) {
 		}
 		g.ignoredN, flushed = 0, true
 	}
-	if err := unix.FanotifyMark(g.fd, unix.FAN_MARK_ADD|unix.FAN_MARK_IGNORED_MASK, unix.FAN_OPEN_EXEC_PERM, ev.Fd, ""); err != nil {
+	if err := unix.FanotifyMark(g.fd, unix.FAN_MARK_ADD|unix.FAN_MARK_IGNORED_MASK, mask, ev.Fd, ""); err != nil {
 		return flushed, fmt.Errorf("gate: ignore mark: %w", err)
 	}
 	g.ignoredN++
@@ -372,13 +398,16 @@ func (ev *Event) IgnoreExecs() (flushed bool, err error) {
 	return flushed, nil
 }
 
-// Unignore removes the event's inode's ignore mask (after IgnoreExecs), so
-// that its next exec is reported again.
+// ignorable is every event kind Ignore can set.
+const ignorable = unix.FAN_OPEN_EXEC_PERM | unix.FAN_OPEN_PERM | unix.FAN_CLOSE_NOWRITE
+
+// Unignore removes the event's inode's ignore mask (after Ignore), so that
+// its next events are reported again.
 func (ev *Event) Unignore() error {
 	if ev.g == nil {
 		return ErrNotSupported
 	}
-	err := unix.FanotifyMark(ev.g.fd, unix.FAN_MARK_REMOVE|unix.FAN_MARK_IGNORED_MASK, unix.FAN_OPEN_EXEC_PERM, ev.Fd, "")
+	err := unix.FanotifyMark(ev.g.fd, unix.FAN_MARK_REMOVE|unix.FAN_MARK_IGNORED_MASK, ignorable, ev.Fd, "")
 	if err != nil && err != unix.ENOENT {
 		return fmt.Errorf("gate: removing an ignore mark: %w", err)
 	}

@@ -22,5 +22,8 @@ func (g *Gate) Marks() map[string]string { return nil }
 // IgnoreExecs returns ErrNotSupported.
 func (ev *Event) IgnoreExecs() (bool, error) { return false, ErrNotSupported }
 
+// Ignore returns ErrNotSupported.
+func (ev *Event) Ignore(kinds ...Kind) (bool, error) { return false, ErrNotSupported }
+
 // Unignore returns ErrNotSupported.
 func (ev *Event) Unignore() error { return ErrNotSupported }

@@ -203,3 +203,70 @@ func TestSelf(t *testing.T) {
 		t.Errorf("stats %+v: want >= 4 self, 0 denied", st)
 	}
 }
+
+// ignoreHandler ignores the opens (and read closes) of data.txt from its
+// first open on, and unignores it on a close after writing.
+type ignoreHandler struct {
+	mu                  sync.Mutex
+	opens, closeWrites  int
+	closeNoWrites       int
+	ignoreErr, unignErr error
+}
+
+func (h *ignoreHandler) Decide(ev *gate.Event) gate.Verdict {
+	if ev.Kind == gate.Open && strings.HasSuffix(fdPath(ev.Fd), "/data.txt") {
+		_, err := ev.Ignore(gate.Open, gate.CloseNoWrite)
+		h.mu.Lock()
+		h.opens++
+		h.ignoreErr = err
+		h.mu.Unlock()
+	}
+	return gate.Allow
+}
+
+func (h *ignoreHandler) Closed(ev *gate.Event) {
+	if !strings.HasSuffix(fdPath(ev.Fd), "/data.txt") {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if ev.Kind == gate.CloseWrite {
+		h.closeWrites++
+		h.unignErr = ev.Unignore()
+	} else {
+		h.closeNoWrites++
+	}
+}
+
+// TestIgnore: an ignore mark on an inode for Open and CloseNoWrite stops
+// the kernel reporting its FAN_OPEN_PERM and FAN_CLOSE_NOWRITE (fanotify's
+// FAN_MARK_IGNORED_MASK); a write clears it and the close after writing
+// is still reported, where Unignore removes what is left; the next open is
+// reported again.
+func TestIgnore(t *testing.T) {
+	gatetest.RequireFanotify(t)
+	mnt := gatetest.Mount(t, "tmpfs")
+	data := filepath.Join(mnt, "data.txt")
+	os.WriteFile(data, []byte("x\n"), 0o644)
+	sh := gatetest.StartShell(t)
+	h := &ignoreHandler{}
+	start(t, gate.Config{Mounts: []string{mnt}, Handler: h, Opens: true, Closes: true})
+	for range 3 {
+		sh.MustRun("cat " + data + " >/dev/null")
+	}
+	sh.MustRun("echo y >> " + data)
+	time.Sleep(100 * time.Millisecond) // close events are asynchronous
+	sh.MustRun("cat " + data + " >/dev/null")
+	time.Sleep(100 * time.Millisecond)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.ignoreErr != nil || h.unignErr != nil {
+		t.Fatalf("Ignore: %v, Unignore: %v", h.ignoreErr, h.unignErr)
+	}
+	// Opens: the first cat and the cat after the write (the append's own
+	// open was still ignored). Closes: only the close after writing (each
+	// reported cat set the mark before its close).
+	if h.opens != 2 || h.closeWrites != 1 || h.closeNoWrites != 0 {
+		t.Errorf("opens %d, close_write %d, close_nowrite %d; want 2, 1, 0", h.opens, h.closeWrites, h.closeNoWrites)
+	}
+}

@@ -111,7 +111,7 @@ usage or a start-up failure, 3 the simulator is not built in.`,
 	fl.IntVar(&f.gateWorkers, "gate-workers", 0, "gate: workers deciding events (0: 4)")
 	fl.IntVar(&f.gateQueue, "gate-queue", 0, "gate: events waiting for a worker before --gate-fail applies (0: 4096)")
 	fl.DurationVar(&f.gateTimeout, "gate-timeout", 0, "gate: longest wait for a decision before --gate-fail applies (0: 5s)")
-	fl.BoolVar(&f.kernelCache, "gate-kernel-cache", true, "gate: where the policy allows, ask the kernel to stop reporting execs of a measured file until it is written (fanotify ignore marks)")
+	fl.BoolVar(&f.kernelCache, "gate-kernel-cache", true, "gate: where the policy allows, ask the kernel to stop reporting a measured file's execs (and, where no open can be measured, its opens) until it is written (fanotify ignore marks)")
 	return cmd
 }
 
