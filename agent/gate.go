@@ -23,6 +23,7 @@ import (
 	"github.com/imago-ima/imago/ima"
 	"github.com/imago-ima/imago/ima/digsig"
 	"github.com/imago-ima/imago/internal/fsfacts"
+	"github.com/imago-ima/imago/internal/xattr"
 )
 
 // The gate (package gate) holds opens and execs on watched filesystems
@@ -890,19 +891,14 @@ func fdName(fd int) string {
 	return name
 }
 
+// fgetxattr returns the attribute of an open file, nil if it has none or
+// cannot be read.
 func fgetxattr(fd int, name string) []byte {
-	buf := make([]byte, 1024)
-	for {
-		n, err := unix.Fgetxattr(fd, name, buf)
-		if err == unix.ERANGE && len(buf) < maxXattr {
-			buf = make([]byte, maxXattr)
-			continue
-		}
-		if err != nil || n <= 0 {
-			return nil
-		}
-		return buf[:n]
+	v, err := xattr.FDGet(fd, name)
+	if err != nil || len(v) == 0 {
+		return nil
 	}
+	return v
 }
 
 // fdSigFields is sigFields for an open file whose security.ima is imaValue.

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/imago-ima/imago/ima"
+	"github.com/imago-ima/imago/internal/xattr"
 )
 
 // Result is the outcome of measuring one path.
@@ -216,22 +217,16 @@ const (
 	xattrDigsig      = 0x03
 	xattrPortableSig = 0x05
 	xattrVeritySig   = 0x06
-	maxXattr         = 64 << 10 // XATTR_SIZE_MAX
 )
 
+// getxattr returns the attribute of path, nil if it has none or cannot be
+// read.
 func getxattr(path, name string) []byte {
-	buf := make([]byte, 1024)
-	for {
-		n, err := syscall.Getxattr(path, name, buf)
-		if err == syscall.ERANGE && len(buf) < maxXattr {
-			buf = make([]byte, maxXattr)
-			continue
-		}
-		if err != nil || n <= 0 {
-			return nil
-		}
-		return buf[:n]
+	v, err := xattr.Get(path, name)
+	if err != nil || len(v) == 0 {
+		return nil
 	}
+	return v
 }
 
 // sigFields returns the sig and evmsig fields for a file (ima-spec.md §3.3):

@@ -39,6 +39,11 @@ func FGet(f *os.File, name string) ([]byte, error) {
 	return out, gerr
 }
 
+// FDGet is Get on a file descriptor, such as a fanotify event's.
+func FDGet(fd int, name string) ([]byte, error) {
+	return get("fgetxattr", fmt.Sprintf("fd %d", fd), name, func(b []byte) (int, error) { return unix.Fgetxattr(fd, name, b) })
+}
+
 // get asks for the size, then reads; it retries once if the value grew
 // between the calls (ERANGE).
 func get(op, path, name string, call func([]byte) (int, error)) ([]byte, error) {

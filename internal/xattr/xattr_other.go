@@ -20,6 +20,8 @@ func LGet(path, name string) ([]byte, error) { return nil, unsupported("lgetxatt
 func FGet(f *os.File, name string) ([]byte, error) { return nil, unsupported("fgetxattr") }
 
 // Set writes the attribute name of path.
+func FDGet(fd int, name string) ([]byte, error) { return nil, unsupported("fgetxattr") }
+
 func Set(path, name string, value []byte) error { return unsupported("setxattr") }
 
 // Remove deletes the attribute name of path.
