@@ -112,7 +112,7 @@ func (a *Agent) StartGate(ctx context.Context, gc GateConfig) (*RunningGate, err
 	}
 	h := &gateHandler{a: a, cfg: gc, log: a.log, needs: gc.Policy.Needs(),
 		versions: map[fileKey]map[fileVersion]*versionInfo{}, inodes: map[fileKey]*inodeInfo{}, execs: map[int]fileKey{},
-		ignored: map[fileKey]ignoreSet{}, inert: map[uint64]bool{}, tmpls: map[string]*ima.Template{}}
+		ignored: map[fileKey]ignoreSet{}, inert: map[uint64]bool{}, fs: map[uint64]fsfacts.FS{}, tmpls: map[string]*ima.Template{}}
 	// Under a policy with FILE_CHECK rules, the opens of a file are left
 	// to the kernel only on filesystems where no open can be measured or
 	// appraised (GatePolicy.FileCheckInert), and its execs only there too:
@@ -190,6 +190,12 @@ type gateHandler struct {
 	ignoreMarks, openMarks bool
 	ignored                map[fileKey]ignoreSet
 	inert                  map[uint64]bool // by device: GatePolicy.FileCheckInert
+	// fs holds the facts of each watched filesystem, by device. They are
+	// kept for this gate only: its events come from the filesystems it
+	// marked, each holding its device number while mounted, whereas an
+	// anonymous device number (tmpfs, ramfs) goes to the next filesystem
+	// mounted once one is unmounted.
+	fs map[uint64]fsfacts.FS
 	// closeWrites counts FAN_CLOSE_WRITE events: an ignore mark for a
 	// decision made before a close after writing is not set (the close's
 	// Unignore may have come first).
@@ -342,7 +348,7 @@ func (h *gateHandler) prepare(ev *gate.Event) *prepared {
 	}
 	want := h.cfg.Policy.Wants(f.Hook, f.Mask)
 	if want.FS {
-		fs, err := fsfacts.ReadFS(ev.Fd, st.Dev)
+		fs, err := h.readFS(ev.Fd, st.Dev)
 		if err != nil {
 			h.log.Warn("gate: filesystem facts", "err", err)
 		}
@@ -763,7 +769,7 @@ func (h *gateHandler) inertFS(fd int, dev uint64) bool {
 	var fs fsfacts.FS
 	if h.needs.FS {
 		var err error
-		if fs, err = fsfacts.ReadFS(fd, dev); err != nil {
+		if fs, err = h.readFS(fd, dev); err != nil {
 			return false
 		}
 	}
@@ -775,6 +781,28 @@ func (h *gateHandler) inertFS(fd int, dev uint64) bool {
 	h.inert[dev] = v
 	h.mu.Unlock()
 	return v
+}
+
+// readFS returns the facts of the filesystem of device dev (fd is a file
+// on it), cached per device for this gate (see gateHandler.fs).
+func (h *gateHandler) readFS(fd int, dev uint64) (fsfacts.FS, error) {
+	h.mu.Lock()
+	fs, ok := h.fs[dev]
+	h.mu.Unlock()
+	if ok {
+		return fs, nil
+	}
+	fs, err := fsfacts.ReadFS(fd, dev)
+	if err != nil {
+		return fs, err
+	}
+	h.mu.Lock()
+	if h.fs == nil || len(h.fs) >= maxTracked {
+		h.fs = map[uint64]fsfacts.FS{}
+	}
+	h.fs[dev] = fs
+	h.mu.Unlock()
+	return fs, nil
 }
 
 // ignorableTemplate: a template whose fields change only with the file's

@@ -572,6 +572,87 @@ func TestGatePolicyConditions(t *testing.T) {
 	}
 }
 
+// TestGateFSDeviceReused: a tmpfs mounted after a ramfs was unmounted
+// usually gets the ramfs's anonymous device number; the facts read for the
+// ramfs under an earlier gate must not make the tmpfs dont_measure
+// (fsmagic=ramfs) under a later one. The CI failure of
+// TestGatePolicyConditions: user.sh on tmpfs decided "no measure".
+func TestGateFSDeviceReused(t *testing.T) {
+	gatetest.RequireFanotify(t)
+	if _, err := exec.LookPath("setpriv"); err != nil {
+		t.Skip("setpriv not installed")
+	}
+	sh := gatetest.StartShell(t)
+	rules := fmt.Sprintf("dont_measure fsmagic=0x%x\nmeasure func=BPRM_CHECK uid=1000\n", policy.RamfsMagic)
+	asUser := "setpriv --reuid=1000 --regid=1000 --clear-groups "
+	for try := 0; try < 5; try++ {
+		ram, ramDev, unmountRam := mountFS(t, "ramfs")
+		onRam := filepath.Join(ram, "ram.sh")
+		writeScript(t, onRam, "# ramfs")
+		cfg, logs := gateConfig(t, "none")
+		r := startGate(t, cfg, logs, rules, GateConfig{Mounts: []string{ram}})
+		sh.MustRun(asUser + onRam)
+		r.stop()
+		if n := len(named(r.list(), onRam)); n != 0 {
+			t.Fatalf("the ramfs file is listed %d times; want none (dont_measure)\n%s", n, logs)
+		}
+		unmountRam()
+		tmp, tmpDev, unmountTmp := mountFS(t, "tmpfs")
+		if tmpDev != ramDev {
+			unmountTmp()
+			continue // another mount took the number; try again
+		}
+		user := filepath.Join(tmp, "user.sh")
+		writeScript(t, user, "# user")
+		cfg2, logs2 := gateConfig(t, "none")
+		r2 := startGate(t, cfg2, logs2, rules, GateConfig{Mounts: []string{tmp}})
+		sh.MustRun(asUser + user)
+		r2.stop()
+		if n := len(named(r2.list(), user)); n != 1 {
+			t.Errorf("the tmpfs file (device %d:%d, the unmounted ramfs's) is listed %d times; want once\n%s",
+				unix.Major(tmpDev), unix.Minor(tmpDev), n, logs2)
+		}
+		unmountTmp()
+		return
+	}
+	t.Skip("the tmpfs never got the ramfs's device number")
+}
+
+// mountFS mounts a fresh fstype on a new directory; unmount unmounts it
+// (also run at cleanup, if not yet).
+func mountFS(t *testing.T, fstype string) (dir string, dev uint64, unmount func()) {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "imago-gate-"+fstype) // t.TempDir's parents are closed to uid 1000
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount(fstype, dir, fstype, 0, "mode=0755"); err != nil {
+		os.Remove(dir)
+		t.Skipf("mounting %s: %v", fstype, err)
+	}
+	done := false
+	unmount = func() {
+		if done {
+			return
+		}
+		done = true
+		for i := 0; unix.Unmount(dir, 0) != nil; i++ {
+			if i == 50 {
+				unix.Unmount(dir, unix.MNT_DETACH)
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		os.Remove(dir)
+	}
+	t.Cleanup(unmount)
+	var st unix.Stat_t
+	if err := unix.Stat(dir, &st); err != nil {
+		t.Fatal(err)
+	}
+	return dir, st.Dev, unmount
+}
+
 // BenchmarkGateCachedDecision is the CPU cost of a cached exec decision on
 // the reading thread (fstat, policy, cache), without fanotify: what the
 // gate adds to an exec beyond the kernel's round trip, with warm caches.

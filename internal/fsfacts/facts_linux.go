@@ -12,28 +12,22 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
 
-// fsCache keeps FS per device: a filesystem's facts do not change while
-// it is mounted.
-var fsCache sync.Map // uint64 dev -> FS
-
 // ReadFS returns the facts of the filesystem holding fd, whose st_dev is dev.
+// It reads them every time: a caller may keep them per device only while
+// the filesystem cannot go away (its events come through a mark on it), as
+// an anonymous device number (tmpfs, ramfs, ...) is given to the next
+// filesystem mounted once this one is unmounted.
 func ReadFS(fd int, dev uint64) (FS, error) {
-	if v, ok := fsCache.Load(dev); ok {
-		return v.(FS), nil
-	}
 	var sfs unix.Statfs_t
 	if err := unix.Fstatfs(fd, &sfs); err != nil {
 		return FS{}, fmt.Errorf("fsfacts: fstatfs: %w", err)
 	}
-	fs := FS{Magic: uint64(sfs.Type), UUID: fsUUID(fd), Name: fsName(dev)}
-	fsCache.Store(dev, fs)
-	return fs, nil
+	return FS{Magic: uint64(sfs.Type), UUID: fsUUID(fd), Name: fsName(dev)}, nil
 }
 
 // fsIocGetFSUUID is _IOR(0x15, 0, struct fsuuid2 {u8 len; u8 uuid[16]}).

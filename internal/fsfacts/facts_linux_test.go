@@ -80,3 +80,55 @@ func TestReadCred(t *testing.T) {
 		t.Errorf("%+v: uid %d egid %d pid %d", c, os.Getuid(), os.Getegid(), os.Getpid())
 	}
 }
+
+// TestReadFSDeviceReused: an anonymous device number (tmpfs, ramfs) is
+// given to the next filesystem mounted once its filesystem is unmounted,
+// so ReadFS must not answer from what an earlier filesystem with the same
+// st_dev was. The magics are linux/magic.h's RAMFS_MAGIC and TMPFS_MAGIC.
+func TestReadFSDeviceReused(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mounting needs root")
+	}
+	const ramfsMagic, tmpfsMagic = 0x858458f6, 0x01021994
+	reused := false
+	for i := 0; i < 10 && !reused; i++ {
+		var devs [2]uint64
+		for j, fstype := range []string{"ramfs", "tmpfs"} {
+			dir := t.TempDir()
+			if err := unix.Mount(fstype, dir, fstype, 0, "mode=0755"); err != nil {
+				t.Skipf("mounting %s: %v", fstype, err)
+			}
+			f, err := os.Open(dir)
+			if err != nil {
+				unix.Unmount(dir, unix.MNT_DETACH)
+				t.Fatal(err)
+			}
+			var st unix.Stat_t
+			err = unix.Fstat(int(f.Fd()), &st)
+			var fs FS
+			if err == nil {
+				fs, err = ReadFS(int(f.Fd()), st.Dev)
+			}
+			f.Close()
+			if uerr := unix.Unmount(dir, 0); uerr != nil {
+				unix.Unmount(dir, unix.MNT_DETACH)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := uint64(ramfsMagic)
+			if fstype == "tmpfs" {
+				want = tmpfsMagic
+			}
+			if fs.Magic != want || fs.Name != fstype {
+				t.Fatalf("%s (dev %d:%d, reused: %v): ReadFS says magic %#x name %q, want %#x %q",
+					fstype, unix.Major(st.Dev), unix.Minor(st.Dev), j == 1 && st.Dev == devs[0], fs.Magic, fs.Name, want, fstype)
+			}
+			devs[j] = st.Dev
+		}
+		reused = devs[0] == devs[1]
+	}
+	if !reused {
+		t.Log("the device number was never reused; the test proved nothing this time")
+	}
+}
