@@ -5,10 +5,8 @@ package agent
 import (
 	"bytes"
 	"context"
-	"crypto/sha1"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"log/slog"
 	"os"
@@ -968,24 +966,7 @@ func (r *preader) Read(p []byte) (int, error) {
 
 // hashFD is hashFile through pread on fd.
 func hashFD(fd int, ev *event, wantD bool, buf []byte) error {
-	h := ev.Alg.New()
-	var w io.Writer = h
-	var h1 hash.Hash
-	if wantD && ev.Alg != ima.HashSHA1 {
-		h1 = sha1.New()
-		w = io.MultiWriter(h, h1)
-	}
-	if _, err := io.CopyBuffer(w, &preader{fd: fd}, buf); err != nil {
-		return err
-	}
-	ev.Digest = h.Sum(nil)
-	switch {
-	case h1 != nil:
-		ev.D = h1.Sum(nil)
-	case wantD:
-		ev.D = ev.Digest
-	}
-	return nil
+	return hashReader(&preader{fd: fd}, ev, wantD, buf)
 }
 
 // LoadKeyring reads every file in dir (PEM or DER x509 certificates or

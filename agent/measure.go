@@ -188,6 +188,12 @@ func needsD(t *ima.Template) bool {
 // template with a legacy d field, ev.D with its SHA-1 (ima-spec.md §3.3: the
 // file digest itself when it is SHA-1, else a SHA-1 re-hash).
 func hashFile(f *os.File, ev *event, wantD bool, buf []byte) error {
+	return hashReader(onlyReader{f}, ev, wantD, buf)
+}
+
+// hashReader hashes r with ev.Alg into ev.Digest and, when wantD (a legacy
+// d field), with SHA-1 into ev.D in the same pass.
+func hashReader(r io.Reader, ev *event, wantD bool, buf []byte) error {
 	h := ev.Alg.New()
 	var w io.Writer = h
 	var h1 hash.Hash
@@ -195,7 +201,7 @@ func hashFile(f *os.File, ev *event, wantD bool, buf []byte) error {
 		h1 = sha1.New()
 		w = io.MultiWriter(h, h1)
 	}
-	if _, err := io.CopyBuffer(w, onlyReader{f}, buf); err != nil {
+	if _, err := io.CopyBuffer(w, r, buf); err != nil {
 		return err
 	}
 	ev.Digest = h.Sum(nil)
