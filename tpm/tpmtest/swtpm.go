@@ -63,6 +63,9 @@ type Options struct {
 	// NoStartup starts swtpm powered on but without TPM2_Startup, so the
 	// first command gets TPM_RC_INITIALIZE until a client sends Startup.
 	NoStartup bool
+	// EK, if set, manufactures the state with RSA and ECC endorsement keys
+	// and their certificates issued by this private CA (see LocalCA).
+	EK *LocalCA
 }
 
 // Skip skips the test if swtpm or swtpm_setup is not installed.
@@ -96,8 +99,11 @@ func New(tb testing.TB, o Options) *Swtpm {
 		banks = []string{"sha256"}
 	}
 	dir := tb.TempDir()
-	setup := exec.Command("swtpm_setup", "--tpm2", "--tpmstate", dir,
-		"--pcr-banks", strings.Join(banks, ","), "--overwrite")
+	args := []string{"--tpm2", "--tpmstate", dir, "--pcr-banks", strings.Join(banks, ","), "--overwrite"}
+	if o.EK != nil {
+		args = append(args, o.EK.setupArgs(tb, banks)...)
+	}
+	setup := exec.Command("swtpm_setup", args...)
 	if out, err := setup.CombinedOutput(); err != nil {
 		tb.Fatalf("tpmtest: swtpm_setup --pcr-banks %s: %v\n%s", strings.Join(banks, ","), err, out)
 	}
