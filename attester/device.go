@@ -89,6 +89,10 @@ var akTemplate = tpm2.TPMTPublic{
 	}),
 }
 
+// AKTemplate returns the template of imago's AK (the Unique field aside,
+// the public area of every imago AK).
+func AKTemplate() tpm2.TPMTPublic { return akTemplate }
+
 // loadAK creates (that is, re-derives) the AK if it is not loaded.
 func (d *Device) loadAK() error {
 	if d.ak != 0 {
