@@ -1,0 +1,167 @@
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/imago-ima/imago/attest"
+)
+
+// Errors callers tell apart.
+var (
+	ErrNotFound = errors.New("store: no such node")
+	// ErrConflict: the node changed since it was read (another round or an
+	// enrollment committed first); nothing was written.
+	ErrConflict = errors.New("store: the node changed meanwhile")
+	// ErrEKInUse: the endorsement key is enrolled under another node.
+	ErrEKInUse = errors.New("store: the endorsement key is enrolled under another node")
+	// ErrClosed: the store was closed.
+	ErrClosed = errors.New("store: closed")
+)
+
+// Store is an open verifier store. Its methods are safe for concurrent use.
+type Store struct {
+	d      dialect
+	w      *sql.DB // the writer (one connection for SQLite)
+	r      *sql.DB // readers (the same pool as w for PostgreSQL)
+	gc     *committer
+	secret []byte
+}
+
+// Options tune a store.
+type Options struct {
+	// MaxBatch bounds the round writes of one group commit (default 512).
+	MaxBatch int
+}
+
+// Open opens (creating and migrating if needed) the store a URL names:
+//
+//	sqlite:///ABSOLUTE/PATH  sqlite://RELATIVE/PATH  sqlite:PATH
+//	postgres://...  postgresql://...  (a libpq/pgx URL)
+func Open(ctx context.Context, url string, o Options) (*Store, error) {
+	var (
+		s   *Store
+		err error
+	)
+	switch {
+	case strings.HasPrefix(url, "sqlite:"):
+		path := strings.TrimPrefix(strings.TrimPrefix(url, "sqlite:"), "//")
+		if path == "" {
+			return nil, fmt.Errorf("store: %q: no file path", url)
+		}
+		s, err = openSQLite(path)
+	case strings.HasPrefix(url, "postgres://"), strings.HasPrefix(url, "postgresql://"):
+		s, err = openPostgres(url)
+	default:
+		return nil, fmt.Errorf("store: %q: want sqlite:///PATH or postgres://...", redact(url))
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := s.migrate(ctx); err != nil {
+		s.closeDBs()
+		return nil, err
+	}
+	if s.secret, err = s.loadSecret(ctx); err != nil {
+		s.closeDBs()
+		return nil, err
+	}
+	max := o.MaxBatch
+	if max <= 0 {
+		max = 512
+	}
+	s.gc = newCommitter(s.w, max)
+	return s, nil
+}
+
+// redact hides a password in a URL for messages.
+func redact(url string) string {
+	at := strings.LastIndex(url, "@")
+	scheme := strings.Index(url, "://")
+	if at < 0 || scheme < 0 {
+		return url
+	}
+	creds := url[scheme+3 : at]
+	if user, _, ok := strings.Cut(creds, ":"); ok {
+		return url[:scheme+3] + user + ":***" + url[at:]
+	}
+	return url
+}
+
+// Close stops the writer (waiting for the batch in flight) and closes the
+// database.
+func (s *Store) Close() error {
+	s.gc.close()
+	return s.closeDBs()
+}
+
+func (s *Store) closeDBs() error {
+	err := s.w.Close()
+	if s.r != s.w {
+		err = errors.Join(err, s.r.Close())
+	}
+	return err
+}
+
+// Dialect returns "sqlite" or "postgres".
+func (s *Store) Dialect() string { return s.d.name }
+
+// Secret returns the store's 32-byte secret, made at the first Open and
+// shared by every process on the store: the verifier MACs its challenge
+// tokens with it.
+func (s *Store) Secret() []byte { return s.secret }
+
+func (s *Store) loadSecret(ctx context.Context) ([]byte, error) {
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return nil, err
+	}
+	if _, err := s.w.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES ('challenge_key', $1) ON CONFLICT (key) DO NOTHING`, key); err != nil {
+		return nil, fmt.Errorf("store: secret: %w", err)
+	}
+	var v []byte
+	if err := s.w.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = 'challenge_key'`).Scan(&v); err != nil {
+		return nil, fmt.Errorf("store: secret: %w", err)
+	}
+	if len(v) != 32 {
+		return nil, fmt.Errorf("store: secret of %d bytes", len(v))
+	}
+	return v, nil
+}
+
+func ms(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
+}
+
+func fromMS(v int64) time.Time {
+	if v == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(v).UTC()
+}
+
+func marshalFailures(f []attest.Failure) string {
+	if len(f) == 0 {
+		return "[]"
+	}
+	b, _ := json.Marshal(f)
+	return string(b)
+}
+
+func unmarshalFailures(s string) []attest.Failure {
+	var f []attest.Failure
+	json.Unmarshal([]byte(s), &f)
+	if f == nil {
+		f = []attest.Failure{}
+	}
+	return f
+}
