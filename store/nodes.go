@@ -266,9 +266,11 @@ func (s *Store) BeginEnroll(ctx context.Context, name string, round uint64, p *P
 
 // CompleteEnroll makes the pending enrollment (the one with token) the
 // node's: its EK and AK, a fresh appraisal state and the state enrolling.
+// With keep (the same EK and AK enrolled again, as after an attester
+// restart) the appraisal state and verdict stay.
 // It fails with ErrConflict if the pending enrollment changed, and with
 // ErrEKInUse if the EK was enrolled under another node meanwhile.
-func (s *Store) CompleteEnroll(ctx context.Context, name, token string) error {
+func (s *Store) CompleteEnroll(ctx context.Context, name, token string, keep bool) error {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("store: activate %s: %w", name, err)
@@ -285,9 +287,13 @@ func (s *Store) CompleteEnroll(ctx context.Context, name, token string) error {
 		return fmt.Errorf("store: activate %s: %w", name, ErrConflict)
 	}
 	p := n.Pending
-	_, err = tx.ExecContext(ctx, `UPDATE nodes SET ek_id = $2, ek_public = $3, ek_cert = $4, ak_public = $5, pending = NULL,
+	if keep {
+		_, err = tx.ExecContext(ctx, `UPDATE nodes SET pending = NULL, round = round + 1, updated = $2 WHERE name = $1`, name, time.Now().UnixMilli())
+	} else {
+		_, err = tx.ExecContext(ctx, `UPDATE nodes SET ek_id = $2, ek_public = $3, ek_cert = $4, ak_public = $5, pending = NULL,
 		appraisal = '{}', state = $6, sticky = 0, failures = '[]', round = round + 1, updated = $7 WHERE name = $1`,
-		name, p.EKID, p.EKPublic, p.EKCert, p.AKPublic, attest.StateEnrolling, time.Now().UnixMilli())
+			name, p.EKID, p.EKPublic, p.EKCert, p.AKPublic, attest.StateEnrolling, time.Now().UnixMilli())
+	}
 	if s.d.uniqueViolation(err) {
 		return fmt.Errorf("store: activate %s: %w", name, ErrEKInUse)
 	}

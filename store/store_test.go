@@ -76,10 +76,10 @@ func TestNodesAndEnrollment(t *testing.T) {
 		if err := s.BeginEnroll(ctx, "a", 0, p); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.CompleteEnroll(ctx, "a", "wrong token"); !errors.Is(err, ErrConflict) {
+		if err := s.CompleteEnroll(ctx, "a", "wrong token", false); !errors.Is(err, ErrConflict) {
 			t.Fatalf("wrong token: %v", err)
 		}
-		if err := s.CompleteEnroll(ctx, "a", "t1"); err != nil {
+		if err := s.CompleteEnroll(ctx, "a", "t1", false); err != nil {
 			t.Fatal(err)
 		}
 		a, _ = s.GetNode(ctx, "a")
@@ -101,10 +101,10 @@ func TestNodesAndEnrollment(t *testing.T) {
 		if err := s.BeginEnroll(ctx, "c", 0, &p4); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.CompleteEnroll(ctx, "b", "t3"); err != nil {
+		if err := s.CompleteEnroll(ctx, "b", "t3", false); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.CompleteEnroll(ctx, "c", "t4"); !errors.Is(err, ErrEKInUse) {
+		if err := s.CompleteEnroll(ctx, "c", "t4", false); !errors.Is(err, ErrEKInUse) {
 			t.Fatalf("second completion with the same EK: %v", err)
 		}
 		// A policy change starts the node over.

@@ -1,0 +1,228 @@
+// Package client talks to an imago verifier's API (verifier/openapi.yaml)
+// for attesters and for the CLI. Answers are bounded in size, requests in
+// time; a verifier error comes back as an *Error with its HTTP status and
+// failure id, and a verifier that cannot be reached as an error wrapping
+// ErrUnreachable.
+package client
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/imago-ima/imago/attest"
+)
+
+// ErrUnreachable: the request did not get an answer from the verifier.
+var ErrUnreachable = errors.New("client: verifier unreachable")
+
+// Error is an error answer from the verifier.
+type Error struct {
+	Status int
+	ID     string
+	Msg    string
+}
+
+func (e *Error) Error() string {
+	if e.ID != "" {
+		return fmt.Sprintf("verifier: %s (%s, HTTP %d)", e.Msg, e.ID, e.Status)
+	}
+	return fmt.Sprintf("verifier: %s (HTTP %d)", e.Msg, e.Status)
+}
+
+// Limits of answers.
+const (
+	maxAnswer = 64 << 20
+	// Timeout bounds one request, a first round's upload included.
+	Timeout = 2 * time.Minute
+)
+
+// Client is a verifier's API.
+type Client struct {
+	base  *url.URL
+	hc    *http.Client
+	token string
+}
+
+// Options configure a client.
+type Options struct {
+	// CA is PEM certificates to trust for the verifier's TLS (--ca); nil
+	// uses the system roots.
+	CA []byte
+	// Token is the operator bearer token, if the verifier wants one.
+	Token string
+	// Transport overrides the HTTP transport (tests, load generators).
+	Transport http.RoundTripper
+}
+
+// New makes a client for the verifier at base (https://HOST:PORT or
+// http:// for a verifier without TLS).
+func New(base string, o Options) (*Client, error) {
+	u, err := url.Parse(base)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return nil, fmt.Errorf("client: verifier URL %q: want https://HOST:PORT", base)
+	}
+	u.Path = strings.TrimSuffix(u.Path, "/")
+	tr := o.Transport
+	if tr == nil {
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+		if o.CA != nil {
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(o.CA) {
+				return nil, fmt.Errorf("client: --ca: no PEM certificate found")
+			}
+			t.TLSClientConfig.RootCAs = pool
+		}
+		t.MaxIdleConnsPerHost = 4
+		tr = t
+	}
+	return &Client{base: u, hc: &http.Client{Transport: tr, Timeout: Timeout}, token: o.Token}, nil
+}
+
+// TLSTransport returns an HTTP transport trusting caPEM, for callers that
+// share one among many clients.
+func TLSTransport(caPEM []byte, maxConns int) (*http.Transport, error) {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	if caPEM != nil {
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(caPEM) {
+			return nil, fmt.Errorf("client: no PEM certificate found")
+		}
+		t.TLSClientConfig.RootCAs = pool
+	}
+	t.MaxIdleConns = maxConns
+	t.MaxIdleConnsPerHost = maxConns
+	return t, nil
+}
+
+// do sends a request with a JSON body (nil for none) and decodes the JSON
+// answer into out (nil to discard).
+func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	u := *c.base
+	u.Path += path
+	if i := strings.IndexByte(path, '?'); i >= 0 {
+		u.Path, u.RawQuery = c.base.Path+path[:i], path[i+1:]
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
+	if err != nil {
+		return err
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	rsp, err := c.hc.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("%w: %v", ErrUnreachable, err)
+	}
+	defer rsp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(rsp.Body, maxAnswer+1))
+	if err != nil {
+		return fmt.Errorf("%w: reading the answer: %v", ErrUnreachable, err)
+	}
+	if len(data) > maxAnswer {
+		return fmt.Errorf("client: answer larger than %d bytes", maxAnswer)
+	}
+	if rsp.StatusCode >= 300 {
+		var eb struct {
+			Error string `json:"error"`
+			ID    string `json:"id"`
+		}
+		if json.Unmarshal(data, &eb) != nil || eb.Error == "" {
+			eb.Error = strings.TrimSpace(string(data))
+			if len(eb.Error) > 200 {
+				eb.Error = eb.Error[:200]
+			}
+		}
+		return &Error{Status: rsp.StatusCode, ID: eb.ID, Msg: eb.Error}
+	}
+	if out != nil {
+		if err := json.Unmarshal(data, out); err != nil {
+			return fmt.Errorf("client: decoding the answer to %s %s: %w", method, path, err)
+		}
+	}
+	return nil
+}
+
+func nodePath(node string) string { return "/v1/nodes/" + url.PathEscape(node) }
+
+// AddNode adds a node or changes its policy.
+func (c *Client) AddNode(ctx context.Context, a *attest.NodeAdd) (*attest.NodeView, error) {
+	var v attest.NodeView
+	return &v, c.do(ctx, http.MethodPost, "/v1/nodes", a, &v)
+}
+
+// Nodes lists the nodes.
+func (c *Client) Nodes(ctx context.Context) ([]attest.NodeView, error) {
+	var out struct {
+		Nodes []attest.NodeView `json:"nodes"`
+	}
+	err := c.do(ctx, http.MethodGet, "/v1/nodes", nil, &out)
+	return out.Nodes, err
+}
+
+// Node shows a node with up to history verdicts.
+func (c *Client) Node(ctx context.Context, node string, history int) (*attest.NodeView, error) {
+	var v attest.NodeView
+	return &v, c.do(ctx, http.MethodGet, nodePath(node)+"?history="+strconv.Itoa(history), nil, &v)
+}
+
+// RemoveNode removes a node.
+func (c *Client) RemoveNode(ctx context.Context, node string) error {
+	return c.do(ctx, http.MethodDelete, nodePath(node), nil, nil)
+}
+
+// Enroll sends the enrollment request.
+func (c *Client) Enroll(ctx context.Context, node string, r *attest.EnrollRequest) (*attest.EnrollChallenge, error) {
+	var ch attest.EnrollChallenge
+	return &ch, c.do(ctx, http.MethodPost, nodePath(node)+"/enroll", r, &ch)
+}
+
+// Activate returns the activated secret.
+func (c *Client) Activate(ctx context.Context, node string, r *attest.ActivateRequest) (*attest.NodeView, error) {
+	var v attest.NodeView
+	return &v, c.do(ctx, http.MethodPost, nodePath(node)+"/activate", r, &v)
+}
+
+// Challenge asks for a challenge.
+func (c *Client) Challenge(ctx context.Context, node string, r *attest.ChallengeRequest) (*attest.Challenge, error) {
+	var ch attest.Challenge
+	return &ch, c.do(ctx, http.MethodPost, nodePath(node)+"/challenge", r, &ch)
+}
+
+// Evidence sends evidence and returns the verdict.
+func (c *Client) Evidence(ctx context.Context, node string, e *attest.Evidence) (*attest.Result, error) {
+	var r attest.Result
+	return &r, c.do(ctx, http.MethodPost, nodePath(node)+"/evidence", e, &r)
+}
+
+// Check judges offline evidence.
+func (c *Client) Check(ctx context.Context, node string, e *attest.Evidence) (*attest.Result, error) {
+	var r attest.Result
+	return &r, c.do(ctx, http.MethodPost, nodePath(node)+"/check", e, &r)
+}
