@@ -60,10 +60,13 @@ func (d *Device) Close() error {
 }
 
 // akTemplate is imago's AK: an ECC NIST P-256 restricted signing key with
-// ECDSA-SHA256, bound to the TPM, created as a primary in the owner
+// ECDSA-SHA256, bound to the TPM, created as a primary in the endorsement
 // hierarchy. A primary key is derived from the hierarchy's seed and the
-// template, so every CreatePrimary returns the same key until the owner
-// hierarchy is cleared.
+// template, so every CreatePrimary returns the same key until the
+// endorsement seed changes. The endorsement hierarchy matters: a TPM
+// obfuscates resetCount, restartCount and firmwareVersion in attestations
+// signed by keys of the owner hierarchy (TPM 2.0 Part 1 §36.6, XOR with a
+// per-key value), which hides a reboot's counter from the verifier.
 var akTemplate = tpm2.TPMTPublic{
 	Type:    tpm2.TPMAlgECC,
 	NameAlg: tpm2.TPMAlgSHA256,
@@ -83,7 +86,7 @@ var akTemplate = tpm2.TPMTPublic{
 		CurveID: tpm2.TPMECCNistP256,
 	}),
 	Unique: tpm2.NewTPMUPublicID(tpm2.TPMAlgECC, &tpm2.TPMSECCPoint{
-		// The unique field makes this AK differ from other owner primaries
+		// The unique field makes this AK differ from other endorsement primaries
 		// made from the same template by other software.
 		X: tpm2.TPM2BECCParameter{Buffer: []byte("imago attestation key")},
 	}),
@@ -99,7 +102,7 @@ func (d *Device) loadAK() error {
 		return nil
 	}
 	rsp, err := tpm2.CreatePrimary{
-		PrimaryHandle: tpm2.AuthHandle{Handle: tpm2.TPMRHOwner, Auth: tpm2.PasswordAuth(nil)},
+		PrimaryHandle: tpm2.AuthHandle{Handle: tpm2.TPMRHEndorsement, Auth: tpm2.PasswordAuth(nil)},
 		InPublic:      tpm2.New2B(akTemplate),
 	}.Execute(d.t)
 	if err != nil {

@@ -5,8 +5,8 @@
 // offset the verifier asks for, and the firmware event log.
 //
 // The TPM work goes through the TPM interface, implemented by Device (a
-// real TPM through package tpm: an AK created as an owner-hierarchy primary
-// from a fixed template, so the same AK comes back after every restart
+// real TPM through package tpm: an AK created as an endorsement-hierarchy
+// primary from a fixed template, so the same AK comes back after every restart
 // without persistent handles; the EK found among persistent handles or
 // created from the TCG template matching its NV certificate; EK
 // certificates from the low and high NV ranges and chains from
