@@ -2,10 +2,9 @@ package appraise
 
 import (
 	"bytes"
+	"crypto"
 	"errors"
 	"fmt"
-
-	"github.com/google/go-tpm/tpm2"
 
 	"github.com/imago-ima/imago/attest"
 	"github.com/imago-ima/imago/eventlog"
@@ -77,14 +76,14 @@ func fail(prev State, id, detail string) Outcome {
 		Failures: []attest.Failure{{Entry: -1, ID: id, Detail: detail}}}
 }
 
-// Round judges evidence for a challenge against the node's AK, its policy
-// and its previous state.
-func Round(p *Policy, ak *tpm2.TPMTPublic, prev State, ch Challenge, ev *attest.Evidence) Outcome {
+// Round judges evidence for a challenge against the node's AK (its public
+// key, from quote.PublicKey), its policy and its previous state.
+func Round(p *Policy, ak crypto.PublicKey, prev State, ch Challenge, ev *attest.Evidence) Outcome {
 	q, err := quote.Parse(ev.Quote.Attest, ev.Quote.Signature)
 	if err != nil {
 		return fail(prev, IDQuoteMalformed, err.Error())
 	}
-	if err := q.CheckSignature(ak); err != nil {
+	if err := q.CheckSignatureKey(ak); err != nil {
 		return fail(prev, IDQuoteSignature, err.Error())
 	}
 	if err := q.CheckNonce(ch.Nonce); err != nil {

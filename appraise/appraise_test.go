@@ -1,11 +1,10 @@
 package appraise
 
 import (
+	"crypto"
 	"encoding/json"
 	"slices"
 	"testing"
-
-	"github.com/google/go-tpm/tpm2"
 
 	"github.com/imago-ima/imago/attest"
 	"github.com/imago-ima/imago/internal/imahost"
@@ -17,7 +16,7 @@ import (
 // node is an emulated attester: a software TPM and its IMA list.
 type node struct {
 	tp  *softtpm.TPM
-	ak  *tpm2.TPMTPublic
+	ak  crypto.PublicKey
 	ima *imahost.Host
 }
 
@@ -27,7 +26,11 @@ func newNode(t testing.TB) *node {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ak, _ := tp.AKPublic()
+	akPub, _ := tp.AKPublic()
+	ak, err := quote.PublicKey(akPub)
+	if err != nil {
+		t.Fatal(err)
+	}
 	n := &node{tp: tp, ak: ak, ima: imahost.New([]pcr.Bank{pcr.SHA1, pcr.SHA256}, func(i int, d map[pcr.Bank][]byte) error {
 		tp.Extend(i, d)
 		return nil

@@ -32,16 +32,22 @@ var (
 // over the attestation's hash under the signature's hash algorithm, which
 // must be SHA-256 or stronger.
 func (q *Quote) CheckSignature(ak *tpm2.TPMTPublic) error {
-	pub, err := publicKey(ak)
+	pub, err := PublicKey(ak)
 	if err != nil {
 		return err
 	}
+	return q.CheckSignatureKey(pub)
+}
+
+// CheckSignatureKey is CheckSignature with the AK's key already converted
+// by PublicKey (a verifier keeps it per node).
+func (q *Quote) CheckSignatureKey(pub crypto.PublicKey) error {
 	return checkSig(pub, q.Signature, q.Attest)
 }
 
-// publicKey returns the crypto public key of a TPMT_PUBLIC, turning a panic
-// in go-tpm into an error.
-func publicKey(p *tpm2.TPMTPublic) (k crypto.PublicKey, err error) {
+// PublicKey returns the crypto public key of a TPMT_PUBLIC (RSA or ECC),
+// turning a panic in go-tpm into an error.
+func PublicKey(p *tpm2.TPMTPublic) (k crypto.PublicKey, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			k, err = nil, fmt.Errorf("quote: public key: go-tpm panicked: %v", r)

@@ -5,7 +5,7 @@
 //
 // Parse reads the bytes an attester sent, strictly: the attestation must be
 // a TPM-generated quote (magic TPM_GENERATED_VALUE, type TPM_ST_ATTEST_QUOTE)
-// whose encoding re-marshals to the same bytes, within fixed size limits.
+// with no bytes after the structure, within fixed size limits.
 // The checks are separate and each returns an error of its own kind:
 // CheckSignature (the attestation key signed these bytes), CheckNonce (the
 // qualifying data is the verifier's nonce), CheckPCRs (the PCR digest is the

@@ -89,6 +89,9 @@ func Parse(attest, sig []byte) (*Quote, error) {
 	if err != nil {
 		return nil, &FormatError{"attest", err}
 	}
+	if n := attestLen(a); n != len(attest) {
+		return nil, &FormatError{"attest", fmt.Errorf("%w: %d bytes, the structure has %d", errNonCanonical, len(attest), n)}
+	}
 	if a.Magic != tpm2.TPMGeneratedValue {
 		return nil, &FormatError{"attest", errNotGenerated}
 	}
@@ -110,6 +113,9 @@ func Parse(attest, sig []byte) (*Quote, error) {
 	if err != nil {
 		return nil, &FormatError{"signature", err}
 	}
+	if n, ok := signatureLen(s); !ok || n != len(sig) {
+		return nil, &FormatError{"signature", fmt.Errorf("%w: %d bytes, the structure has %d", errNonCanonical, len(sig), n)}
+	}
 	return &Quote{
 		Attest:          bytes.Clone(attest),
 		Signer:          bytes.Clone(a.QualifiedSigner.Buffer),
@@ -126,8 +132,9 @@ func clockFromTPM(c tpm2.TPMSClockInfo) ClockInfo {
 	return ClockInfo{Clock: c.Clock, ResetCount: c.ResetCount, RestartCount: c.RestartCount, Safe: bool(c.Safe)}
 }
 
-// unmarshal decodes one TPM structure with go-tpm, strictly: the bytes must
-// re-encode to themselves, and a panic in the decoder is an error.
+// unmarshal decodes one TPM structure with go-tpm, turning a panic in the
+// decoder into an error. go-tpm ignores bytes after the structure: callers
+// check the length (attestLen, signatureLen) or re-encode.
 func unmarshal[T tpm2.Marshallable, P interface {
 	*T
 	tpm2.Unmarshallable
@@ -137,14 +144,42 @@ func unmarshal[T tpm2.Marshallable, P interface {
 			v, err = nil, fmt.Errorf("go-tpm decoder panicked: %v", r)
 		}
 	}()
-	v, err = tpm2.Unmarshal[T, P](data)
+	return tpm2.Unmarshal[T, P](data)
+}
+
+// attestLen is the encoded size of a decoded quote attestation (TPM 2.0
+// Part 2 §10.12.12): magic, type, qualifiedSigner, extraData, clockInfo,
+// firmwareVersion, then TPMS_QUOTE_INFO. Comparing it with the input's
+// length rejects trailing bytes without re-encoding (go-tpm's reflective
+// encoder is the most expensive step of a round).
+func attestLen(a *tpm2.TPMSAttest) int {
+	n := 4 + 2 + 2 + len(a.QualifiedSigner.Buffer) + 2 + len(a.ExtraData.Buffer) + 17 + 8
+	info, err := a.Attested.Quote()
 	if err != nil {
-		return nil, err
+		return -1
 	}
-	if !bytes.Equal(tpm2.Marshal(*v), data) {
-		return nil, errNonCanonical
+	n += 4
+	for _, s := range info.PCRSelect.PCRSelections {
+		n += 2 + 1 + len(s.PCRSelect)
 	}
-	return v, nil
+	return n + 2 + len(info.PCRDigest.Buffer)
+}
+
+// signatureLen is the encoded size of a decoded TPMT_SIGNATURE (§11.3.4)
+// of the schemes quotes use.
+func signatureLen(s *tpm2.TPMTSignature) (int, bool) {
+	switch s.SigAlg {
+	case tpm2.TPMAlgRSASSA:
+		r, err := s.Signature.RSASSA()
+		return 2 + 2 + 2 + len(r.Sig.Buffer), err == nil
+	case tpm2.TPMAlgRSAPSS:
+		r, err := s.Signature.RSAPSS()
+		return 2 + 2 + 2 + len(r.Sig.Buffer), err == nil
+	case tpm2.TPMAlgECDSA:
+		e, err := s.Signature.ECDSA()
+		return 2 + 2 + 2 + len(e.SignatureR.Buffer) + 2 + len(e.SignatureS.Buffer), err == nil
+	}
+	return 0, false
 }
 
 // ParsePublic decodes a TPMT_PUBLIC (TPM 2.0 Part 2 §12.2.4), the public
@@ -156,6 +191,9 @@ func ParsePublic(data []byte) (*tpm2.TPMTPublic, error) {
 	p, err := unmarshal[tpm2.TPMTPublic](data)
 	if err != nil {
 		return nil, &FormatError{"public", err}
+	}
+	if !bytes.Equal(tpm2.Marshal(*p), data) {
+		return nil, &FormatError{"public", errNonCanonical}
 	}
 	return p, nil
 }

@@ -199,7 +199,7 @@ func scanNode(sc scanner) (*Node, error) {
 
 // GetNode reads a node.
 func (s *Store) GetNode(ctx context.Context, name string) (*Node, error) {
-	n, err := scanNode(s.r.QueryRowContext(ctx, `SELECT `+nodeColumns+` FROM nodes WHERE name = $1`, name))
+	n, err := scanNode(s.getNode.QueryRowContext(ctx, name))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("store: node %s: %w", name, ErrNotFound)
 	}

@@ -9,6 +9,12 @@ import (
 	"github.com/imago-ima/imago/attest"
 )
 
+const (
+	roundUpdateSQL = `UPDATE nodes SET state = $3, sticky = $4, failures = $5, appraisal = $6, round = round + 1, last_seen = $7, updated = $7
+		WHERE name = $1 AND round = $2`
+	verdictInsertSQL = `INSERT INTO verdicts (node, round, time, verdict, entries, failures) VALUES ($1, $2, $3, $4, $5, $6)`
+)
+
 // RoundWrite is one round's outcome for a node, committed as one
 // transaction: the node's new state and appraisal state, and the verdict
 // for the history.
@@ -38,8 +44,7 @@ func (s *Store) CommitRound(ctx context.Context, w *RoundWrite) error {
 	vfailures := marshalFailures(w.VerdictFailures)
 	t := ms(w.Time)
 	err := s.gc.do(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE nodes SET state = $3, sticky = $4, failures = $5, appraisal = $6, round = round + 1, last_seen = $7, updated = $7
-			WHERE name = $1 AND round = $2`, w.Node, int64(w.Round), w.State, b2i(w.Sticky), failures, string(w.Appraisal), t)
+		res, err := tx.StmtContext(ctx, s.roundUpdate).ExecContext(ctx, w.Node, int64(w.Round), w.State, b2i(w.Sticky), failures, string(w.Appraisal), t)
 		if err != nil {
 			return err
 		}
@@ -48,8 +53,7 @@ func (s *Store) CommitRound(ctx context.Context, w *RoundWrite) error {
 		} else if n == 0 {
 			return &itemError{ErrConflict}
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO verdicts (node, round, time, verdict, entries, failures) VALUES ($1, $2, $3, $4, $5, $6)`,
-			w.Node, int64(w.Round+1), t, w.Verdict, int64(w.Entries), vfailures)
+		_, err = tx.StmtContext(ctx, s.verdictInsert).ExecContext(ctx, w.Node, int64(w.Round+1), t, w.Verdict, int64(w.Entries), vfailures)
 		return err
 	})
 	if err != nil {

@@ -32,6 +32,10 @@ type Store struct {
 	r      *sql.DB // readers (the same pool as w for PostgreSQL)
 	gc     *committer
 	secret []byte
+
+	// prepared statements of the hot path (SQLite parses every statement
+	// it is not given prepared)
+	getNode, roundUpdate, verdictInsert *sql.Stmt
 }
 
 // Options tune a store.
@@ -72,6 +76,10 @@ func Open(ctx context.Context, url string, o Options) (*Store, error) {
 		s.closeDBs()
 		return nil, err
 	}
+	if err := s.prepare(ctx); err != nil {
+		s.closeDBs()
+		return nil, err
+	}
 	max := o.MaxBatch
 	if max <= 0 {
 		max = 512
@@ -98,7 +106,24 @@ func redact(url string) string {
 // database.
 func (s *Store) Close() error {
 	s.gc.close()
+	for _, st := range []*sql.Stmt{s.getNode, s.roundUpdate, s.verdictInsert} {
+		st.Close()
+	}
 	return s.closeDBs()
+}
+
+func (s *Store) prepare(ctx context.Context) error {
+	var err error
+	if s.getNode, err = s.r.PrepareContext(ctx, `SELECT `+nodeColumns+` FROM nodes WHERE name = $1`); err != nil {
+		return fmt.Errorf("store: prepare: %w", err)
+	}
+	if s.roundUpdate, err = s.w.PrepareContext(ctx, roundUpdateSQL); err != nil {
+		return fmt.Errorf("store: prepare: %w", err)
+	}
+	if s.verdictInsert, err = s.w.PrepareContext(ctx, verdictInsertSQL); err != nil {
+		return fmt.Errorf("store: prepare: %w", err)
+	}
+	return nil
 }
 
 func (s *Store) closeDBs() error {

@@ -80,14 +80,22 @@ func (s *Server) handleChallenge(w http.ResponseWriter, r *http.Request, body []
 	if err != nil {
 		return err
 	}
-	var st appraise.State
-	if err := unmarshalState(n.Appraisal, &st); err != nil {
-		return err
+	// Only the cursor and the boot-log flag are needed here.
+	var st struct {
+		Verify struct {
+			Next uint64 `json:"next"`
+		} `json:"verify"`
+		BootLog bool `json:"boot_log"`
+	}
+	if len(n.Appraisal) > 0 {
+		if err := json.Unmarshal(n.Appraisal, &st); err != nil {
+			return err
+		}
 	}
 	nonce := make([]byte, nonceSize)
 	rand.Read(nonce)
 	expires := s.now().Add(s.cfg.ChallengeTTL)
-	c := &challengeClaims{Node: name, Round: n.Round, Nonce: nonce, Selection: sel, Offset: st.Next(), EventLog: !st.BootLog, Expires: expires.UnixMilli()}
+	c := &challengeClaims{Node: name, Round: n.Round, Nonce: nonce, Selection: sel, Offset: st.Verify.Next, EventLog: !st.BootLog, Expires: expires.UnixMilli()}
 	tok, err := signToken(s.st.Secret(), c)
 	if err != nil {
 		return err
@@ -143,7 +151,7 @@ func (s *Server) appraise(ctx context.Context, n *store.Node, ch appraise.Challe
 	if err != nil {
 		return nil, nil, err
 	}
-	ak, err := akOf(n)
+	ak, err := s.akKey(n.AKPublic)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -2,6 +2,7 @@ package verifier
 
 import (
 	"context"
+	"crypto"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"github.com/imago-ima/imago/appraise"
 	"github.com/imago-ima/imago/ear"
 	"github.com/imago-ima/imago/enroll"
+	"github.com/imago-ima/imago/quote"
 	"github.com/imago-ima/imago/store"
 )
 
@@ -60,6 +62,9 @@ type Server struct {
 	pmu      sync.RWMutex
 	policies map[string]*appraise.Policy
 
+	kmu    sync.Mutex
+	akKeys map[string]crypto.PublicKey
+
 	now func() time.Time
 }
 
@@ -83,7 +88,8 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Server{cfg: cfg, st: cfg.Store, log: cfg.Logger, policies: make(map[string]*appraise.Policy), now: time.Now}, nil
+	return &Server{cfg: cfg, st: cfg.Store, log: cfg.Logger, policies: make(map[string]*appraise.Policy),
+		akKeys: make(map[string]crypto.PublicKey), now: time.Now}, nil
 }
 
 // HTTP server limits.
@@ -202,4 +208,31 @@ func (s *Server) policy(ctx context.Context, id string) (*appraise.Policy, error
 	s.policies[id] = p
 	s.pmu.Unlock()
 	return p, nil
+}
+
+// maxAKKeys bounds the AK key cache (a fleet's worth of nodes).
+const maxAKKeys = 1 << 18
+
+// akKey returns the public key of a stored AK, decoding each AK once.
+func (s *Server) akKey(akPublic []byte) (crypto.PublicKey, error) {
+	s.kmu.Lock()
+	k, ok := s.akKeys[string(akPublic)]
+	s.kmu.Unlock()
+	if ok {
+		return k, nil
+	}
+	p, err := quote.ParsePublic(akPublic)
+	if err != nil {
+		return nil, fmt.Errorf("verifier: stored AK: %w", err)
+	}
+	if k, err = quote.PublicKey(p); err != nil {
+		return nil, fmt.Errorf("verifier: stored AK: %w", err)
+	}
+	s.kmu.Lock()
+	if len(s.akKeys) >= maxAKKeys {
+		clear(s.akKeys)
+	}
+	s.akKeys[string(akPublic)] = k
+	s.kmu.Unlock()
+	return k, nil
 }

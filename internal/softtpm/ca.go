@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
+	"encoding/pem"
 	"fmt"
 	"math/big"
 	"sync"
@@ -71,4 +72,32 @@ func (ca *CA) Issue(pub crypto.PublicKey, subject string) ([]byte, error) {
 		return nil, fmt.Errorf("softtpm: issue EK certificate: %w", err)
 	}
 	return der, nil
+}
+
+// PEM returns the CA's certificate and private key as PEM.
+func (ca *CA) PEM() (cert, key []byte, err error) {
+	kd, err := x509.MarshalECPrivateKey(ca.key)
+	if err != nil {
+		return nil, nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Cert.Raw}),
+		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kd}), nil
+}
+
+// ParseCA reads a CA that PEM wrote.
+func ParseCA(certPEM, keyPEM []byte) (*CA, error) {
+	cb, _ := pem.Decode(certPEM)
+	kb, _ := pem.Decode(keyPEM)
+	if cb == nil || kb == nil {
+		return nil, fmt.Errorf("softtpm: CA: no PEM block")
+	}
+	cert, err := x509.ParseCertificate(cb.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("softtpm: CA: %w", err)
+	}
+	key, err := x509.ParseECPrivateKey(kb.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("softtpm: CA: %w", err)
+	}
+	return &CA{Cert: cert, key: key, serial: time.Now().UnixNano()}, nil
 }

@@ -11,6 +11,7 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync"
@@ -215,33 +216,86 @@ func (t *TPM) Quote(nonce []byte, sel quote.Selection) (*attester.Quoted, error)
 	if err != nil {
 		return nil, err
 	}
-	a := tpm2.TPMSAttest{
-		Magic:           tpm2.TPMGeneratedValue,
-		Type:            tpm2.TPMSTAttestQuote,
-		QualifiedSigner: tpm2.TPM2BName{Buffer: t.akName},
-		ExtraData:       tpm2.TPM2BData{Buffer: bytes.Clone(nonce)},
-		ClockInfo: tpm2.TPMSClockInfo{
-			Clock: clock.Clock, ResetCount: clock.ResetCount, RestartCount: clock.RestartCount, Safe: tpm2.TPMIYesNo(clock.Safe),
-		},
-		FirmwareVersion: 0x20260101,
-		Attested: tpm2.NewTPMUAttest(tpm2.TPMSTAttestQuote, &tpm2.TPMSQuoteInfo{
-			PCRSelect: sel.TPM(),
-			PCRDigest: tpm2.TPM2BDigest{Buffer: digest},
-		}),
-	}
-	attest := tpm2.Marshal(a)
+	attest := appendAttest(nil, t.akName, nonce, clock, sel, digest)
 	sum := sha256.Sum256(attest)
 	r, s, err := ecdsa.Sign(rand.Reader, t.akKey, sum[:])
 	if err != nil {
 		return nil, err
 	}
-	sig := tpm2.Marshal(tpm2.TPMTSignature{
+	sig := appendECDSASig(nil, r.FillBytes(make([]byte, 32)), s.FillBytes(make([]byte, 32)))
+	return &attester.Quoted{Attest: attest, Signature: sig, PCRs: values}, nil
+}
+
+// firmwareVersion is what the emulated TPMs report.
+const firmwareVersion = 0x20260101
+
+// marshalAttest is TPMS_ATTEST of a quote marshalled by go-tpm: what
+// appendAttest must equal (softtpm_test checks it).
+func marshalAttest(akName, nonce []byte, clock quote.ClockInfo, sel quote.Selection, digest []byte) []byte {
+	a := tpm2.TPMSAttest{
+		Magic:           tpm2.TPMGeneratedValue,
+		Type:            tpm2.TPMSTAttestQuote,
+		QualifiedSigner: tpm2.TPM2BName{Buffer: akName},
+		ExtraData:       tpm2.TPM2BData{Buffer: bytes.Clone(nonce)},
+		ClockInfo: tpm2.TPMSClockInfo{
+			Clock: clock.Clock, ResetCount: clock.ResetCount, RestartCount: clock.RestartCount, Safe: tpm2.TPMIYesNo(clock.Safe),
+		},
+		FirmwareVersion: firmwareVersion,
+		Attested: tpm2.NewTPMUAttest(tpm2.TPMSTAttestQuote, &tpm2.TPMSQuoteInfo{
+			PCRSelect: sel.TPM(),
+			PCRDigest: tpm2.TPM2BDigest{Buffer: digest},
+		}),
+	}
+	return tpm2.Marshal(a)
+}
+
+// marshalSig is the ECDSA TPMT_SIGNATURE marshalled by go-tpm.
+func marshalSig(r, s []byte) []byte {
+	return tpm2.Marshal(tpm2.TPMTSignature{
 		SigAlg: tpm2.TPMAlgECDSA,
 		Signature: tpm2.NewTPMUSignature(tpm2.TPMAlgECDSA, &tpm2.TPMSSignatureECC{
 			Hash:       tpm2.TPMAlgSHA256,
-			SignatureR: tpm2.TPM2BECCParameter{Buffer: r.FillBytes(make([]byte, 32))},
-			SignatureS: tpm2.TPM2BECCParameter{Buffer: s.FillBytes(make([]byte, 32))},
+			SignatureR: tpm2.TPM2BECCParameter{Buffer: r},
+			SignatureS: tpm2.TPM2BECCParameter{Buffer: s},
 		}),
 	})
-	return &attester.Quoted{Attest: attest, Signature: sig, PCRs: values}, nil
+}
+
+// appendAttest encodes a quote's TPMS_ATTEST (TPM 2.0 Part 2 §10.12.12)
+// directly, the same bytes as marshalAttest at a fraction of go-tpm's
+// reflective cost (the load generator makes thousands a second).
+func appendAttest(b, akName, nonce []byte, clock quote.ClockInfo, sel quote.Selection, digest []byte) []byte {
+	b = binary.BigEndian.AppendUint32(b, uint32(tpm2.TPMGeneratedValue))
+	b = binary.BigEndian.AppendUint16(b, uint16(tpm2.TPMSTAttestQuote))
+	b = append2B(b, akName)
+	b = append2B(b, nonce)
+	b = binary.BigEndian.AppendUint64(b, clock.Clock)
+	b = binary.BigEndian.AppendUint32(b, clock.ResetCount)
+	b = binary.BigEndian.AppendUint32(b, clock.RestartCount)
+	safe := byte(0)
+	if clock.Safe {
+		safe = 1
+	}
+	b = append(b, safe)
+	b = binary.BigEndian.AppendUint64(b, firmwareVersion)
+	l := sel.TPM()
+	b = binary.BigEndian.AppendUint32(b, uint32(len(l.PCRSelections)))
+	for _, s := range l.PCRSelections {
+		b = binary.BigEndian.AppendUint16(b, uint16(s.Hash))
+		b = append(b, byte(len(s.PCRSelect)))
+		b = append(b, s.PCRSelect...)
+	}
+	return append2B(b, digest)
+}
+
+// appendECDSASig encodes an ECDSA-SHA256 TPMT_SIGNATURE (§11.3.4).
+func appendECDSASig(b, r, s []byte) []byte {
+	b = binary.BigEndian.AppendUint16(b, uint16(tpm2.TPMAlgECDSA))
+	b = binary.BigEndian.AppendUint16(b, uint16(tpm2.TPMAlgSHA256))
+	return append2B(append2B(b, r), s)
+}
+
+func append2B(b, v []byte) []byte {
+	b = binary.BigEndian.AppendUint16(b, uint16(len(v)))
+	return append(b, v...)
 }

@@ -85,3 +85,17 @@ func TestCredentialAndQuote(t *testing.T) {
 		t.Fatalf("after reset: %v %v", ch, err)
 	}
 }
+
+// TestEncodingIsGoTPMs: the hand encoder gives go-tpm's bytes.
+func TestEncodingIsGoTPMs(t *testing.T) {
+	sel := quote.NewSelection([]pcr.Bank{pcr.SHA1, pcr.SHA256}, []int{0, 5, 10, 23})
+	clock := quote.ClockInfo{Clock: 1 << 40, ResetCount: 7, RestartCount: 2, Safe: true}
+	a := appendAttest(nil, []byte("name"), []byte("nonce"), clock, sel, bytes.Repeat([]byte{9}, 32))
+	if !bytes.Equal(a, marshalAttest([]byte("name"), []byte("nonce"), clock, sel, bytes.Repeat([]byte{9}, 32))) {
+		t.Fatal("attest differs from go-tpm's")
+	}
+	r, s := bytes.Repeat([]byte{1}, 32), bytes.Repeat([]byte{2}, 32)
+	if !bytes.Equal(appendECDSASig(nil, r, s), marshalSig(r, s)) {
+		t.Fatal("signature differs from go-tpm's")
+	}
+}
