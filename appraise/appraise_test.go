@@ -112,7 +112,7 @@ func TestRound(t *testing.T) {
 		"garbage list": {func(ch *Challenge, ev *attest.Evidence) { ev.List = []byte{1, 2, 3} }, IDList, true},
 		"tampered entry": {func(ch *Challenge, ev *attest.Evidence) {
 			ev.List[len(ev.List)-1] ^= 1
-		}, "pcr_mismatch", true},
+		}, "ima.pcr_mismatch", true},
 		"bad event log": {func(ch *Challenge, ev *attest.Evidence) { ev.EventLog = []byte("not a log") }, IDEventLog, true},
 	} {
 		t.Run(name, func(t *testing.T) {

@@ -20,7 +20,7 @@
 //     (evidence.event_log) and replays to the quoted PCR 0-9
 //     (measured_boot.pcr_mismatch);
 //  4. the runtime policy judges every new entry and the list replays to the
-//     quoted PCRs (package verify's ids: ima.validation.*, pcr_mismatch, ...).
+//     quoted PCRs (package verify's ids: ima.validation.*, ima.pcr_mismatch, ...).
 //
 // Failures of step 1 and 2 are not the node's word (anyone can send bytes):
 // Outcome.Authentic is false for them.

@@ -138,7 +138,7 @@ func verifyEntries(p *Policy, prev VerifyState, entries []*ima.Entry, quoted, bo
 		}
 	}
 	if last < 0 {
-		return []attest.Failure{{Entry: -1, ID: "pcr_mismatch", Detail: "the list replays to no quoted PCR value"}}, prev, nil
+		return []attest.Failure{{Entry: -1, ID: "ima.pcr_mismatch", Detail: "the list replays to no quoted PCR value"}}, prev, nil
 	}
 	// Replay again up to last to keep the state at the matching entry.
 	next := VerifyState{Next: prev.Next + uint64(last), PCRs: make(pcr.Set), BootAggregate: bootJudged}

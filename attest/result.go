@@ -22,7 +22,7 @@ const (
 )
 
 // Failure is one reason a round failed, with Keylime's dotted ids for
-// entries (ima.validation.ima-ng.not_in_allowlist, pcr_mismatch, ...) and
+// entries (ima.validation.ima-ng.not_in_allowlist, ima.pcr_mismatch, ...) and
 // imago's for the quote (quote.signature, quote.nonce, ...).
 type Failure struct {
 	// Entry is the list index of the failing entry, or -1.

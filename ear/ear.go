@@ -145,7 +145,7 @@ func Build(in Input, build string) Claims {
 		vec = map[string]int{"instance-identity": 96}
 	} else {
 		for _, f := range r.Failures {
-			if f.Entry >= 0 || f.ID == "pcr_mismatch" {
+			if f.Entry >= 0 || f.ID == "ima.pcr_mismatch" {
 				vec["executables"], vec["file-system"] = 33, 33
 			}
 		}
