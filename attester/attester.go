@@ -98,20 +98,34 @@ func (a *Attester) logger() *slog.Logger {
 	return a.Logger
 }
 
-func (a *Attester) round(ctx context.Context) (*attest.Result, error) {
+// banksAndPCRs returns the TPM's banks imago can verify and the PCRs the
+// list extends.
+func (a *Attester) banksAndPCRs() ([]pcr.Bank, []int, error) {
 	banks, err := a.TPM.Banks()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	pcrs, err := a.List.PCRs()
+	if err != nil {
+		return nil, nil, err
+	}
+	var known []pcr.Bank
+	for _, b := range banks {
+		if b.Known() {
+			known = append(known, b)
+		}
+	}
+	return known, pcrs, nil
+}
+
+func (a *Attester) round(ctx context.Context) (*attest.Result, error) {
+	banks, pcrs, err := a.banksAndPCRs()
 	if err != nil {
 		return nil, err
 	}
 	req := &attest.ChallengeRequest{ListPCRs: pcrs}
 	for _, b := range banks {
-		if b.Known() {
-			req.Banks = append(req.Banks, b.String())
-		}
+		req.Banks = append(req.Banks, b.String())
 	}
 	ch, err := a.Client.Challenge(ctx, a.Node, req)
 	if err != nil {
@@ -160,21 +174,11 @@ func (a *Attester) Offline(nonce []byte) (*attest.Evidence, error) {
 	if len(nonce) == 0 || len(nonce) > 64 {
 		return nil, fmt.Errorf("attester: offline: nonce of %d bytes (want 1 to 64)", len(nonce))
 	}
-	banks, err := a.TPM.Banks()
+	banks, pcrs, err := a.banksAndPCRs()
 	if err != nil {
 		return nil, err
 	}
-	pcrs, err := a.List.PCRs()
-	if err != nil {
-		return nil, err
-	}
-	var known []pcr.Bank
-	for _, b := range banks {
-		if b.Known() {
-			known = append(known, b)
-		}
-	}
-	sel := quote.NewSelection(known, append([]int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, pcrs...))
+	sel := quote.NewSelection(banks, append([]int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, pcrs...))
 	ev, err := a.evidence(nonce, sel, 0, true)
 	if err != nil {
 		return nil, err

@@ -8,6 +8,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"iter"
 	"net"
 	"os"
 	"path/filepath"
@@ -183,12 +184,7 @@ func readCertDir(dir string) ([]*x509.Certificate, error) {
 		if err != nil {
 			return nil, err
 		}
-		for rest := b; ; {
-			var blk *pem.Block
-			blk, rest = pem.Decode(rest)
-			if blk == nil {
-				break
-			}
+		for blk := range pemBlocks(b) {
 			if blk.Type != "CERTIFICATE" {
 				continue
 			}
@@ -211,12 +207,7 @@ func readECKey(path string) (*ecdsa.PrivateKey, error) {
 	if err != nil {
 		return nil, err
 	}
-	for rest := b; ; {
-		var blk *pem.Block
-		blk, rest = pem.Decode(rest)
-		if blk == nil {
-			return nil, errors.New("no PEM private key")
-		}
+	for blk := range pemBlocks(b) {
 		switch blk.Type {
 		case "EC PRIVATE KEY":
 			return x509.ParseECPrivateKey(blk.Bytes)
@@ -229,6 +220,19 @@ func readECKey(path string) (*ecdsa.PrivateKey, error) {
 				return ek, nil
 			}
 			return nil, fmt.Errorf("a %T key, want ECDSA", k)
+		}
+	}
+	return nil, errors.New("no PEM private key")
+}
+
+// pemBlocks iterates over the PEM blocks in b.
+func pemBlocks(b []byte) iter.Seq[*pem.Block] {
+	return func(yield func(*pem.Block) bool) {
+		for {
+			var blk *pem.Block
+			if blk, b = pem.Decode(b); blk == nil || !yield(blk) {
+				return
+			}
 		}
 	}
 }

@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/imago-ima/imago/internal/testenv"
+	"github.com/imago-ima/imago/internal/testproc"
 )
 
 // startTimeout bounds waiting for the server to accept connections.
@@ -47,9 +48,7 @@ type Cluster struct {
 	bin   string
 	cred  *syscall.Credential
 	mu    sync.Mutex
-	cmd   *exec.Cmd
-	done  chan struct{}
-	log   *os.File
+	proc  *testproc.Proc
 	extra []string
 }
 
@@ -159,7 +158,7 @@ func (c *Cluster) Start() {
 func (c *Cluster) start() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.cmd != nil {
+	if c.proc != nil {
 		return fmt.Errorf("postgres already running")
 	}
 	args := []string{"-D", filepath.Join(c.Dir, "data"), "-p", strconv.Itoa(c.Port), "-k", c.Dir,
@@ -168,38 +167,18 @@ func (c *Cluster) start() error {
 		args = append(args, "-c", s)
 	}
 	cmd := exec.Command(filepath.Join(c.bin, "postgres"), args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: c.cred, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: c.cred}
 	logf, err := os.OpenFile(filepath.Join(c.Dir, "postgres.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
 	}
+	defer logf.Close() // the child has its own descriptor
 	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		return fmt.Errorf("start postgres: %w", err)
+	p, err := testproc.Start(cmd, func() bool { return ready(c.Port) }, startTimeout)
+	if err != nil {
+		return fmt.Errorf("%v\n%s", err, c.Log())
 	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	deadline := time.Now().Add(startTimeout)
-	for {
-		select {
-		case <-done:
-			logf.Close()
-			return fmt.Errorf("postgres exited at start: %v\n%s", cmd.ProcessState, c.Log())
-		default:
-		}
-		if ready(c.Port) {
-			break
-		}
-		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			<-done
-			logf.Close()
-			return fmt.Errorf("postgres did not accept connections within %v\n%s", startTimeout, c.Log())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	c.cmd, c.done, c.log = cmd, done, logf
+	c.proc = p
 	return nil
 }
 
@@ -235,31 +214,20 @@ func ready(port int) bool {
 func (c *Cluster) Stop() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.cmd == nil {
-		return
+	if c.proc != nil {
+		c.proc.Stop(syscall.SIGINT, 30*time.Second)
+		c.proc = nil
 	}
-	c.cmd.Process.Signal(syscall.SIGINT)
-	select {
-	case <-c.done:
-	case <-time.After(30 * time.Second):
-		c.cmd.Process.Kill()
-		<-c.done
-	}
-	c.log.Close()
-	c.cmd, c.done, c.log = nil, nil, nil
 }
 
 // Kill kills the server with SIGKILL (a crash) and waits for it.
 func (c *Cluster) Kill() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.cmd == nil {
-		return
+	if c.proc != nil {
+		c.proc.Kill()
+		c.proc = nil
 	}
-	c.cmd.Process.Kill()
-	<-c.done
-	c.log.Close()
-	c.cmd, c.done, c.log = nil, nil, nil
 }
 
 // Log returns the server log.

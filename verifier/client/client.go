@@ -75,16 +75,10 @@ func New(base string, o Options) (*Client, error) {
 	u.Path = strings.TrimSuffix(u.Path, "/")
 	tr := o.Transport
 	if tr == nil {
-		t := http.DefaultTransport.(*http.Transport).Clone()
-		t.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
-		if o.CA != nil {
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(o.CA) {
-				return nil, fmt.Errorf("client: --ca: no PEM certificate found")
-			}
-			t.TLSClientConfig.RootCAs = pool
+		t, err := TLSTransport(o.CA, 4)
+		if err != nil {
+			return nil, err
 		}
-		t.MaxIdleConnsPerHost = 4
 		tr = t
 	}
 	return &Client{base: u, hc: &http.Client{Transport: tr, Timeout: Timeout}, token: o.Token}, nil
