@@ -9,8 +9,9 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
+	"github.com/jackc/pgx/v5/stdlib"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 )
@@ -72,13 +73,28 @@ func openSQLite(path string) (*Store, error) {
 	return &Store{d: sqliteDialect, w: w, r: r}, nil
 }
 
+// idleInTransaction is PostgreSQL's idle_in_transaction_session_timeout
+// for the store's sessions (unless the URL sets it): a replica that stalls
+// inside a transaction (a round holds its node's row) is cut off, so the
+// node is free again for the other replicas.
+const idleInTransaction = "15s"
+
+// postgresConns is the size of a replica's connection pool: a round holds
+// a connection while it is judged (the node's row lock), so it bounds the
+// rounds judged at once.
+const postgresConns = 48
+
 func openPostgres(u string) (*Store, error) {
-	db, err := sql.Open("pgx", u)
+	cfg, err := pgx.ParseConfig(u)
 	if err != nil {
-		return nil, fmt.Errorf("store: postgres %s: %w", redact(u), err)
+		return nil, fmt.Errorf("store: postgres %s: %s", redact(u), strings.ReplaceAll(err.Error(), u, redact(u)))
 	}
-	db.SetMaxOpenConns(16)
-	db.SetMaxIdleConns(16)
+	if _, ok := cfg.RuntimeParams["idle_in_transaction_session_timeout"]; !ok {
+		cfg.RuntimeParams["idle_in_transaction_session_timeout"] = idleInTransaction
+	}
+	db := stdlib.OpenDB(*cfg)
+	db.SetMaxOpenConns(postgresConns)
+	db.SetMaxIdleConns(postgresConns)
 	if err := db.Ping(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("store: postgres %s: %s", redact(u), strings.ReplaceAll(err.Error(), u, redact(u)))

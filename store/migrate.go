@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"embed"
+	"errors"
 	"fmt"
 	"io/fs"
 	"path"
@@ -24,7 +25,14 @@ type migration struct {
 	version int
 	name    string
 	sql     string
+	// compatible: the migration only adds (columns with defaults, tables,
+	// indexes), so a build that does not know it may still run on the
+	// database. A migration says so with a first line "-- imago: compatible".
+	compatible bool
 }
+
+// compatibleMarker is the first line of a compatible migration.
+const compatibleMarker = "-- imago: compatible"
 
 func loadMigrations(dialect string) ([]migration, error) {
 	dir := path.Join("migrations", dialect)
@@ -43,7 +51,8 @@ func loadMigrations(dialect string) ([]migration, error) {
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, migration{n, strings.TrimSuffix(name, ".sql"), string(b)})
+		first, _, _ := strings.Cut(string(b), "\n")
+		out = append(out, migration{n, strings.TrimSuffix(name, ".sql"), string(b), strings.TrimSpace(first) == compatibleMarker})
 	}
 	slices.SortFunc(out, func(a, b migration) int { return a.version - b.version })
 	for i, m := range out {
@@ -80,7 +89,7 @@ func (s *Store) migrate(ctx context.Context) error {
 		}
 		defer conn.ExecContext(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, advisoryLockKey)
 	}
-	if _, err := conn.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied BIGINT NOT NULL)`); err != nil {
+	if _, err := conn.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied BIGINT NOT NULL, compatible BIGINT NOT NULL DEFAULT 0)`); err != nil {
 		return fmt.Errorf("store: migrate: %w", err)
 	}
 	var cur sql.NullInt64
@@ -88,7 +97,7 @@ func (s *Store) migrate(ctx context.Context) error {
 		return fmt.Errorf("store: migrate: %w", err)
 	}
 	if int(cur.Int64) > len(ms) {
-		return fmt.Errorf("store: the database has schema version %d, newer than this imago (%d)", cur.Int64, len(ms))
+		return checkNewer(ctx, conn, len(ms))
 	}
 	for _, m := range ms[cur.Int64:] {
 		tx, err := conn.BeginTx(ctx, nil)
@@ -101,7 +110,7 @@ func (s *Store) migrate(ctx context.Context) error {
 				return fmt.Errorf("store: migrate to %d (%s): %w", m.version, m.name, err)
 			}
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied) VALUES ($1, $2, $3)`, m.version, m.name, time.Now().UnixMilli()); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied, compatible) VALUES ($1, $2, $3, $4)`, m.version, m.name, time.Now().UnixMilli(), b2i(m.compatible)); err != nil {
 			tx.Rollback()
 			return fmt.Errorf("store: migrate to %d: %w", m.version, err)
 		}
@@ -110,6 +119,40 @@ func (s *Store) migrate(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// ErrSchemaNewer: the database has a schema version this build cannot use
+// (a newer imago migrated it incompatibly).
+var ErrSchemaNewer = errors.New("store: the database schema is newer than this imago")
+
+type querier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// checkNewer allows a database migrated past this build's known versions
+// only if every migration beyond them is compatible.
+func checkNewer(ctx context.Context, q querier, known int) error {
+	var (
+		v    int64
+		name string
+	)
+	err := q.QueryRowContext(ctx, `SELECT version, name FROM schema_migrations WHERE version > $1 AND compatible = 0 ORDER BY version LIMIT 1`, known).Scan(&v, &name)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("store: schema: %w", err)
+	}
+	return fmt.Errorf("%w: version %d (%s) is not compatible with this imago's schema %d; upgrade this replica", ErrSchemaNewer, v, name, known)
+}
+
+// CheckSchema fails with ErrSchemaNewer once another process has migrated
+// the database to a version this build cannot use. Replicas of a fleet
+// call it periodically: an old replica left running across an
+// incompatible upgrade stops instead of writing rows it does not
+// understand.
+func (s *Store) CheckSchema(ctx context.Context) error {
+	return checkNewer(ctx, s.r, SchemaVersion())
 }
 
 // splitSQL splits a migration into statements at semicolons that end a

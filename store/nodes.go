@@ -35,9 +35,11 @@ type Node struct {
 	Round uint64
 	// Appraisal is the appraisal state (JSON).
 	Appraisal []byte
-	LastSeen  time.Time
-	Created   time.Time
-	Updated   time.Time
+	// Verdict is the last round's verdict ("" before the first).
+	Verdict  string
+	LastSeen time.Time
+	Created  time.Time
+	Updated  time.Time
 }
 
 // Enrolled reports whether the node has an activated AK.
@@ -166,7 +168,7 @@ func (s *Store) RemoveNode(ctx context.Context, name string) error {
 	return nil
 }
 
-const nodeColumns = `name, policy_id, allow_no_cert, state, sticky, failures, ek_id, ek_public, ek_cert, ak_public, pending, round, appraisal, last_seen, created, updated`
+const nodeColumns = `name, policy_id, allow_no_cert, state, sticky, failures, ek_id, ek_public, ek_cert, ak_public, pending, round, appraisal, last_seen, created, updated, verdict`
 
 type scanner interface{ Scan(...any) error }
 
@@ -179,7 +181,7 @@ func scanNode(sc scanner) (*Node, error) {
 		round, lastSeen, created, updat int64
 	)
 	if err := sc.Scan(&n.Name, &n.PolicyID, &allow, &n.State, &sticky, &failures, &ekID, &n.EKPublic, &n.EKCert, &n.AKPublic,
-		&pending, &round, &appraisal, &lastSeen, &created, &updat); err != nil {
+		&pending, &round, &appraisal, &lastSeen, &created, &updat, &n.Verdict); err != nil {
 		return nil, err
 	}
 	n.AllowNoCert, n.Sticky = allow != 0, sticky != 0

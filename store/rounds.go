@@ -10,9 +10,9 @@ import (
 )
 
 const (
-	roundUpdateSQL = `UPDATE nodes SET state = $3, sticky = $4, failures = $5, appraisal = $6, round = round + 1, last_seen = $7, updated = $7
+	roundUpdateSQL = `UPDATE nodes SET state = $3, sticky = $4, failures = $5, appraisal = $6, round = round + 1, last_seen = $7, updated = $7, verdict = $8
 		WHERE name = $1 AND round = $2`
-	verdictInsertSQL = `INSERT INTO verdicts (node, round, time, verdict, entries, failures) VALUES ($1, $2, $3, $4, $5, $6)`
+	verdictInsertSQL = `INSERT INTO verdicts (node, round, time, verdict, entries, failures, replica, started) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`
 )
 
 // RoundWrite is one round's outcome for a node, committed as one
@@ -34,32 +34,42 @@ type RoundWrite struct {
 	// VerdictFailures are this round's failures (Failures may carry older,
 	// sticky ones).
 	VerdictFailures []attest.Failure
+	// Replica names the verifier process that judged the round, and
+	// Started is when it took the node (Round sets it): the history shows
+	// that no two replicas judged a node at once.
+	Replica string
+	Started time.Time
 }
 
 // CommitRound writes a round durably (group commit). It returns
 // ErrConflict, writing nothing, if the node is no longer in w.Round or is
 // gone.
 func (s *Store) CommitRound(ctx context.Context, w *RoundWrite) error {
-	failures := marshalFailures(w.Failures)
-	vfailures := marshalFailures(w.VerdictFailures)
-	t := ms(w.Time)
 	err := s.gc.do(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		res, err := tx.StmtContext(ctx, s.roundUpdate).ExecContext(ctx, w.Node, int64(w.Round), w.State, b2i(w.Sticky), failures, string(w.Appraisal), t)
-		if err != nil {
-			return err
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
-			return &itemError{ErrConflict}
-		}
-		_, err = tx.StmtContext(ctx, s.verdictInsert).ExecContext(ctx, w.Node, int64(w.Round+1), t, w.Verdict, int64(w.Entries), vfailures)
-		return err
+		return s.writeRound(ctx, tx, w)
 	})
 	if err != nil {
 		return fmt.Errorf("store: commit round %d of %s: %w", w.Round, w.Node, err)
 	}
 	return nil
+}
+
+// writeRound writes a round in tx: the node's row, conditional on its
+// round, and the verdict.
+func (s *Store) writeRound(ctx context.Context, tx *sql.Tx, w *RoundWrite) error {
+	t := ms(w.Time)
+	res, err := tx.StmtContext(ctx, s.roundUpdate).ExecContext(ctx, w.Node, int64(w.Round), w.State, b2i(w.Sticky), marshalFailures(w.Failures), string(w.Appraisal), t, w.Verdict)
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return err
+	} else if n == 0 {
+		return &itemError{ErrConflict}
+	}
+	_, err = tx.StmtContext(ctx, s.verdictInsert).ExecContext(ctx, w.Node, int64(w.Round+1), t, w.Verdict, int64(w.Entries),
+		marshalFailures(w.VerdictFailures), w.Replica, ms(w.Started))
+	return err
 }
 
 // Verdict is one history record.
@@ -101,39 +111,11 @@ func (s *Store) History(ctx context.Context, name string, limit int) ([]Verdict,
 // (or that never sent any and were enrolled before it) stale. It returns
 // the nodes marked.
 func (s *Store) MarkStale(ctx context.Context, cutoff time.Time) ([]string, error) {
-	c := ms(cutoff)
-	rows, err := s.w.QueryContext(ctx, `UPDATE nodes SET state = $1, updated = $3
-		WHERE state = $2 AND last_seen < $4 RETURNING name`, attest.StateStale, attest.StatePass, time.Now().UnixMilli(), c)
-	if err != nil {
-		return nil, fmt.Errorf("store: mark stale: %w", err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var n string
-		if err := rows.Scan(&n); err != nil {
-			return nil, fmt.Errorf("store: mark stale: %w", err)
-		}
-		out = append(out, n)
-	}
-	return out, rows.Err()
+	return s.MarkStaleFenced(ctx, nil, cutoff)
 }
 
 // PruneHistory keeps each node's newest keep verdicts and drops verdicts
 // older than before (if not zero). It returns how many it dropped.
 func (s *Store) PruneHistory(ctx context.Context, keep int, before time.Time) (int64, error) {
-	res, err := s.w.ExecContext(ctx, `DELETE FROM verdicts WHERE round <= (SELECT MAX(v.round) FROM verdicts v WHERE v.node = verdicts.node) - $1`, keep)
-	if err != nil {
-		return 0, fmt.Errorf("store: prune history: %w", err)
-	}
-	n, _ := res.RowsAffected()
-	if !before.IsZero() {
-		res, err := s.w.ExecContext(ctx, `DELETE FROM verdicts WHERE time < $1`, ms(before))
-		if err != nil {
-			return n, fmt.Errorf("store: prune history: %w", err)
-		}
-		m, _ := res.RowsAffected()
-		n += m
-	}
-	return n, nil
+	return s.PruneHistoryFenced(ctx, nil, keep, before)
 }

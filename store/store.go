@@ -32,6 +32,7 @@ type Store struct {
 	r      *sql.DB // readers (the same pool as w for PostgreSQL)
 	gc     *committer
 	secret []byte
+	locks  nodeLocks // rounds of one node, on SQLite (see Round)
 
 	// prepared statements of the hot path (SQLite parses every statement
 	// it is not given prepared)
