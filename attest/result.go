@@ -69,7 +69,11 @@ type NodeView struct {
 	// EK is the sha256 of the EK public area, once enrolled.
 	EK string `json:"ek,omitempty"`
 	// LastSeen and LastVerdict are RFC 3339 times (empty if never).
-	LastSeen    string          `json:"last_seen,omitempty"`
+	LastSeen string `json:"last_seen,omitempty"`
+	// Verdict is the last round's verdict (pass, fail, restart; empty
+	// before the first), Updated when the node's row last changed.
+	Verdict     string          `json:"verdict,omitempty"`
+	Updated     string          `json:"updated,omitempty"`
 	Created     string          `json:"created"`
 	TPM         *TPMView        `json:"tpm,omitempty"`
 	History     []HistoryRecord `json:"history,omitempty"`

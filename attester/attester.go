@@ -69,11 +69,16 @@ func EnrollRequest(t TPM) (*attest.EnrollRequest, error) {
 // answers that the node restarted (it then wants the list from entry 0).
 const maxRestarts = 3
 
+// maxOvertaken bounds the fresh challenges one Round call asks for after
+// a challenge was used or expired.
+const maxOvertaken = 3
+
 // Round runs one attestation round and returns the verifier's verdict. If
 // the node is not enrolled (the verifier lost it, or this is the first
 // round) it enrols first.
 func (a *Attester) Round(ctx context.Context) (*attest.Result, error) {
 	enrolled := false
+	overtaken := 0
 	for i := 0; ; i++ {
 		res, err := a.round(ctx)
 		var ce *client.Error
@@ -82,6 +87,16 @@ func (a *Attester) Round(ctx context.Context) (*attest.Result, error) {
 				return nil, err
 			}
 			enrolled = true
+			continue
+		}
+		// The challenge was used (a copy of this evidence sent again to
+		// another replica after its first answer was lost: the verdict is
+		// stored, the attester did not hear it) or expired while the
+		// replicas were tried: a fresh round.
+		if errors.As(err, &ce) && (ce.ID == "challenge.used" || ce.ID == "challenge.expired") && overtaken < maxOvertaken {
+			overtaken++
+			i--
+			a.logger().Info("challenge used or expired: attesting again with a fresh one", "node", a.Node, "id", ce.ID)
 			continue
 		}
 		if err != nil || res.Verdict != attest.VerdictRestart || i+1 >= maxRestarts {

@@ -48,6 +48,7 @@ func (s *Server) Handler() http.Handler {
 		w.Write(openAPI)
 		return nil
 	}))
+	s.fleetRoutes(mux)
 	mux.Handle("GET /healthz", s.endpoint(0, false, func(w http.ResponseWriter, r *http.Request, _ []byte) error {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 		return nil
@@ -110,6 +111,7 @@ func (s *Server) endpoint(limit int64, operator bool, h handlerFunc) http.Handle
 			if !errors.As(err, &ae) {
 				ae = s.internal(r, err)
 			}
+			s.metrics.refused(r, ae.id)
 			writeJSON(w, ae.status, ErrorBody{Error: ae.msg, ID: ae.id})
 			s.log.Debug("request failed", "method", r.Method, "path", r.URL.Path, "status", ae.status, "id", ae.id, "err", ae.msg,
 				"remote", r.RemoteAddr, "ms", time.Since(start).Milliseconds())
@@ -123,6 +125,7 @@ func (s *Server) internal(r *http.Request, err error) *apiError {
 		return apiErr(http.StatusServiceUnavailable, "request.timeout", "the request took too long")
 	}
 	s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	s.metrics.dbError("request")
 	if errors.Is(err, store.ErrClosed) {
 		return apiErr(http.StatusServiceUnavailable, "verifier.stopping", "the verifier is shutting down")
 	}

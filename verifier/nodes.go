@@ -133,7 +133,7 @@ func (s *Server) view(n *store.Node, history []store.Verdict) attest.NodeView {
 	v := attest.NodeView{
 		Node: n.Name, State: n.State, Failures: n.Failures, Enrolled: n.Enrolled(), Round: n.Round,
 		PolicyID: n.PolicyID, EK: n.EKID, LastSeen: rfc3339(n.LastSeen), Created: rfc3339(n.Created),
-		AllowNoCert: n.AllowNoCert,
+		AllowNoCert: n.AllowNoCert, Verdict: n.Verdict, Updated: rfc3339(n.Updated),
 	}
 	var st appraise.State
 	if err := unmarshalState(n.Appraisal, &st); err == nil {

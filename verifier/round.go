@@ -8,6 +8,7 @@ import (
 	"errors"
 	"net/http"
 	"slices"
+	"time"
 
 	"github.com/google/go-tpm/tpm2"
 
@@ -105,6 +106,7 @@ func (s *Server) handleChallenge(w http.ResponseWriter, r *http.Request, body []
 }
 
 func (s *Server) handleEvidence(w http.ResponseWriter, r *http.Request, body []byte) error {
+	start := time.Now()
 	name, err := nodeName(r)
 	if err != nil {
 		return err
@@ -120,25 +122,39 @@ func (s *Server) handleEvidence(w http.ResponseWriter, r *http.Request, body []b
 	case err != nil || c.Node != name:
 		return apiErr(http.StatusBadRequest, "challenge.invalid", "not a challenge this verifier issued for node %s", name)
 	}
-	n, err := s.getNode(r.Context(), name)
-	if err != nil {
-		return err
-	}
-	if n.Round != c.Round || !n.Enrolled() {
-		return apiErr(http.StatusConflict, "challenge.used", "the challenge was used or overtaken (node round %d, challenge round %d); ask for a new one", n.Round, c.Round)
-	}
-	res, out, err := s.appraise(r.Context(), n, appraise.Challenge{Nonce: c.Nonce, Selection: c.Selection, Offset: c.Offset, EventLog: c.EventLog}, ev)
-	if err != nil {
-		return err
-	}
-	wr := s.next(n, res, out)
-	if err := s.st.CommitRound(r.Context(), wr); err != nil {
-		if errors.Is(err, store.ErrConflict) {
-			return apiErr(http.StatusConflict, "challenge.used", "another round of node %s committed first; ask for a new challenge", name)
+	// The node is held while the round is judged and written: rounds of
+	// one node, at any replica, happen one after the other.
+	var (
+		n   *store.Node
+		res *attest.Result
+		out *appraise.Outcome
+		wr  *store.RoundWrite
+	)
+	err = s.st.Round(r.Context(), name, func(node *store.Node) (*store.RoundWrite, error) {
+		n = node
+		if n.Round != c.Round || !n.Enrolled() {
+			return nil, apiErr(http.StatusConflict, "challenge.used", "the challenge was used or overtaken (node round %d, challenge round %d); ask for a new one", n.Round, c.Round)
 		}
+		var err error
+		if res, out, err = s.appraise(r.Context(), n, appraise.Challenge{Nonce: c.Nonce, Selection: c.Selection, Offset: c.Offset, EventLog: c.EventLog}, ev); err != nil {
+			return nil, err
+		}
+		wr = s.next(n, res, out)
+		wr.Replica = s.fleet.Name()
+		return wr, nil
+	})
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return apiErr(http.StatusNotFound, "node.unknown", "no node %q (add it with imago verifier node add)", name)
+	case errors.Is(err, store.ErrConflict):
+		return apiErr(http.StatusConflict, "challenge.used", "another round of node %s committed first; ask for a new challenge", name)
+	case errors.Is(err, store.ErrBusy):
+		return apiErr(http.StatusServiceUnavailable, "round.busy", "node %s is in a round at another replica; retry", name)
+	case err != nil:
 		return err
 	}
 	res.State, res.Failures, res.Round = wr.State, wr.VerdictFailures, wr.Round+1
+	s.metrics.round(res, out, c.Offset, time.Since(start))
 	s.logRound(n, res, out)
 	s.signEAR(res, n.PolicyID, out, c.Nonce)
 	writeJSON(w, http.StatusOK, res)

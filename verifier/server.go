@@ -15,6 +15,8 @@ import (
 	"github.com/imago-ima/imago/appraise"
 	"github.com/imago-ima/imago/ear"
 	"github.com/imago-ima/imago/enroll"
+	"github.com/imago-ima/imago/fleet"
+	"github.com/imago-ima/imago/lease"
 	"github.com/imago-ima/imago/quote"
 	"github.com/imago-ima/imago/store"
 )
@@ -51,6 +53,12 @@ type Config struct {
 	Logger *slog.Logger
 	// Build names this build in logs and EARs.
 	Build string
+	// Replica names this process among the replicas of a fleet (in logs,
+	// the stored rounds, the fleet page).
+	Replica string
+	// Fleet runs this replica's share of the fleet's work (package fleet);
+	// nil runs it alone, with local leases (a single verifier process).
+	Fleet *fleet.Replica
 }
 
 // Server is the verifier service.
@@ -64,6 +72,10 @@ type Server struct {
 
 	kmu    sync.Mutex
 	akKeys map[string]crypto.PublicKey
+
+	fleet   *fleet.Replica
+	metrics *metrics
+	events  *events
 
 	now func() time.Time
 }
@@ -88,8 +100,26 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Server{cfg: cfg, st: cfg.Store, log: cfg.Logger, policies: make(map[string]*appraise.Policy),
-		akKeys: make(map[string]crypto.PublicKey), now: time.Now}, nil
+	if cfg.Replica == "" {
+		cfg.Replica = "local"
+	}
+	s := &Server{cfg: cfg, st: cfg.Store, log: cfg.Logger, policies: make(map[string]*appraise.Policy),
+		akKeys: make(map[string]crypto.PublicKey), now: time.Now}
+	s.metrics = newMetrics(s)
+	s.fleet = cfg.Fleet
+	if s.fleet != nil {
+		s.fleet.ReportDBErrors(s.metrics.dbError)
+	} else {
+		f, err := fleet.New(fleet.Config{Store: cfg.Store, Leases: lease.NewLocal(lease.Options{Owner: cfg.Replica, Build: cfg.Build,
+			Addr: cfg.Listener.Addr().String()}), Interval: cfg.Interval, HistoryKeep: cfg.HistoryKeep, HistoryMaxAge: cfg.HistoryMaxAge,
+			Logger: cfg.Logger, OnDBError: s.metrics.dbError})
+		if err != nil {
+			return nil, err
+		}
+		s.fleet = f
+	}
+	s.events = newEvents(s)
+	return s, nil
 }
 
 // HTTP server limits.
@@ -139,10 +169,12 @@ func (s *Server) Run(ctx context.Context) error {
 	}()
 	go func() {
 		defer wg.Done()
-		s.sweep(ctx)
+		if err := s.fleet.Run(ctx); err != nil {
+			errc <- err
+		}
 	}()
 	s.log.Info("verifier serving", "addr", s.cfg.Listener.Addr().String(), "tls", s.cfg.TLS != nil,
-		"store", s.st.Dialect(), "interval", s.cfg.Interval.String(), "ek_roots", s.cfg.EKRoots.Len(), "build", s.cfg.Build)
+		"store", s.st.Dialect(), "replica", s.fleet.Name(), "interval", s.cfg.Interval.String(), "ek_roots", s.cfg.EKRoots.Len(), "build", s.cfg.Build)
 	var err error
 	select {
 	case <-ctx.Done():
@@ -158,34 +190,6 @@ func (s *Server) Run(ctx context.Context) error {
 	wg.Wait()
 	s.log.Info("verifier stopped")
 	return err
-}
-
-// sweep marks stale nodes and prunes the history once an interval.
-func (s *Server) sweep(ctx context.Context) {
-	t := time.NewTicker(s.cfg.Interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		now := s.now()
-		stale, err := s.st.MarkStale(ctx, now.Add(-3*s.cfg.Interval))
-		if err != nil && ctx.Err() == nil {
-			s.log.Error("marking stale nodes", "err", err)
-		}
-		for _, n := range stale {
-			s.log.Warn("node stale: no evidence within three intervals", "node", n)
-		}
-		var before time.Time
-		if s.cfg.HistoryMaxAge > 0 {
-			before = now.Add(-s.cfg.HistoryMaxAge)
-		}
-		if _, err := s.st.PruneHistory(ctx, s.cfg.HistoryKeep, before); err != nil && ctx.Err() == nil {
-			s.log.Error("pruning history", "err", err)
-		}
-	}
 }
 
 // policy returns the compiled policy with the given id.

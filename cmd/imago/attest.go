@@ -6,14 +6,22 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
 	"os"
+	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/spf13/cobra"
 
 	"github.com/imago-ima/imago/attest"
 	"github.com/imago-ima/imago/attester"
 	"github.com/imago-ima/imago/tpm"
+	"github.com/imago-ima/imago/verifier/client"
 )
 
 type attestFlags struct {
@@ -23,6 +31,8 @@ type attestFlags struct {
 	interval                     time.Duration
 	nonce, output                string
 	logLevel, logFormat          string
+	metricsListen                string
+	timeout                      time.Duration
 }
 
 func newAttestCommand(c *cli) *cobra.Command {
@@ -46,6 +56,13 @@ aggregate is judged by the runtime policy alone.
 no verdict could be had (enrollment refused, verifier unreachable).
 --interval runs until SIGINT/SIGTERM, retrying errors with backoff.
 
+A fleet of verifier replicas: give each (--verifier URL --verifier URL2, or
+commas). A request that gets no answer (or 502/503/504) goes to the next
+replica at once, and round after round with backoff once all have failed;
+the attester stays with the replica that answers. --request-timeout bounds
+one request to one replica. --metrics-listen ADDR serves the attester's
+Prometheus metrics (rounds, failures, last success) at http://ADDR/metrics.
+
 --offline --nonce HEX -o EVIDENCE writes self-contained evidence (quote with
 that nonce, whole list, event log, AK) for 'imago verifier check'; it needs
 no network.
@@ -57,7 +74,9 @@ no network.
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&f.sf.server, "verifier", "", "the verifier's URL (https://HOST:8881)")
+	fl.StringSliceVar(&f.sf.servers, "verifier", nil, "the verifier's URL (https://HOST:8881); a fleet's replicas: repeat or separate with commas")
+	fl.DurationVar(&f.timeout, "request-timeout", 2*time.Minute, "bound on one request to one verifier replica")
+	fl.StringVar(&f.metricsListen, "metrics-listen", "", "serve Prometheus metrics at http://ADDR/metrics")
 	fl.StringVar(&f.sf.ca, "ca", "", "PEM certificate to trust for the verifier's TLS")
 	fl.StringVar(&f.node, "node", "", "this host's node name at the verifier")
 	fl.StringVar(&f.tpmURI, "tpm", "auto", "the TPM")
@@ -121,13 +140,29 @@ func runAttest(ctx context.Context, c *cli, f *attestFlags) error {
 	if f.offline {
 		return writeOffline(c, a, nonce, f.output)
 	}
+	var report func(*attest.Result, error)
+	if f.metricsListen != "" {
+		reg := prometheus.NewRegistry()
+		m := attester.NewMetrics(reg)
+		report, f.sf.onError = m.Observe, m.VerifierError
+		stop, err := serveMetrics(ctx, f.metricsListen, reg, logger)
+		if err != nil {
+			return inputErr(fmt.Errorf("--metrics-listen: %w", err))
+		}
+		defer stop()
+	}
+	f.sf.timeout = f.timeout
+	f.sf.retry = client.Retry{Rounds: 3, Min: 500 * time.Millisecond, Max: 5 * time.Second}
+	if f.interval > 0 {
+		f.sf.retry.Rounds = 2 // Run retries rounds with its own backoff
+	}
 	cl, err := f.sf.client(false)
 	if err != nil {
 		return err
 	}
 	a.Client = cl
 	if f.interval > 0 {
-		err := a.Run(ctx, f.interval, nil)
+		err := a.Run(ctx, f.interval, report)
 		if err != nil {
 			return failed("%v", err)
 		}
@@ -137,6 +172,9 @@ func runAttest(ctx context.Context, c *cli, f *attestFlags) error {
 		return verifierErr(err)
 	}
 	res, err := a.Round(ctx)
+	if report != nil {
+		report(res, err)
+	}
 	if err != nil {
 		return verifierErr(err)
 	}
@@ -147,6 +185,43 @@ func runAttest(ctx context.Context, c *cli, f *attestFlags) error {
 		return silent(failed("node %s: attestation %s", f.node, res.Verdict))
 	}
 	return nil
+}
+
+// serveMetrics serves reg at http://addr/metrics until ctx ends or stop
+// is called.
+func serveMetrics(ctx context.Context, addr string, reg *prometheus.Registry, logger *slog.Logger) (stop func(), err error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{MaxRequestsInFlight: 2, Timeout: 5 * time.Second}))
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 10 * time.Second}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := hs.Serve(l); !errors.Is(err, http.ErrServerClosed) {
+			logger.Error("metrics server stopped", "err", err)
+		}
+	}()
+	logger.Info("metrics served", "url", "http://"+l.Addr().String()+"/metrics")
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			hs.Shutdown(sctx)
+			<-done
+		})
+	}
+	go func() {
+		select {
+		case <-ctx.Done():
+			stop()
+		case <-done:
+		}
+	}()
+	return stop, nil
 }
 
 func writeOffline(c *cli, a *attester.Attester, nonce []byte, out string) error {

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -20,6 +21,8 @@ import (
 
 	"github.com/imago-ima/imago/ear"
 	"github.com/imago-ima/imago/enroll"
+	"github.com/imago-ima/imago/fleet"
+	"github.com/imago-ima/imago/lease"
 	"github.com/imago-ima/imago/store"
 	"github.com/imago-ima/imago/verifier"
 )
@@ -35,7 +38,8 @@ func newVerifierCommand(c *cli) *cobra.Command {
 
 type serveFlags struct {
 	listen, db, tlsCert, tlsKey, ekRoots, earKey, adminTokenFile string
-	interval, challengeTTL, historyAge                           time.Duration
+	interval, challengeTTL, historyAge, leaseTTL                 time.Duration
+	replica                                                      string
 	history                                                      int
 	plainHTTP                                                    bool
 	logLevel, logFormat                                          string
@@ -66,6 +70,16 @@ need 'Authorization: Bearer <token>'; without it they are served to
 loopback clients only.
 --plain-http serves without TLS (behind a TLS-terminating proxy only).
 
+A fleet: run any number of replicas on one PostgreSQL store. Any replica
+judges any node's round (rounds of one node are serialised across replicas),
+challenges are honoured by every replica, and the work that must happen once
+(marking nodes stale, expiring enrollment challenges, pruning the history) is
+shared out with leases (--lease-ttl) that a dead replica's peers take over.
+--replica names this process (default HOST:PORT; unique among live
+replicas). Attesters take every replica's URL (imago attest --verifier URL
+--verifier URL2 ...). GET /metrics serves Prometheus metrics, GET / the
+fleet page.
+
 Logs are structured (slog) on stderr. SIGINT/SIGTERM stop it cleanly; a
 component that dies stops it with status 1 (the unit restarts it).
 
@@ -90,6 +104,8 @@ Exit status: 0 stopped by a signal, 1 a component died, 2 bad usage.`,
 	fl.StringVar(&f.adminTokenFile, "admin-token-file", "", "file holding the operator bearer token")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug | info | warn | error")
 	fl.StringVar(&f.logFormat, "log-format", "json", "json | text")
+	fl.StringVar(&f.replica, "replica", "", "this replica's name in the fleet (default HOST:PORT)")
+	fl.DurationVar(&f.leaseTTL, "lease-ttl", 10*time.Second, "lease period of the fleet's shared work")
 	return cmd
 }
 
@@ -98,8 +114,8 @@ func runVerifierServe(ctx context.Context, c *cli, f *serveFlags) error {
 	if err != nil {
 		return err
 	}
-	if f.interval <= 0 || f.challengeTTL <= 0 || f.history <= 0 {
-		return usagef("--interval, --challenge-ttl and --history must be positive")
+	if f.interval <= 0 || f.challengeTTL <= 0 || f.history <= 0 || f.leaseTTL < 300*time.Millisecond {
+		return usagef("--interval, --challenge-ttl and --history must be positive, --lease-ttl at least 300ms")
 	}
 	var tlsConf *tls.Config
 	switch {
@@ -155,9 +171,15 @@ func runVerifierServe(ctx context.Context, c *cli, f *serveFlags) error {
 	if err != nil {
 		return inputErr(fmt.Errorf("--listen: %w", err))
 	}
+	rep, err := newReplica(st, f, l.Addr().String(), logger)
+	if err != nil {
+		l.Close()
+		return err
+	}
 	srv, err := verifier.New(verifier.Config{
 		Store: st, Listener: l, TLS: tlsConf, EKRoots: roots, Interval: f.interval, ChallengeTTL: f.challengeTTL,
 		HistoryKeep: f.history, HistoryMaxAge: f.historyAge, EAR: issuer, AdminToken: token, Logger: logger, Build: buildVersion(),
+		Replica: rep.Name(), Fleet: rep,
 	})
 	if err != nil {
 		l.Close()
@@ -167,6 +189,23 @@ func runVerifierServe(ctx context.Context, c *cli, f *serveFlags) error {
 		return failed("%v", err)
 	}
 	return nil
+}
+
+// newReplica makes this process's share of the fleet: leases in the
+// PostgreSQL store, or local ones on SQLite (one process).
+func newReplica(st *store.Store, f *serveFlags, addr string, logger *slog.Logger) (*fleet.Replica, error) {
+	name := f.replica
+	if name == "" {
+		host, _ := os.Hostname()
+		_, port, _ := net.SplitHostPort(addr)
+		name = host + ":" + port
+	}
+	o := lease.Options{Owner: name, TTL: f.leaseTTL, Build: buildVersion(), Addr: addr, Logger: logger}
+	var m lease.Manager = lease.NewLocal(o)
+	if st.Dialect() == "postgres" {
+		m = lease.NewPostgres(st.DB(), f.db, o)
+	}
+	return fleet.New(fleet.Config{Store: st, Leases: m, Interval: f.interval, HistoryKeep: f.history, HistoryMaxAge: f.historyAge, Logger: logger})
 }
 
 // readCertDir reads every PEM certificate in the files of dir.

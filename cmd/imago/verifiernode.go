@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -17,20 +18,30 @@ import (
 
 // serverFlags are the flags of every command that talks to a verifier.
 type serverFlags struct {
-	server, ca, tokenFile string
+	servers       []string
+	ca, tokenFile string
+	// retry goes through the replicas (default: each once, then once more)
+	retry client.Retry
+	// timeout bounds a request to one replica (default client.Timeout)
+	timeout time.Duration
+	// onError is told of each failed attempt at a replica
+	onError func(endpoint string, err error)
 }
 
 func (f *serverFlags) register(cmd *cobra.Command) {
-	cmd.Flags().StringVar(&f.server, "server", "", "the verifier's URL (https://HOST:8881)")
+	cmd.Flags().StringSliceVar(&f.servers, "server", nil, "the verifier's URL (https://HOST:8881); several replicas: repeat or separate with commas")
 	cmd.Flags().StringVar(&f.ca, "ca", "", "PEM certificate to trust for the verifier's TLS (default: system roots)")
 	cmd.Flags().StringVar(&f.tokenFile, "token-file", "", "file holding the operator bearer token (default $IMAGO_VERIFIER_TOKEN)")
 }
 
 func (f *serverFlags) client(operator bool) (*client.Client, error) {
-	if f.server == "" {
+	if len(f.servers) == 0 {
 		return nil, usagef("--server URL is required")
 	}
-	var o client.Options
+	o := client.Options{Retry: f.retry, Timeout: f.timeout, OnError: f.onError}
+	if o.Retry.Rounds == 0 {
+		o.Retry = client.Retry{Rounds: 2, Min: 500 * time.Millisecond}
+	}
 	if f.ca != "" {
 		b, err := os.ReadFile(f.ca)
 		if err != nil {
@@ -48,7 +59,7 @@ func (f *serverFlags) client(operator bool) (*client.Client, error) {
 			o.Token = strings.TrimSpace(string(b))
 		}
 	}
-	cl, err := client.New(f.server, o)
+	cl, err := client.NewFleet(f.servers, o)
 	if err != nil {
 		return nil, usagef("%v", err)
 	}

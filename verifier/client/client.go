@@ -18,6 +18,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/imago-ima/imago/attest"
@@ -47,11 +48,26 @@ const (
 	Timeout = 2 * time.Minute
 )
 
-// Client is a verifier's API.
+// Client is a verifier's API, at one or several replicas.
 type Client struct {
-	base  *url.URL
+	bases []*url.URL
+	cur   atomic.Int32 // the replica in use
 	hc    *http.Client
 	token string
+	retry Retry
+	onErr func(endpoint string, err error)
+}
+
+// Retry is how a client goes through a fleet's replicas. A request that
+// gets no answer, or an answer saying the verifier cannot serve it now
+// (HTTP 429, 502, 503, 504), goes to the next replica at once; once every
+// replica has failed it waits (Min, doubling up to Max) and goes round
+// again, Rounds times in all. The client stays with the replica that
+// answered. Every request is safe to send again: a round's evidence is
+// applied once (a second copy is refused as challenge.used).
+type Retry struct {
+	Rounds   int
+	Min, Max time.Duration
 }
 
 // Options configure a client.
@@ -63,16 +79,47 @@ type Options struct {
 	Token string
 	// Transport overrides the HTTP transport (tests, load generators).
 	Transport http.RoundTripper
+	// Timeout bounds one request to one replica (default Timeout).
+	Timeout time.Duration
+	// Retry goes through the replicas (default: each once).
+	Retry Retry
+	// OnError is told of each failed attempt at a replica (logs, metrics).
+	OnError func(endpoint string, err error)
 }
 
 // New makes a client for the verifier at base (https://HOST:PORT or
 // http:// for a verifier without TLS).
 func New(base string, o Options) (*Client, error) {
-	u, err := url.Parse(base)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return nil, fmt.Errorf("client: verifier URL %q: want https://HOST:PORT", base)
+	return NewFleet([]string{base}, o)
+}
+
+// NewFleet makes a client for the replicas of a verifier fleet, tried in
+// turn (see Retry).
+func NewFleet(bases []string, o Options) (*Client, error) {
+	if len(bases) == 0 {
+		return nil, errors.New("client: no verifier URL")
 	}
-	u.Path = strings.TrimSuffix(u.Path, "/")
+	var us []*url.URL
+	for _, base := range bases {
+		u, err := url.Parse(base)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return nil, fmt.Errorf("client: verifier URL %q: want https://HOST:PORT", base)
+		}
+		u.Path = strings.TrimSuffix(u.Path, "/")
+		us = append(us, u)
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = Timeout
+	}
+	if o.Retry.Rounds <= 0 {
+		o.Retry.Rounds = 1
+	}
+	if o.Retry.Min <= 0 {
+		o.Retry.Min = 250 * time.Millisecond
+	}
+	if o.Retry.Max < o.Retry.Min {
+		o.Retry.Max = max(o.Retry.Min, 10*time.Second)
+	}
 	tr := o.Transport
 	if tr == nil {
 		t, err := TLSTransport(o.CA, 4)
@@ -81,7 +128,24 @@ func New(base string, o Options) (*Client, error) {
 		}
 		tr = t
 	}
-	return &Client{base: u, hc: &http.Client{Transport: tr, Timeout: Timeout}, token: o.Token}, nil
+	return &Client{bases: us, hc: &http.Client{Transport: tr, Timeout: o.Timeout}, token: o.Token, retry: o.Retry, onErr: o.OnError}, nil
+}
+
+// Endpoint returns the URL of the replica in use.
+func (c *Client) Endpoint() string { return c.bases[c.cur.Load()].String() }
+
+// retryable reports whether another replica (or a later try) may serve a
+// request that failed with err.
+func retryable(err error) bool {
+	var e *Error
+	if errors.As(err, &e) {
+		switch e.Status {
+		case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+			return true
+		}
+		return false
+	}
+	return errors.Is(err, ErrUnreachable)
 }
 
 // TLSTransport returns an HTTP transport trusting caPEM, for callers that
@@ -102,26 +166,59 @@ func TLSTransport(caPEM []byte, maxConns int) (*http.Transport, error) {
 }
 
 // do sends a request with a JSON body (nil for none) and decodes the JSON
-// answer into out (nil to discard).
+// answer into out (nil to discard), going through the replicas as Retry
+// says.
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
-	var body io.Reader
+	var b []byte
 	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
+		var err error
+		if b, err = json.Marshal(in); err != nil {
 			return err
 		}
+	}
+	wait := c.retry.Min
+	n := int32(len(c.bases))
+	for round := 1; ; round++ {
+		var err error
+		for range n {
+			i := c.cur.Load()
+			err = c.once(ctx, c.bases[i], method, path, b, in != nil, out)
+			if err == nil || !retryable(err) {
+				return err
+			}
+			if c.onErr != nil {
+				c.onErr(c.bases[i].String(), err)
+			}
+			c.cur.CompareAndSwap(i, (i+1)%n)
+		}
+		if round >= c.retry.Rounds {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, c.retry.Max)
+	}
+}
+
+// once sends a request to one replica.
+func (c *Client) once(ctx context.Context, base *url.URL, method, path string, b []byte, hasBody bool, out any) error {
+	var body io.Reader
+	if hasBody {
 		body = bytes.NewReader(b)
 	}
-	u := *c.base
+	u := *base
 	u.Path += path
 	if i := strings.IndexByte(path, '?'); i >= 0 {
-		u.Path, u.RawQuery = c.base.Path+path[:i], path[i+1:]
+		u.Path, u.RawQuery = base.Path+path[:i], path[i+1:]
 	}
 	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
 	if err != nil {
 		return err
 	}
-	if in != nil {
+	if hasBody {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	if c.token != "" {
