@@ -123,7 +123,7 @@ func (k *Keeper) fail(op string, err error) {
 // keep renews, then balances to the fair share.
 func (k *Keeper) keep(parent context.Context) {
 	ttl := k.m.TTL()
-	ctx, cancel := context.WithTimeout(parent, ttl/3)
+	ctx, cancel := context.WithTimeout(parent, ttl/2)
 	defer cancel()
 	fail := func(op string, err error) {
 		if parent.Err() == nil {

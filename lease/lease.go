@@ -75,7 +75,7 @@ type Manager interface {
 	// Ensure creates the named leases if they do not exist.
 	Ensure(ctx context.Context, names []string) error
 	// Claim takes up to max of the named leases that no live replica
-	// holds (other than this owner's, which Renew keeps).
+	// holds; names are those the caller does not hold (it renews those).
 	Claim(ctx context.Context, names []string, max int) ([]Lease, error)
 	// Renew extends this owner's leases among names and returns those
 	// still held.

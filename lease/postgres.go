@@ -197,9 +197,10 @@ func (p *Postgres) Ensure(ctx context.Context, names []string) error {
 
 func (p *Postgres) secs() float64 { return p.o.TTL.Seconds() }
 
-// Claim implements Manager: free leases, expired ones, and those whose
-// owner is not live (its session is gone), skipping rows another replica
-// is claiming or writing under right now.
+// Claim implements Manager: free leases, expired ones, those whose owner
+// is not live (its session is gone), and this owner's own that it no
+// longer counts as held (a failed renewal), skipping rows another replica
+// is claiming or writing under right now. The token grows at every claim.
 func (p *Postgres) Claim(ctx context.Context, names []string, max int) ([]Lease, error) {
 	if !p.live.Load() || max <= 0 {
 		return nil, nil
@@ -208,8 +209,8 @@ func (p *Postgres) Claim(ctx context.Context, names []string, max int) ([]Lease,
 			expires = clock_timestamp() + make_interval(secs => $2), acquired = clock_timestamp()
 		WHERE name IN (
 			SELECT l.name FROM leases l
-			WHERE l.name = ANY($3) AND l.owner <> $1
-			  AND (l.owner = '' OR l.expires < clock_timestamp()
+			WHERE l.name = ANY($3)
+			  AND (l.owner = '' OR l.owner = $1 OR l.expires < clock_timestamp()
 			       OR NOT EXISTS (SELECT 1 FROM replicas r WHERE r.name = l.owner AND `+liveSQL("r")+`))
 			ORDER BY l.name LIMIT $4
 			FOR UPDATE SKIP LOCKED)

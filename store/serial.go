@@ -78,9 +78,45 @@ func (s *Store) roundLocked(ctx context.Context, name string, f RoundFunc) error
 		return fmt.Errorf("store: commit round %d of %s: %w", w.Round, name, err)
 	}
 	if err := tx.Commit(); err != nil {
+		// The connection may have died after the server committed (a
+		// PostgreSQL restart): look before saying nothing was written.
+		if s.committed(ctx, w) {
+			return nil
+		}
 		return fmt.Errorf("store: commit round %d of %s: %w", w.Round, name, err)
 	}
 	return nil
+}
+
+// commitCheckWait bounds finding out whether a commit whose answer was
+// lost went through.
+const commitCheckWait = 5 * time.Second
+
+// committed reports whether w is stored, as written by this attempt (its
+// replica and start time): the outcome of a commit whose answer was lost.
+// It reports false when it cannot tell within commitCheckWait.
+func (s *Store) committed(ctx context.Context, w *RoundWrite) bool {
+	deadline := time.Now().Add(commitCheckWait)
+	for {
+		var (
+			replica string
+			started int64
+		)
+		err := s.w.QueryRowContext(ctx, `SELECT replica, started FROM verdicts WHERE node = $1 AND round = $2`, w.Node, int64(w.Round+1)).Scan(&replica, &started)
+		switch {
+		case err == nil:
+			return replica == w.Replica && started == ms(w.Started)
+		case errors.Is(err, sql.ErrNoRows):
+			return false
+		case time.Now().After(deadline) || ctx.Err() != nil:
+			return false
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 // lockNode begins a transaction holding the node's row. NOWAIT with

@@ -7,12 +7,8 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/hex"
-	"encoding/pem"
 	"log/slog"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -22,6 +18,7 @@ import (
 	"github.com/imago-ima/imago/ear"
 	"github.com/imago-ima/imago/enroll"
 	"github.com/imago-ima/imago/internal/pgtest"
+	"github.com/imago-ima/imago/internal/testcert"
 	"github.com/imago-ima/imago/store"
 )
 
@@ -29,18 +26,8 @@ import (
 // it with its PEM.
 func testCert(t testing.TB) (tls.Certificate, []byte) {
 	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "imago test verifier"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, KeyUsage: x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	c := testcert.New(t)
+	return c.TLS, c.CertPEM
 }
 
 // storeURLs gives a fresh database per backend.
