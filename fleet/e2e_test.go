@@ -78,7 +78,7 @@ func leaseOwners(t *testing.T, st *store.Store) map[string]string {
 // and in the stored rounds, no node was judged by two replicas at once,
 // every acknowledged verdict is there, none twice.
 func TestFleet(t *testing.T) {
-	bin := fleettest.Build(t, t.TempDir(), "imago", "")
+	bin := bins.Get(t, "imago", nil)
 	e := fleettest.New(t, bin)
 	reps := []*fleettest.Replica{e.Start("r0", ""), e.Start("r1", ""), e.Start("r2", "")}
 	ctx := context.Background()

@@ -9,6 +9,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -31,25 +32,84 @@ import (
 	"github.com/imago-ima/imago/verifier/client"
 )
 
-// Build builds ./cmd/imago into dir (with a go build -overlay file if
-// overlay is not empty) and returns the binary's path.
-func Build(tb testing.TB, dir, name, overlay string) string {
+// Binaries builds imago binaries once per test process (each variant on
+// first use) in a directory removed by Cleanup.
+type Binaries struct {
+	dir  string
+	mu   sync.Mutex
+	once map[string]*sync.Once
+	path map[string]string
+	errs map[string]error
+}
+
+// NewBinaries makes an empty set in a temporary directory.
+func NewBinaries() (*Binaries, error) {
+	dir, err := os.MkdirTemp("", "imago-fleettest-")
+	if err != nil {
+		return nil, err
+	}
+	return &Binaries{dir: dir, once: map[string]*sync.Once{}, path: map[string]string{}, errs: map[string]error{}}, nil
+}
+
+// Cleanup removes the binaries.
+func (b *Binaries) Cleanup() { os.RemoveAll(b.dir) }
+
+// Get builds (once) the variant name: files maps paths inside the module
+// (store/migrations/postgres/0003_x.sql) to their content, added to the
+// build with go build -overlay; nil is this tree as it is.
+func (b *Binaries) Get(tb testing.TB, name string, files map[string]string) string {
 	tb.Helper()
+	b.mu.Lock()
+	o := b.once[name]
+	if o == nil {
+		o = new(sync.Once)
+		b.once[name] = o
+	}
+	b.mu.Unlock()
+	o.Do(func() {
+		path, err := b.build(name, files)
+		b.mu.Lock()
+		b.path[name], b.errs[name] = path, err
+		b.mu.Unlock()
+	})
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err := b.errs[name]; err != nil {
+		tb.Fatalf("fleettest: building %s: %v", name, err)
+	}
+	return b.path[name]
+}
+
+func (b *Binaries) build(name string, files map[string]string) (string, error) {
 	root, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}").Output()
 	if err != nil {
-		tb.Fatalf("fleettest: finding the module: %v", err)
+		return "", fmt.Errorf("finding the module: %v", err)
 	}
-	out := filepath.Join(dir, name)
+	mod := strings.TrimSpace(string(root))
+	out := filepath.Join(b.dir, name)
 	args := []string{"build", "-o", out}
-	if overlay != "" {
-		args = append(args, "-overlay", overlay)
+	if len(files) > 0 {
+		replace := map[string]string{}
+		for p, content := range files {
+			f := filepath.Join(b.dir, name+"-"+filepath.Base(p))
+			if err := os.WriteFile(f, []byte(content), 0o644); err != nil {
+				return "", err
+			}
+			replace[filepath.Join(mod, p)] = f
+		}
+		j, _ := json.Marshal(map[string]any{"Replace": replace})
+		ov := filepath.Join(b.dir, name+"-overlay.json")
+		if err := os.WriteFile(ov, j, 0o644); err != nil {
+			return "", err
+		}
+		args = append(args, "-overlay", ov)
 	}
 	cmd := exec.Command("go", append(args, "./cmd/imago")...)
-	cmd.Dir = strings.TrimSpace(string(root))
-	if b, err := cmd.CombinedOutput(); err != nil {
-		tb.Fatalf("fleettest: go build: %v\n%s", err, b)
+	cmd.Dir = mod
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build: %v\n%s", err, out)
 	}
-	return out
+	return out, nil
 }
 
 // Env is a fleet under test.
@@ -73,7 +133,7 @@ type Env struct {
 }
 
 // New starts a PostgreSQL cluster and prepares a fleet on a database of
-// its own; bin is an imago binary (Build).
+// its own; bin is an imago binary (Binaries.Get).
 func New(tb testing.TB, bin string) *Env {
 	tb.Helper()
 	e := &Env{TB: tb, Dir: tb.TempDir(), Bin: bin, Interval: time.Second, LeaseTTL: 3 * time.Second}
@@ -121,6 +181,9 @@ func (r *Replica) Running() bool { return r.proc.Running() }
 
 // Kill kills the replica with SIGKILL.
 func (r *Replica) Kill() { r.proc.Kill() }
+
+// ExitCode is the exit status once the process has exited.
+func (r *Replica) ExitCode() int { return r.proc.ExitCode() }
 
 // Pid is the process id.
 func (r *Replica) Pid() int { return r.proc.Pid() }

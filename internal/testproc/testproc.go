@@ -73,3 +73,14 @@ func (p *Proc) Running() bool {
 
 // Pid is the process id.
 func (p *Proc) Pid() int { return p.cmd.Process.Pid }
+
+// ExitCode is the process's exit status once it has exited (-1 if killed
+// by a signal or still running).
+func (p *Proc) ExitCode() int {
+	select {
+	case <-p.done:
+		return p.cmd.ProcessState.ExitCode()
+	default:
+		return -1
+	}
+}
