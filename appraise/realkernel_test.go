@@ -117,4 +117,3 @@ func policyOf(t *testing.T, list []byte) func(changed string) []byte {
 		return b
 	}
 }
-
