@@ -117,6 +117,8 @@ func verifyKey(pub crypto.PublicKey, ch crypto.Hash, msg, sig []byte) bool {
 		return rsa.VerifyPKCS1v15(pub, ch, msg, sig) == nil
 	case *ecdsa.PublicKey:
 		return ecdsa.VerifyASN1(pub, msg, sig)
+	case *Secp256k1PublicKey:
+		return pub.verify(msg, sig)
 	}
 	return false
 }
