@@ -83,3 +83,6 @@ func (p *Policy) RuntimePolicy() *runtimepolicy.Compiled { return p.rp }
 // signed, ima-ng entries pass); or with neither (only PCRs, the boot
 // aggregate and template digests are checked).
 func (p *Policy) keysMode() bool { return p.rp != nil || p.tenant }
+
+// PCR returns the PCR the list's entries must be in.
+func (p *Policy) PCR() int { return p.opts.PCR }
