@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strconv"
 )
 
 // Limits of the policy reader.
@@ -221,7 +220,7 @@ func decodeMap(l *lexer, s sink, kind mapKind, scratch []byte) ([]byte, error) {
 		if err := s.begin(kind, name); err != nil {
 			return scratch, l.fail("%q: %v", clip(string(name)), err)
 		}
-		if err := l.expect('[', "to open the list of digests of "+strconv.Quote(clip(string(name)))); err != nil {
+		if err := l.expect('[', "to open a list of digests"); err != nil {
 			return scratch, err
 		}
 		n := 0
@@ -231,7 +230,7 @@ func decodeMap(l *lexer, s sink, kind mapKind, scratch []byte) ([]byte, error) {
 		}
 		var hexBuf [160]byte
 		for !done {
-			h, err := l.str(hexBuf[:0], 160)
+			h, err := l.strNoCtl(hexBuf[:0], 160)
 			if err != nil {
 				return scratch, err
 			}
@@ -271,16 +270,44 @@ func (l *lexer) moreNot(closing byte) (bool, error) {
 // algorithm prefix. Keylime's schema wants bare lower-case hex; its own test
 // data has "sha256:<hex>", which is read leniently.
 func digestHex(h []byte) ([]byte, error) {
-	for i, c := range h {
-		if c == ':' {
+	if len(h) > 128 {
+		if i := bytes.IndexByte(h, ':'); i >= 0 {
 			h = h[i+1:]
-			break
+		}
+	} else {
+		for i, c := range h {
+			if c == ':' {
+				h = h[i+1:]
+				break
+			}
 		}
 	}
-	if err := checkHex(string(h)); err != nil {
-		return nil, err
+	if !validHex(h) {
+		return nil, checkHex(string(h))
 	}
 	return h, nil
+}
+
+// lowerHex marks the bytes of lower-case hex digits.
+var lowerHex = func() (t [256]bool) {
+	for _, c := range "0123456789abcdef" {
+		t[c] = true
+	}
+	return t
+}()
+
+// validHex is checkHex without allocating: 40 to 128 lower-case hex
+// digits, an even number.
+func validHex(h []byte) bool {
+	if len(h) < 40 || len(h) > 128 || len(h)%2 != 0 {
+		return false
+	}
+	for _, c := range h {
+		if !lowerHex[c] {
+			return false
+		}
+	}
+	return true
 }
 
 func decodeMeta(raw []byte, m *Meta) error {

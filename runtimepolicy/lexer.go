@@ -148,7 +148,13 @@ func (l *lexer) empty(closing byte) (bool, error) {
 
 // str reads a JSON string, appending its decoded bytes to dst. At most max
 // bytes are read for it.
-func (l *lexer) str(dst []byte, max int) ([]byte, error) {
+func (l *lexer) str(dst []byte, max int) ([]byte, error) { return l.string(dst, max, true) }
+
+// strNoCtl is str for a string the caller validates itself (hex digits):
+// control characters are not looked for.
+func (l *lexer) strNoCtl(dst []byte, max int) ([]byte, error) { return l.string(dst, max, false) }
+
+func (l *lexer) string(dst []byte, max int, ctl bool) ([]byte, error) {
 	if err := l.expect('"', "to open a string"); err != nil {
 		return dst, err
 	}
@@ -169,10 +175,12 @@ func (l *lexer) str(dst []byte, max int) ([]byte, error) {
 		if b := bytes.IndexByte(seg, '\\'); b >= 0 {
 			seg = seg[:b]
 		}
-		for i, c := range seg {
-			if c < 0x20 {
-				l.discard(i)
-				return dst, l.fail("control character 0x%02x in a string", c)
+		if ctl {
+			for i, c := range seg {
+				if c < 0x20 {
+					l.discard(i)
+					return dst, l.fail("control character 0x%02x in a string", c)
+				}
 			}
 		}
 		if len(dst)-start+len(seg) > max {

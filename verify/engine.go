@@ -2,7 +2,6 @@ package verify
 
 import (
 	"encoding/hex"
-	"hash"
 	"runtime"
 	"strconv"
 	"sync"
@@ -155,34 +154,25 @@ func (pl *plan) slotOf(b pcr.Bank) int {
 // are independent (learned keys travel with them), so several run at once.
 type worker struct {
 	pl     *plan
-	hashes []hash.Hash
-	sum    []byte
+	sum    [pcr.MaxDigestSize]byte
 	keys   []digsig.Key
 	fieldb [ima.MaxTemplateFields]ima.Field
 }
 
-func newWorker(pl *plan) *worker {
-	w := &worker{pl: pl, sum: make([]byte, 0, maxDigest)}
-	for _, b := range pl.digestBanks {
-		w.hashes = append(w.hashes, b.New())
-	}
-	return w
-}
+func newWorker(pl *plan) *worker { return &worker{pl: pl} }
 
 func (w *worker) run(b *batch) {
 	pl := w.pl
-	for j, h := range w.hashes {
+	for j, bank := range pl.digestBanks {
 		out := b.digests[j]
-		size := pl.digestBanks[j].Size()
+		size := bank.Size()
 		for i := 0; i < b.n; i++ {
 			s := &b.slots[i]
 			if s.viol {
 				b.bad[i] = false
 				continue
 			}
-			h.Reset()
-			h.Write(s.input.of(b.arena))
-			w.sum = h.Sum(w.sum[:0])
+			bank.Sum(&w.sum, s.input.of(b.arena))
 			copy(out[i*maxDigest:], w.sum[:size])
 			if j == pl.listSlot {
 				b.bad[i] = string(w.sum[:size]) != string(s.listed.of(b.arena))
@@ -249,7 +239,6 @@ type lane struct {
 	padded  bool
 	slot    int // digests of this bank (padded: of sha1)
 	viol    []byte
-	ext     *pcr.Extender
 	value   [numPCRs][maxDigest]byte
 	touched uint64 // PCRs extended (in the state or this round)
 	// quoted PCRs and their match interval over prefix lengths k of the
@@ -262,7 +251,7 @@ type lane struct {
 }
 
 func newLane(b pcr.Bank, padded bool, start map[int][]byte, quoted map[int][]byte, base int) *lane {
-	l := &lane{bank: b, size: b.Size(), padded: padded, ext: pcr.NewExtender(b)}
+	l := &lane{bank: b, size: b.Size(), padded: padded}
 	l.viol = pcr.ViolationDigest(l.size, !padded)
 	for i, v := range start {
 		copy(l.value[i][:], v)
@@ -286,38 +275,47 @@ func newLane(b pcr.Bank, padded bool, start map[int][]byte, quoted map[int][]byt
 
 func (l *lane) run(wg *sync.WaitGroup) {
 	defer wg.Done()
-	var d [maxDigest]byte
 	for b := range l.in {
 		<-b.ready
-		digs := b.digests[l.slot]
-		for i := 0; i < b.n; i++ {
-			p := b.slots[i].pcr
-			var ext []byte
-			switch {
-			case b.slots[i].viol:
-				ext = l.viol
-			case l.padded:
-				copy(d[:20], digs[i*maxDigest:])
-				ext = d[:l.size]
-			default:
-				ext = digs[i*maxDigest : i*maxDigest+l.size]
-			}
-			v := l.value[p][:l.size]
-			l.ext.Extend(v, ext)
-			bit := uint64(1) << p
-			l.touched |= bit
-			if l.hasWant&bit != 0 {
-				k := b.base + i + 1 // prefix length, in list indexes
-				if string(v) == string(l.want[p][:l.size]) {
-					if l.from[p] < 0 {
-						l.from[p] = k
-					}
-				} else if l.from[p] >= 0 && l.to[p] < 0 {
-					l.to[p] = k
+		l.process(b)
+		b.release()
+	}
+}
+
+func (l *lane) process(b *batch) {
+	var d [maxDigest]byte
+	var buf [2 * maxDigest]byte
+	digs := b.digests[l.slot]
+	for i := 0; i < b.n; i++ {
+		p := b.slots[i].pcr
+		var ext []byte
+		switch {
+		case b.slots[i].viol:
+			ext = l.viol
+		case l.padded:
+			copy(d[:20], digs[i*maxDigest:])
+			ext = d[:l.size]
+		default:
+			ext = digs[i*maxDigest : i*maxDigest+l.size]
+		}
+		// Extend (TPM 2.0 Part 1 §17.2): value := H(value || digest).
+		vp := &l.value[p]
+		copy(buf[:l.size], vp[:l.size])
+		copy(buf[l.size:], ext)
+		l.bank.Sum(vp, buf[:2*l.size])
+		v := vp[:l.size]
+		bit := uint64(1) << p
+		l.touched |= bit
+		if l.hasWant&bit != 0 {
+			k := b.base + i + 1 // prefix length, in list indexes
+			if string(v) == string(l.want[p][:l.size]) {
+				if l.from[p] < 0 {
+					l.from[p] = k
 				}
+			} else if l.from[p] >= 0 && l.to[p] < 0 {
+				l.to[p] = k
 			}
 		}
-		b.release()
 	}
 }
 
@@ -336,34 +334,42 @@ func (c *collector) run(wg *sync.WaitGroup) {
 	defer wg.Done()
 	for b := range c.in {
 		<-b.ready
-		last := -1
-		for _, f := range b.fails {
-			c.count++
-			if len(c.fails) < c.max {
-				c.fails = append(c.fails, f)
-			}
-			if f.Entry != last {
-				c.failed = append(c.failed, f.Entry)
-				last = f.Entry
-			}
-		}
-		for i := 0; i < b.n; i++ {
-			if b.slots[i].viol {
-				c.violated = append(c.violated, b.base+i)
-			}
-		}
-		if c.boot == nil && b.boot != nil {
-			bb := *b.boot
-			c.boot = &bb
-		}
+		c.process(b)
 		b.release()
 	}
 }
 
-// pipeline runs a plan over batches the reader sends.
+func (c *collector) process(b *batch) {
+	last := -1
+	for _, f := range b.fails {
+		c.count++
+		if len(c.fails) < c.max {
+			c.fails = append(c.fails, f)
+		}
+		if f.Entry != last {
+			c.failed = append(c.failed, f.Entry)
+			last = f.Entry
+		}
+	}
+	for i := 0; i < b.n; i++ {
+		if b.slots[i].viol {
+			c.violated = append(c.violated, b.base+i)
+		}
+	}
+	if c.boot == nil && b.boot != nil {
+		bb := *b.boot
+		c.boot = &bb
+	}
+}
+
+// pipeline runs a plan over batches the reader sends. Its goroutines
+// start with the second batch: a round that fits one batch (the usual
+// incremental round) runs on the caller's goroutine alone.
 type pipeline struct {
 	pl      *plan
+	pool    *sync.Pool
 	free    chan *batch
+	all     []*batch
 	work    chan *batch
 	col     *collector
 	workWG  sync.WaitGroup
@@ -371,15 +377,37 @@ type pipeline struct {
 	started bool
 }
 
-func startPipeline(pl *plan, maxFailures int) *pipeline {
-	pp := &pipeline{pl: pl, free: make(chan *batch, batchesInFlight), work: make(chan *batch, batchesInFlight)}
-	for range batchesInFlight {
-		b := &batch{arena: make([]byte, 0, batchArena), digests: make([][]byte, len(pl.digestBanks)), free: pp.free}
-		for j := range b.digests {
-			b.digests[j] = make([]byte, batchEntries*maxDigest)
+func newPipeline(pl *plan, pool *sync.Pool, maxFailures int) *pipeline {
+	return &pipeline{pl: pl, pool: pool, free: make(chan *batch, batchesInFlight), col: &collector{max: maxFailures}}
+}
+
+// get returns an empty batch for entries from base on.
+func (pp *pipeline) get(base int) *batch {
+	var b *batch
+	select {
+	case b = <-pp.free:
+	default:
+		if len(pp.all) < batchesInFlight {
+			b, _ = pp.pool.Get().(*batch)
+			if b == nil {
+				b = &batch{arena: make([]byte, 0, batchArena)}
+			}
+			for len(b.digests) < len(pp.pl.digestBanks) {
+				b.digests = append(b.digests, make([]byte, batchEntries*maxDigest))
+			}
+			b.free = pp.free
+			pp.all = append(pp.all, b)
+		} else {
+			b = <-pp.free
 		}
-		pp.free <- b
 	}
+	b.reset(base)
+	return b
+}
+
+func (pp *pipeline) start() {
+	pl := pp.pl
+	pp.work = make(chan *batch, batchesInFlight)
 	workers := min(max(runtime.GOMAXPROCS(0), 1), 8)
 	for range workers {
 		pp.workWG.Add(1)
@@ -396,14 +424,16 @@ func startPipeline(pl *plan, maxFailures int) *pipeline {
 		pp.laneWG.Add(1)
 		go l.run(&pp.laneWG)
 	}
-	pp.col = &collector{in: make(chan *batch, batchesInFlight), max: maxFailures}
+	pp.col.in = make(chan *batch, batchesInFlight)
 	pp.laneWG.Add(1)
 	go pp.col.run(&pp.laneWG)
 	pp.started = true
-	return pp
 }
 
 func (pp *pipeline) send(b *batch) {
+	if !pp.started {
+		pp.start()
+	}
 	b.refs.Store(int32(len(pp.pl.lanes) + 1))
 	b.ready = make(chan struct{})
 	pp.work <- b
@@ -413,12 +443,37 @@ func (pp *pipeline) send(b *batch) {
 	pp.col.in <- b
 }
 
-func (pp *pipeline) stop() {
-	close(pp.work)
-	pp.workWG.Wait()
-	for _, l := range pp.pl.lanes {
-		close(l.in)
+// finish processes the last batch and waits for everything; the batches
+// go back to the pool.
+func (pp *pipeline) finish(last *batch) {
+	switch {
+	case !pp.started:
+		if last.n > 0 {
+			last.ready = make(chan struct{})
+			newWorker(pp.pl).run(last)
+			for _, l := range pp.pl.lanes {
+				l.process(last)
+			}
+			pp.col.process(last)
+		}
+	default:
+		if last.n > 0 {
+			pp.send(last)
+		}
+		close(pp.work)
+		pp.workWG.Wait()
+		for _, l := range pp.pl.lanes {
+			close(l.in)
+		}
+		close(pp.col.in)
+		pp.laneWG.Wait()
 	}
-	close(pp.col.in)
-	pp.laneWG.Wait()
+	for _, b := range pp.all {
+		b.fails, b.keys, b.boot, b.free = nil, nil, nil, nil
+		for i := range b.slots[:b.n] {
+			b.slots[i].keyFails = nil
+		}
+		pp.pool.Put(b)
+	}
+	pp.all = nil
 }

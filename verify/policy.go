@@ -3,6 +3,7 @@ package verify
 import (
 	"fmt"
 	"slices"
+	"sync"
 
 	"github.com/imago-ima/imago/ima/digsig"
 	"github.com/imago-ima/imago/pcr"
@@ -44,6 +45,7 @@ type Policy struct {
 	tenant bool         // keys were given (Keylime: a keyring exists)
 	opts   Options
 	banks  []pcr.Bank
+	pool   sync.Pool // batches, reused across rounds
 }
 
 // NewPolicy checks opts and compiles them.

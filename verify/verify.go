@@ -174,9 +174,8 @@ func (p *Policy) Verify(prev *State, r Round) (*Report, *State, error) {
 			}
 			pl.lanes = append(pl.lanes, l)
 		}
-		pp = startPipeline(pl, p.opts.MaxFailures)
-		cur = <-pp.free
-		cur.reset(prev.Next)
+		pp = newPipeline(pl, &p.pool, p.opts.MaxFailures)
+		cur = pp.get(prev.Next)
 		return nil
 	}
 	for e, ierr := range r.Entries {
@@ -204,8 +203,7 @@ func (p *Policy) Verify(prev *State, r Round) (*Report, *State, error) {
 		if cur.n == batchEntries || (cur.n > 0 && len(cur.arena)+len(e.Data)+len(e.Digest)+512 > cap(cur.arena)) {
 			cur.keys = keys[:len(keys):len(keys)]
 			pp.send(cur)
-			cur = <-pp.free
-			cur.reset(prev.Next + n)
+			cur = pp.get(prev.Next + n)
 		}
 		fields, ferr := e.SplitFields(fieldb[:0])
 		t, _ := e.Descriptor()
@@ -219,13 +217,8 @@ func (p *Policy) Verify(prev *State, r Round) (*Report, *State, error) {
 		n++
 	}
 	if pp != nil {
-		if cur.n > 0 {
-			cur.keys = keys[:len(keys):len(keys)]
-			pp.send(cur)
-		} else {
-			pp.free <- cur
-		}
-		pp.stop()
+		cur.keys = keys[:len(keys):len(keys)]
+		pp.finish(cur)
 	}
 	if readErr != nil {
 		return nil, nil, readErr
@@ -514,6 +507,9 @@ func cloneState(s *State) *State {
 // its verdict decides whether later ima-sig entries may use the key. It
 // records the verdict in s and returns the key to learn.
 func (p *Policy) keyEntry(e *ima.Entry, fields []ima.Field, idx int, pl *plan, s *slot) (learned, bool) {
+	if !slices.ContainsFunc(fields, func(f ima.Field) bool { return f.ID == ima.FieldBuf }) {
+		return learned{}, false
+	}
 	var v view
 	v.index, v.pcr, v.template = idx, int(e.PCR), e.Template
 	fillView(&v, fields)
