@@ -1,7 +1,9 @@
 package digsig
 
 import (
+	"crypto"
 	"crypto/sha1"
+	"crypto/x509"
 	"encoding/asn1"
 	"encoding/binary"
 	"fmt"
@@ -108,4 +110,31 @@ func parseSecp256k1Private(der []byte) (*Secp256k1PublicKey, bool) {
 func keyIDSecp256k1(k *Secp256k1PublicKey) uint32 {
 	sum := sha1.Sum(k.Uncompressed())
 	return binary.BigEndian.Uint32(sum[16:])
+}
+
+// VerifyASN1 checks an ASN.1 DER ECDSA signature over digest, like
+// ecdsa.VerifyASN1 for the NIST curves.
+func (k *Secp256k1PublicKey) VerifyASN1(digest, sig []byte) bool { return k.verify(digest, sig) }
+
+// MarshalPKIX returns the DER SubjectPublicKeyInfo of pub, like
+// x509.MarshalPKIXPublicKey, and also for secp256k1 keys.
+func MarshalPKIX(pub crypto.PublicKey) ([]byte, error) {
+	k, ok := pub.(*Secp256k1PublicKey)
+	if !ok {
+		return x509.MarshalPKIXPublicKey(pub)
+	}
+	curve, _ := asn1.Marshal(oidSecp256k1)
+	return asn1.Marshal(struct {
+		Algorithm struct {
+			Algorithm  asn1.ObjectIdentifier
+			Parameters asn1.RawValue
+		}
+		PublicKey asn1.BitString
+	}{
+		Algorithm: struct {
+			Algorithm  asn1.ObjectIdentifier
+			Parameters asn1.RawValue
+		}{oidECPublicKey, asn1.RawValue{FullBytes: curve}},
+		PublicKey: asn1.BitString{Bytes: k.Uncompressed(), BitLength: 8 * len(k.Uncompressed())},
+	})
 }
