@@ -209,6 +209,21 @@ func decodeMap(l *lexer, s sink, kind mapKind, scratch []byte) ([]byte, error) {
 		return scratch, err
 	}
 	for !empty {
+		if l.br.Buffered() < 16<<10 {
+			l.br.Peek(l.br.Size()) // refill, so that members are whole in the buffer
+		}
+		if l.slow {
+			// token by token below
+		} else if ok, err := l.fastEntry(s, kind); err != nil {
+			return scratch, err
+		} else if ok {
+			more, err := l.more('}')
+			if err != nil {
+				return scratch, err
+			}
+			empty = !more
+			continue
+		}
 		name, err := l.str(scratch[:0], MaxNameLen)
 		if err != nil {
 			return scratch, err
@@ -438,6 +453,7 @@ func Parse(r io.Reader, opts Options) (*Policy, error) {
 // read decodes a policy or envelope into s, verifying an envelope first.
 func read(r io.Reader, s sink, opts Options) (*header, *Signature, error) {
 	l := newLexer(r)
+	l.slow = opts.slow
 	h, err := decodeDoc(l, s, true)
 	if err != nil {
 		return nil, nil, err
@@ -452,7 +468,9 @@ func read(r io.Reader, s sink, opts Options) (*header, *Signature, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	h2, err := decodeDoc(newLexer(bytes.NewReader(payload)), s, false)
+	pl := newLexer(bytes.NewReader(payload))
+	pl.slow = opts.slow
+	h2, err := decodeDoc(pl, s, false)
 	if err != nil {
 		var fe *FormatError
 		if errors.As(err, &fe) {
@@ -468,4 +486,105 @@ func joinMember(a, b string) string {
 		return a
 	}
 	return a + "." + b
+}
+
+// fastEntry reads one `"name": ["hex", ...]` member of a digest map
+// straight from the lexer's buffer, for the common form: no escapes, at
+// most 8 digests, the whole member buffered. It returns false, having
+// consumed nothing, for anything else; decodeMap then reads it token by
+// token (and reports any error).
+func (l *lexer) fastEntry(s sink, kind mapKind) (bool, error) {
+	w, _ := l.br.Peek(l.br.Buffered())
+	i := 0
+	lines := 0
+	skip := func() {
+		for i < len(w) {
+			switch w[i] {
+			case ' ', '\t', '\r':
+			case '\n':
+				lines++
+			default:
+				return
+			}
+			i++
+		}
+	}
+	skip()
+	if i >= len(w) || w[i] != '"' {
+		return false, nil
+	}
+	q := bytes.IndexByte(w[i+1:], '"')
+	if q < 0 || q > MaxNameLen {
+		return false, nil
+	}
+	name := w[i+1 : i+1+q]
+	if bytes.IndexByte(name, '\\') >= 0 {
+		return false, nil
+	}
+	for _, c := range name {
+		if c < 0x20 {
+			return false, nil
+		}
+	}
+	i += q + 2
+	skip()
+	if i >= len(w) || w[i] != ':' {
+		return false, nil
+	}
+	i++
+	skip()
+	if i >= len(w) || w[i] != '[' {
+		return false, nil
+	}
+	i++
+	var digs [8][]byte
+	n := 0
+	skip()
+	if i < len(w) && w[i] == ']' {
+		i++
+	} else {
+		for {
+			if i >= len(w) || w[i] != '"' || n == len(digs) {
+				return false, nil
+			}
+			q := bytes.IndexByte(w[i+1:], '"')
+			if q < 0 || q > 160 {
+				return false, nil
+			}
+			h, err := digestHex(w[i+1 : i+1+q])
+			if err != nil || bytes.IndexByte(w[i+1:i+1+q], '\\') >= 0 {
+				return false, nil
+			}
+			digs[n] = h
+			n++
+			i += q + 2
+			skip()
+			if i >= len(w) {
+				return false, nil
+			}
+			if w[i] == ']' {
+				i++
+				break
+			}
+			if w[i] != ',' {
+				return false, nil
+			}
+			i++
+			skip()
+		}
+	}
+	if err := s.begin(kind, name); err != nil {
+		return false, nil
+	}
+	for _, h := range digs[:n] {
+		if err := s.digest(kind, h); err != nil {
+			return true, l.fail("%q: %v", clip(string(name)), err)
+		}
+	}
+	if err := s.end(kind); err != nil {
+		return true, l.fail("%q: %v", clip(string(name)), err)
+	}
+	l.line += lines
+	l.discard(i)
+	return true, nil
 }

@@ -39,6 +39,8 @@ type Options struct {
 	// them, or the key of the x509 backend's certificate. With a Key, an
 	// unsigned policy is refused; without one, an envelope is.
 	Key crypto.PublicKey
+
+	slow bool // tests: no fast path for digest maps
 }
 
 // Signature is the envelope signature that verified a policy.

@@ -30,11 +30,18 @@ func FuzzCompile(f *testing.F) {
 			if c != nil {
 				t.Fatal("a compiled policy with an error")
 			}
+			if _, err := Compile(bytes.NewReader(data), Options{slow: true}); err == nil {
+				t.Fatal("the token reader accepts what the fast path refuses")
+			}
 			return
 		}
 		p, err := Parse(bytes.NewReader(data), Options{})
 		if err != nil {
 			t.Fatalf("compiles but does not parse: %v", err)
+		}
+		slow, err := Parse(bytes.NewReader(data), Options{slow: true})
+		if err != nil || !bytes.Equal(slow.Marshal(), p.Marshal()) {
+			t.Fatalf("the fast path reads otherwise than the token reader: %v", err)
 		}
 		out := p.Marshal()
 		p2, err := Parse(bytes.NewReader(out), Options{})

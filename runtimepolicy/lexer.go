@@ -18,9 +18,10 @@ type lexer struct {
 	off  int64 // bytes consumed
 	line int   // 1-based line of the next byte
 	err  error
+	slow bool // no fastEntry (tests)
 }
 
-const lexBuffer = 1 << 20
+const lexBuffer = 256 << 10
 
 func newLexer(r io.Reader) *lexer {
 	br, ok := r.(*bufio.Reader)

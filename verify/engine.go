@@ -42,6 +42,7 @@ type slot struct {
 	parseErr bool // template data that does not split into its fields
 	template string
 	input    span // the hash input (template data; legacy ima: padded)
+	name     span // the n-ng or n field, without its NUL
 	listed   span // the listed template digest
 	fields   [ima.MaxTemplateFields]fieldSpan
 	nfields  int
@@ -102,7 +103,7 @@ func (w arenaWriter) BlockSize() int              { return 1 }
 func (b *batch) add(e *ima.Entry, fields []ima.Field, legacy bool, parseErr bool) *slot {
 	s := &b.slots[b.n]
 	b.n++
-	*s = slot{pcr: uint8(e.PCR), viol: e.IsViolation(), template: e.Template, parseErr: parseErr}
+	*s = slot{pcr: uint8(e.PCR), viol: e.IsViolation(), template: e.Template, parseErr: parseErr, name: span{-1, -1}}
 	start := int32(len(b.arena))
 	b.arena = append(b.arena, e.Digest...)
 	s.listed = span{start, int32(len(b.arena))}
@@ -125,6 +126,12 @@ func (b *batch) add(e *ima.Entry, fields []ima.Field, legacy bool, parseErr bool
 			off += int32(len(f.Data))
 		}
 		s.nfields = i + 1
+		if f.ID == ima.FieldNNG || f.ID == ima.FieldN {
+			s.name = s.fields[i].s
+			if n := len(f.Data); n > 0 && f.Data[n-1] == 0 {
+				s.name.end--
+			}
+		}
 	}
 	return s
 }
@@ -154,6 +161,7 @@ func (pl *plan) slotOf(b pcr.Bank) int {
 // are independent (learned keys travel with them), so several run at once.
 type worker struct {
 	pl     *plan
+	sink   byte
 	sum    [pcr.MaxDigestSize]byte
 	keys   []digsig.Key
 	fieldb [ima.MaxTemplateFields]ima.Field
@@ -180,6 +188,15 @@ func (w *worker) run(b *batch) {
 		}
 	}
 	p := pl.p
+	if p.rp != nil {
+		var sink byte
+		for i := 0; i < b.n; i++ {
+			if s := &b.slots[i]; s.name.off >= 0 && !s.viol {
+				sink ^= p.rp.Warm(s.name.of(b.arena))
+			}
+		}
+		w.sink = sink
+	}
 	for i := 0; i < b.n; i++ {
 		s := &b.slots[i]
 		idx := b.base + i
