@@ -3,6 +3,7 @@ module github.com/imago-ima/imago
 go 1.26.8
 
 require (
+	github.com/decred/dcrd/dcrec/secp256k1/v4 v4.4.1
 	github.com/go-jose/go-jose/v4 v4.1.9
 	github.com/google/go-tpm v0.9.8
 	github.com/jackc/pgx/v5 v5.13.0

@@ -198,13 +198,6 @@ Exit status: 0 listed, 2 the verifier refused or is unreachable.`,
 	return cmd
 }
 
-func orDash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
-}
-
 func newNodeShowCommand(c *cli) *cobra.Command {
 	var (
 		sf      serverFlags
