@@ -25,6 +25,7 @@ const (
 	IDOffset          = "evidence.offset"
 	IDList            = "evidence.list"
 	IDEventLog        = "evidence.event_log"
+	IDVerify          = "evidence.unverifiable"
 	IDBootPCRMismatch = "measured_boot.pcr_mismatch"
 )
 
@@ -43,7 +44,7 @@ type State struct {
 }
 
 // Next returns the index of the next list entry to verify.
-func (s *State) Next() uint64 { return s.Verify.Next }
+func (s *State) Next() uint64 { return uint64(s.Verify.Next) }
 
 // Challenge is what the verifier asked for in this round.
 type Challenge struct {
@@ -145,9 +146,10 @@ func Round(p *Policy, ak crypto.PublicKey, prev State, ch Challenge, ev *attest.
 		boot = set
 		next.BootLog = true
 	}
+
 	fs, vs, err := verifyEntries(p, next.Verify, entries, ev.PCRs, boot)
 	if err != nil {
-		return failed(IDList, err.Error())
+		return failed(IDVerify, err.Error())
 	}
 	next.Verify = vs
 	out.State = next

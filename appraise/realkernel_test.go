@@ -61,7 +61,7 @@ func TestRoundRealKernel(t *testing.T) {
 				t.Fatal(err)
 			}
 			ev := &attest.Evidence{Quote: attest.Quote{Attest: q.Attest, Signature: q.Signature}, PCRs: q.PCRs, List: list, EventLog: eventLog}
-			pol, err := CompilePolicy(policy(""), nil)
+			pol, err := CompilePolicy(policy(""), nil, PolicyOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -79,7 +79,7 @@ func TestRoundRealKernel(t *testing.T) {
 				t.Fatalf("changed event log: %+v", o)
 			}
 
-			pol2, _ := CompilePolicy(policy("/bin/busybox"), nil)
+			pol2, _ := CompilePolicy(policy("/bin/busybox"), nil, PolicyOptions{})
 			o = Round(pol2, ak, State{}, ch, ev)
 			if o.Verdict != attest.VerdictFail || len(o.Failures) == 0 || o.Failures[0].Path != "/bin/busybox" {
 				t.Fatalf("policy without /bin/busybox: %+v", o)

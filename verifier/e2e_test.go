@@ -247,7 +247,7 @@ func TestRemoteAttestation(t *testing.T) {
 		}
 		ev.List[i+5] = 'X' // /usr/Xin/bash
 		res, err = cl.Evidence(ctx, "n1", ev)
-		wantResult(t, res, err, attest.VerdictFail, attest.StateFail, "ima.pcr_mismatch")
+		wantResult(t, res, err, attest.VerdictFail, attest.StateFail, "ima.validation.ima_hash", "ima.pcr_mismatch")
 		// The node's own TPM vouched for that failure: it stays.
 		res, err = a.Round(ctx)
 		if err != nil || res.Verdict != attest.VerdictPass || res.State != attest.StateFail {

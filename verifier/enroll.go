@@ -147,6 +147,6 @@ func (s *Server) handleActivate(w http.ResponseWriter, r *http.Request, body []b
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, s.view(n, nil))
+	writeJSON(w, http.StatusOK, s.view(r.Context(), n, nil))
 	return nil
 }

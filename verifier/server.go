@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -200,7 +201,11 @@ func (s *Server) policy(ctx context.Context, id string) (*appraise.Policy, error
 	if err != nil {
 		return nil, err
 	}
-	p, err = appraise.CompilePolicy(rec.Body, rec.Keyrings)
+	var po appraise.PolicyOptions
+	if err := json.Unmarshal(rec.Options, &po); err != nil {
+		return nil, fmt.Errorf("verifier: stored policy %s: options: %w", id, err)
+	}
+	p, err = appraise.CompilePolicy(rec.Body, rec.Keyrings, po)
 	if err != nil {
 		return nil, fmt.Errorf("verifier: stored policy %s: %w", id, err)
 	}

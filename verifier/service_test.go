@@ -99,7 +99,7 @@ func TestLimitsAndOperators(t *testing.T) {
 	if code, body := post("/v1/nodes/n1/evidence", []byte("{"), ""); code != 400 {
 		t.Fatalf("malformed evidence: %d %s", code, body)
 	}
-	add := []byte(`{"node":"n1","runtime_policy":"e30="}`)
+	add := []byte(`{"node":"n1","runtime_policy":"eyJtZXRhIjp7InZlcnNpb24iOjF9fQ=="}`) // {"meta":{"version":1}}
 	if code, _ := post("/v1/nodes", add, ""); code != 401 {
 		t.Fatalf("node add without the token: %d", code)
 	}
@@ -108,6 +108,9 @@ func TestLimitsAndOperators(t *testing.T) {
 	}
 	if code, body := post("/v1/nodes", add, token); code != 201 {
 		t.Fatalf("node add with the token: %d %s", code, body)
+	}
+	if code, body := post("/v1/nodes", []byte(`{"node":"n2","runtime_policy":"e30="}`), token); code != 400 || !strings.Contains(body, "policy.invalid") {
+		t.Fatalf("node add with a policy that is not one: %d %s", code, body)
 	}
 	if code, body := post("/v1/nodes/n1/challenge", []byte(`{"banks":["sha256"]}`), ""); code != 409 || !strings.Contains(body, "enroll.required") {
 		t.Fatalf("challenge before enrollment: %d %s", code, body)

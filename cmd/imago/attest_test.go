@@ -132,7 +132,7 @@ func TestAttestCLI(t *testing.T) {
 		"--tls-cert", cert, "--tls-key", key, "--ek-roots", ca.RootsDir(t), "--log-format", "text", "--log-level", "warn")
 	srv := []string{"--server", url, "--ca", cert}
 
-	if r := runCLI(t, nil, append([]string{"verifier", "node", "add", "n1", "--runtime-policy", policy}, srv...)...); r.code != 0 {
+	if r := runCLI(t, nil, append([]string{"verifier", "node", "add", "n1", "--runtime-policy", policy, "--pcr", "11"}, srv...)...); r.code != 0 {
 		t.Fatalf("node add: %d %s", r.code, r.stderr)
 	}
 	attestArgs := []string{"attest", "--once", "--verifier", url, "--ca", cert, "--node", "n1", "--tpm", sw.URI,
