@@ -1,6 +1,7 @@
 package appraise
 
 import (
+	"bufio"
 	"bytes"
 	"crypto"
 	"errors"
@@ -167,7 +168,8 @@ const MaxEntries = 1 << 20
 // decodeList reads a binary measurement list (any byte order and digest
 // width, detected from the first record).
 func decodeList(b []byte) ([]*ima.Entry, error) {
-	r := ima.NewReader(bytes.NewReader(b), ima.ReaderOptions{AllowUnknownTemplates: true})
+	// A small round needs no 64 KiB read buffer (ima.NewReader's default).
+	r := ima.NewReader(bufio.NewReaderSize(bytes.NewReader(b), min(max(len(b), 4096), 64<<10)), ima.ReaderOptions{AllowUnknownTemplates: true})
 	var out []*ima.Entry
 	for e, err := range r.All() {
 		if err != nil {
