@@ -114,15 +114,15 @@ Exit status: 0 added, 2 refused or the verifier unreachable.`,
 			}
 			a := &attest.NodeAdd{Node: args[0], AllowEKWithoutCert: allowNoCert, PCR: listPCR}
 			if policyKey != "" {
-				if a.PolicyKey, err = readBounded(policyKey, attest.MaxKeyringSize); err != nil {
+				if a.PolicyKey, err = readSmall(policyKey, int64(attest.MaxKeyringSize)); err != nil {
 					return inputErr(fmt.Errorf("--policy-key: %w", err))
 				}
 			}
-			if a.RuntimePolicy, err = readBounded(policy, attest.MaxPolicySize); err != nil {
+			if a.RuntimePolicy, err = readSmall(policy, int64(attest.MaxPolicySize)); err != nil {
 				return inputErr(fmt.Errorf("--runtime-policy: %w", err))
 			}
 			for _, k := range keyrings {
-				b, err := readBounded(k, attest.MaxKeyringSize)
+				b, err := readSmall(k, int64(attest.MaxKeyringSize))
 				if err != nil {
 					return inputErr(fmt.Errorf("--keyring: %w", err))
 				}
@@ -147,22 +147,6 @@ Exit status: 0 added, 2 refused or the verifier unreachable.`,
 	cmd.Flags().StringVar(&policyKey, "policy-key", "", "EC public key (PEM) a DSSE-signed policy must verify with")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the node as JSON")
 	return cmd
-}
-
-func readBounded(path string, limit int) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, int64(limit)+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(b) > limit {
-		return nil, fmt.Errorf("%s: larger than %d bytes", path, limit)
-	}
-	return b, nil
 }
 
 func short(s string) string {
