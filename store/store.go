@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/imago-ima/imago/attest"
@@ -31,7 +32,11 @@ type Store struct {
 	w      *sql.DB // the writer (one connection for SQLite)
 	r      *sql.DB // readers (the same pool as w for PostgreSQL)
 	gc     *committer
+	cp     *checkpointer // SQLite only
 	secret []byte
+
+	closeOnce sync.Once
+	closeErr  error
 
 	// prepared statements of the hot path (SQLite parses every statement
 	// it is not given prepared)
@@ -103,13 +108,16 @@ func redact(url string) string {
 }
 
 // Close stops the writer (waiting for the batch in flight) and closes the
-// database.
+// database. Later calls return the first call's error.
 func (s *Store) Close() error {
-	s.gc.close()
-	for _, st := range []*sql.Stmt{s.getNode, s.roundUpdate, s.verdictInsert} {
-		st.Close()
-	}
-	return s.closeDBs()
+	s.closeOnce.Do(func() {
+		s.gc.close()
+		for _, st := range []*sql.Stmt{s.getNode, s.roundUpdate, s.verdictInsert} {
+			st.Close()
+		}
+		s.closeErr = s.closeDBs()
+	})
+	return s.closeErr
 }
 
 func (s *Store) prepare(ctx context.Context) error {
@@ -128,6 +136,9 @@ func (s *Store) prepare(ctx context.Context) error {
 
 func (s *Store) closeDBs() error {
 	err := s.w.Close()
+	if s.cp != nil {
+		err = errors.Join(err, s.cp.close())
+	}
 	if s.r != s.w {
 		err = errors.Join(err, s.r.Close())
 	}
