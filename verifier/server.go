@@ -13,7 +13,10 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/semaphore"
+
 	"github.com/imago-ima/imago/appraise"
+	"github.com/imago-ima/imago/attest"
 	"github.com/imago-ima/imago/ear"
 	"github.com/imago-ima/imago/enroll"
 	"github.com/imago-ima/imago/quote"
@@ -52,6 +55,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Build names this build in logs and EARs.
 	Build string
+	// MaxBodyBytes bounds the bytes of large request bodies (evidence, node
+	// add) held at once (default 512 MiB).
+	MaxBodyBytes int64
 }
 
 // Server is the verifier service.
@@ -67,6 +73,8 @@ type Server struct {
 	akKeys map[string]crypto.PublicKey
 
 	now func() time.Time
+
+	bodies *semaphore.Weighted
 }
 
 // New checks the configuration and makes a server.
@@ -89,8 +97,13 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = 512 << 20
+	}
+	// One request of each kind must fit.
+	cfg.MaxBodyBytes = max(cfg.MaxBodyBytes, attest.MaxEvidenceSize, attest.MaxNodeAddSize)
 	return &Server{cfg: cfg, st: cfg.Store, log: cfg.Logger, policies: make(map[string]*appraise.Policy),
-		akKeys: make(map[string]crypto.PublicKey), now: time.Now}, nil
+		akKeys: make(map[string]crypto.PublicKey), now: time.Now, bodies: semaphore.NewWeighted(cfg.MaxBodyBytes)}, nil
 }
 
 // HTTP server limits.
