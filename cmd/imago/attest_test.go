@@ -142,6 +142,28 @@ func TestAttestCLI(t *testing.T) {
 		t.Fatalf("attest --once: %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 
+	// --interval attests until stopped.
+	before := nodeRound(t, srv, "n1")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	go func() {
+		var out, errb strings.Builder
+		args := append([]string{}, attestArgs...)
+		args[1] = "--interval=100ms"
+		done <- run(ctx, args, strings.NewReader(""), &out, &errb)
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	for nodeRound(t, srv, "n1") < before+3 {
+		if time.Now().After(deadline) {
+			t.Fatal("attest --interval made no rounds")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("attest --interval exited %d after SIGTERM", code)
+	}
+
 	// Offline evidence of the passing host verifies.
 	ev := filepath.Join(dir, "evidence.json")
 	if r := runCLI(t, nil, "attest", "--offline", "--nonce", "00112233", "-o", ev, "--tpm", sw.URI, "--list", runtime,
@@ -204,4 +226,14 @@ func TestAttestCLI(t *testing.T) {
 	if r := runCLI(t, nil, "verifier", "serve", "--listen", freeAddr(t)); r.code != 2 || !strings.Contains(r.stderr, "--tls-cert") {
 		t.Fatalf("serve without TLS: %d %s", r.code, r.stderr)
 	}
+}
+
+func nodeRound(t *testing.T, srv []string, node string) uint64 {
+	t.Helper()
+	r := runCLI(t, nil, append([]string{"verifier", "node", "show", node, "--json"}, srv...)...)
+	var v attest.NodeView
+	if err := json.Unmarshal([]byte(r.stdout), &v); err != nil {
+		t.Fatalf("node show: %v\n%s%s", err, r.stdout, r.stderr)
+	}
+	return v.Round
 }
