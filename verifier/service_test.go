@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/x509"
+	"errors"
 	"io"
 	"net/http"
 	"path/filepath"
@@ -150,5 +151,35 @@ func TestOpenAPIPaths(t *testing.T) {
 		if !bytes.Contains(OpenAPI(), []byte("\n  "+p+"\n")) {
 			t.Errorf("openapi.yaml lacks %s", p)
 		}
+	}
+}
+
+// TestEKWithoutCertificate: a TPM without an EK certificate enrols only
+// for a node added with the opt-in.
+func TestEKWithoutCertificate(t *testing.T) {
+	ca, _ := softtpm.NewCA("test")
+	v := startVerifier(t, "sqlite://"+filepath.Join(t.TempDir(), "v.db"), enroll.NewRoots([]*x509.Certificate{ca.Cert}), nil)
+	cl, _ := client.New(v.URL, client.Options{CA: v.CA})
+	ctx := context.Background()
+	tp, _ := softtpm.New(nil, "") // no EK certificate
+	h := imahost.New([]pcr.Bank{pcr.SHA1, pcr.SHA256}, func(i int, d map[pcr.Bank][]byte) error { tp.Extend(i, d); return nil })
+	h.Boot(tp.PCRs())
+	a := &attester.Attester{TPM: tp, Client: cl, Node: "bare", List: h}
+	if _, err := cl.AddNode(ctx, &attest.NodeAdd{Node: "bare", RuntimePolicy: h.Policy(nil)}); err != nil {
+		t.Fatal(err)
+	}
+	err := a.Enroll(ctx)
+	var ce *client.Error
+	if !errors.As(err, &ce) || ce.Status != 403 || ce.ID != "enroll.no_ek_certificate" {
+		t.Fatalf("enrollment without a certificate and without the opt-in: %v", err)
+	}
+	if _, err := cl.AddNode(ctx, &attest.NodeAdd{Node: "bare", RuntimePolicy: h.Policy(nil), AllowEKWithoutCert: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Enroll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := a.Round(ctx); err != nil || res.Verdict != attest.VerdictPass {
+		t.Fatalf("%+v %v", res, err)
 	}
 }
