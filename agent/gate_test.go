@@ -27,6 +27,7 @@ import (
 	"github.com/imago-ima/imago/gate"
 	"github.com/imago-ima/imago/ima"
 	"github.com/imago-ima/imago/internal/gatetest"
+	"github.com/imago-ima/imago/internal/keyring"
 	"github.com/imago-ima/imago/pcr"
 	"github.com/imago-ima/imago/policy"
 	"github.com/imago-ima/imago/tpm/tpmtest"
@@ -464,7 +465,7 @@ func TestGateAppraise(t *testing.T) {
 	writeScript(t, unsigned, "# unsigned")
 	evmctl(t, "ima_sign", "--key", keyPEM, "-a", "sha256", signed)
 	sig := getxattrT(t, signed)
-	keys, err := LoadKeyring(keyDir)
+	keys, _, err := keyring.Load(keyDir)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/imago-ima/imago/agent"
 	"github.com/imago-ima/imago/ima"
+	"github.com/imago-ima/imago/internal/keyring"
 	"github.com/imago-ima/imago/internal/sdnotify"
 	"github.com/imago-ima/imago/tpm"
 )
@@ -130,7 +131,12 @@ func (f *agentFlags) gateConfig(log *slog.Logger) (agent.GateConfig, error) {
 		log.Warn("policy: "+w.String(), "policy", f.policy)
 	}
 	if f.keyring != "" {
-		if gc.Keyring, err = agent.LoadKeyring(f.keyring); err != nil {
+		var skipped []keyring.Skipped
+		gc.Keyring, skipped, err = keyring.Load(f.keyring)
+		for _, s := range skipped {
+			log.Warn("keyring: skipping a file", "path", s.Path, "err", s.Err)
+		}
+		if err != nil {
 			return gc, usagef("--keyring: %v", err)
 		}
 	} else if pol.Needs().Appraise && mode != agent.AppraiseOff {
