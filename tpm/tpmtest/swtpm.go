@@ -48,6 +48,7 @@ type Swtpm struct {
 
 	tb        testing.TB
 	noStartup bool
+	banks     []string
 	mu        sync.Mutex
 	cmd       *exec.Cmd
 	done      chan struct{}
@@ -96,12 +97,10 @@ func New(tb testing.TB, o Options) *Swtpm {
 		banks = []string{"sha256"}
 	}
 	dir := tb.TempDir()
-	setup := exec.Command("swtpm_setup", "--tpm2", "--tpmstate", dir,
-		"--pcr-banks", strings.Join(banks, ","), "--overwrite")
-	if out, err := setup.CombinedOutput(); err != nil {
-		tb.Fatalf("tpmtest: swtpm_setup --pcr-banks %s: %v\n%s", strings.Join(banks, ","), err, out)
+	s := &Swtpm{Dir: dir, tb: tb, noStartup: o.NoStartup, banks: banks}
+	if err := s.manufacture(); err != nil {
+		tb.Fatal(err)
 	}
-	s := &Swtpm{Dir: dir, tb: tb, noStartup: o.NoStartup}
 	if o.Unix {
 		// sun_path is short (108 bytes); TempDir paths can be long.
 		sd, err := os.MkdirTemp("", "swtpm")
@@ -117,6 +116,28 @@ func New(tb testing.TB, o Options) *Swtpm {
 	}
 	tb.Cleanup(s.Stop)
 	return s
+}
+
+// manufacture makes a new TPM state in s.Dir with swtpm_setup: new seeds,
+// counters from the start, the banks asked for.
+func (s *Swtpm) manufacture() error {
+	setup := exec.Command("swtpm_setup", "--tpm2", "--tpmstate", s.Dir,
+		"--pcr-banks", strings.Join(s.banks, ","), "--overwrite")
+	if out, err := setup.CombinedOutput(); err != nil {
+		return fmt.Errorf("tpmtest: swtpm_setup --pcr-banks %s: %v\n%s", strings.Join(s.banks, ","), err, out)
+	}
+	return nil
+}
+
+// Replace stops the emulator, if it runs, and manufactures a new TPM in
+// its place: a different TPM (new seeds, fresh counters) at the same
+// address. Start powers it on.
+func (s *Swtpm) Replace() {
+	s.tb.Helper()
+	s.Stop()
+	if err := s.manufacture(); err != nil {
+		s.tb.Fatal(err)
+	}
 }
 
 // freePortPair returns a port P with P and P+1 free on 127.0.0.1 now.
