@@ -86,13 +86,14 @@ func (tp *TPM) FlushSession(handle uint32) error {
 	return nil
 }
 
-// NotExecuted reports whether err is the TPM's own answer (a response
-// code): the TPM did not run the command. Any other error (the connection
-// dropped after the command was sent, a timeout) leaves it unknown whether
-// the command ran.
+// NotExecuted reports whether err says the TPM did not run the command:
+// the TPM's own answer (a response code), a lost guard, or a socket TPM
+// that could not be reached (ErrNoTPM: nothing was sent). Any other error
+// (the connection dropped after the command was sent, a timeout) leaves it
+// unknown whether the command ran.
 func NotExecuted(err error) bool {
 	var rc tpm2.TPMRC
-	return errors.Is(err, ErrGuardLost) || errors.As(err, &rc)
+	return errors.Is(err, ErrGuardLost) || errors.Is(err, ErrNoTPM) || errors.As(err, &rc)
 }
 
 // closeGuard flushes the guard session. tp.mu is held.
