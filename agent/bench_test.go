@@ -58,7 +58,7 @@ func benchMeasure(b *testing.B, uri string) {
 	b.ResetTimer()
 	start := time.Now()
 	for i := 0; i < b.N; i++ {
-		if r := a.Measure(paths[i : i+1]); r[0].Status != StatusMeasured {
+		if r := a.Measure(context.Background(), paths[i:i+1]); r[0].Status != StatusMeasured {
 			b.Fatalf("%+v", r[0])
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -27,6 +28,11 @@ const childEnv = "IMAGO_AGENT_TEST_CHILD"
 
 type childConfig struct {
 	TPM, StateDir, RuntimeDir, Socket, Log string
+	// NoFile, if set, is the agent's RLIMIT_NOFILE.
+	NoFile uint64
+	// Client, if set, makes the child a client: it asks the agent at this
+	// socket for its status and prints the error code it gets (or "ok").
+	Client string
 }
 
 func TestMain(m *testing.M) {
@@ -41,6 +47,27 @@ func runChild(v string) int {
 	if err := json.Unmarshal([]byte(v), &cc); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
+	}
+	if cc.Client != "" {
+		_, err := QueryStatus(context.Background(), cc.Client)
+		var re *RemoteError
+		switch {
+		case err == nil:
+			fmt.Println("ok")
+		case errors.As(err, &re):
+			fmt.Println(re.Code)
+		case errors.Is(err, ErrNotRunning):
+			fmt.Println("not-running")
+		default:
+			fmt.Println("error:", err)
+		}
+		return 0
+	}
+	if cc.NoFile > 0 {
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &syscall.Rlimit{Cur: cc.NoFile, Max: cc.NoFile}); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 2
+		}
 	}
 	lf, err := os.OpenFile(cc.Log, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {

@@ -5,9 +5,9 @@ package agent
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
-	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -21,26 +21,6 @@ import (
 // until the agent has evaluated the policy, measured, appended, extended
 // and, under an appraise rule, appraised the file: IMA's "measure before
 // use" (ima-spec.md §8.7) in user space. This file wires it to the agent.
-
-// GateConfig configures the gate.
-type GateConfig struct {
-	// Mounts are paths on the filesystems to watch.
-	Mounts []string
-	Policy GatePolicy
-	// Keyring holds the keys appraise rules verify signatures with.
-	Keyring  *digsig.Keyring
-	Appraise AppraiseMode
-	// Workers, Queue, Timeout, FailClosed: see gate.Config.
-	Workers, Queue int
-	Timeout        time.Duration
-	FailClosed     bool
-	// Ready, if set, is closed once the gate is marked and reading.
-	Ready chan<- struct{}
-	// NoIgnoreMarks keeps every exec reported even where the kernel could
-	// be asked to skip the execs of a measured, unchanged file (see
-	// Needs.ExecCacheable); for benchmarks of the gate's own path.
-	NoIgnoreMarks bool
-}
 
 // RunGate runs the agent (as Run does) with the gate on cfg.Mounts. The
 // agent must not fork or exec while it runs: a child's exec on a watched
@@ -86,13 +66,6 @@ func (r *RunningGate) Stats() GateStats {
 // Marks returns each watched path and its mark type.
 func (r *RunningGate) Marks() map[string]string { return r.g.Marks() }
 
-// GateStats counts the gate's work.
-type GateStats struct {
-	Gate                                   gate.Stats
-	Cached, Hashed, Violations, Denied     uint64
-	AppraiseFailed, Fixed, Errors, Skipped uint64
-}
-
 // StartGate marks gc.Mounts and answers their events until ctx is done.
 func (a *Agent) StartGate(ctx context.Context, gc GateConfig) (*RunningGate, error) {
 	if gc.Policy == nil {
@@ -101,8 +74,7 @@ func (a *Agent) StartGate(ctx context.Context, gc GateConfig) (*RunningGate, err
 	if gc.Keyring == nil {
 		gc.Keyring = &digsig.Keyring{}
 	}
-	h := &gateHandler{a: a, cfg: gc, log: a.log, needs: gc.Policy.Needs(),
-		versions: map[fileKey]map[fileVersion]*versionInfo{}, inodes: map[fileKey]*inodeInfo{}, execs: map[int]fileKey{},
+	h := &gateHandler{a: a, ctx: ctx, cfg: gc, log: a.log, needs: gc.Policy.Needs(),
 		ignored: map[fileKey]ignoreSet{}, inert: map[uint64]bool{}, fs: map[uint64]fsfacts.FS{}, tmpls: map[string]*ima.Template{}}
 	// Under a policy with FILE_CHECK rules, the opens of a file are left
 	// to the kernel only on filesystems where no open can be measured or
@@ -122,7 +94,19 @@ func (a *Agent) StartGate(ctx context.Context, gc GateConfig) (*RunningGate, err
 		return nil, err
 	}
 	r := &RunningGate{g: g, h: h, done: make(chan error, 1)}
-	go func() { r.done <- g.Run(ctx) }()
+	go func() {
+		err := g.Run(ctx)
+		if ctx.Err() == nil {
+			// The gate stopped on its own: the kernel now allows every
+			// access unmeasured. The agent must not look healthy: it
+			// stops, non-zero, and says why (systemd restarts it).
+			if err == nil {
+				err = errors.New("gate: stopped")
+			}
+			a.setFatal(fmt.Errorf("%w: %w", ErrGateStopped, err))
+		}
+		r.done <- err
+	}()
 	a.log.Info("gate: watching", "mounts", gc.Mounts, "opens", h.needs.Opens, "appraise", gc.Appraise.String(),
 		"kernel_exec_cache", h.ignoreMarks, "kernel_open_cache", h.openMarks,
 		"fail", map[bool]string{true: "closed", false: "open"}[gc.FailClosed])
@@ -132,20 +116,18 @@ func (a *Agent) StartGate(ctx context.Context, gc GateConfig) (*RunningGate, err
 	return r, nil
 }
 
-// maxTracked bounds the inodes tracked; beyond it, idle ones are dropped.
-const maxTracked = 1 << 16
-
 type gateHandler struct {
 	a     *Agent
+	ctx   context.Context // the gate's: done when it stops
 	cfg   GateConfig
 	log   *slog.Logger
 	needs Needs
 
-	mu       sync.Mutex
-	versions map[fileKey]map[fileVersion]*versionInfo // by inode, so a close forgets them at once
-	nvers    int
-	inodes   map[fileKey]*inodeInfo
-	execs    map[int]fileKey // thread -> file of its exec event, until its next open event
+	mu     sync.Mutex
+	inodes inodeTable
+	// execs maps a thread to the file of its exec event, until its next
+	// open event (at most maxTracked threads, the oldest forgotten).
+	execs lru[int, fileKey]
 	// ignoreMarks: execs of measured files are left to the kernel's
 	// ignore marks (gate.Event.Ignore); openMarks: so are the opens of
 	// files on filesystems where no open matters (inert). ignored holds
@@ -179,14 +161,12 @@ func (h *gateHandler) count(p *uint64) {
 	h.mu.Unlock()
 }
 
-var hashBufs = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
-
 // prepared is what the fast phase found for an event, for the worker.
 type prepared struct {
 	st      unix.Stat_t
 	v       Verdict
 	ver     fileVersion
-	in      *inodeInfo
+	in      *inodeEntry
 	writers bool // the file is open for write now
 	// tomtou: a ToMToU candidate, to confirm; openWriters: an open-writers
 	// violation to list.
@@ -258,18 +238,24 @@ func (h *gateHandler) prepare(ev *gate.Event) *prepared {
 		// The FAN_OPEN_PERM of the exec's own open follows from the same
 		// thread: remember it, to spare the /proc/<tid>/syscall read.
 		h.mu.Lock()
-		if len(h.execs) >= maxTracked {
-			clear(h.execs) // threads that exited after an exec event
+		if k, ok := h.execs.get(ev.Pid); ok {
+			*k = key
+		} else {
+			if h.execs.len() >= maxTracked {
+				h.execs.removeOldest() // a thread that exited after an exec event
+			}
+			*h.execs.add(ev.Pid) = key
 		}
-		h.execs[ev.Pid] = key
 		h.mu.Unlock()
 	}
 	if ev.Kind == gate.Open {
 		f.Hook = HookFile
 		h.mu.Lock()
-		ek, execOpen := h.execs[ev.Pid]
+		var ek fileKey
+		k, execOpen := h.execs.peek(ev.Pid)
 		if execOpen {
-			delete(h.execs, ev.Pid)
+			ek = *k
+			h.execs.remove(ev.Pid)
 		}
 		h.mu.Unlock()
 		if h.openMarks && h.inertFS(ev.Fd, st.Dev) {
@@ -326,7 +312,7 @@ func (h *gateHandler) prepare(ev *gate.Event) *prepared {
 	if h.cfg.Appraise == AppraiseOff {
 		p.v.Appraise = false
 	}
-	p.ver = fileVersion{fileKey: key, size: st.Size, mtime: st.Mtim, ctime: st.Ctim}
+	p.ver = fileVersion{fileKey: key, fileState: statInfo(st).state}
 	if f.Hook == HookFile && h.needs.Measure {
 		h.violations(ev, p, flags, flagsKnown)
 	}

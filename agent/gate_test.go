@@ -670,8 +670,7 @@ func BenchmarkGateCachedDecision(b *testing.B) {
 		b.Fatal(err)
 	}
 	gc := GateConfig{Policy: NewGatePolicy(p)}
-	h := &gateHandler{a: a, cfg: gc, log: a.log, needs: gc.Policy.Needs(),
-		versions: map[fileKey]map[fileVersion]*versionInfo{}, inodes: map[fileKey]*inodeInfo{}, execs: map[int]fileKey{}}
+	h := &gateHandler{a: a, ctx: context.Background(), cfg: gc, log: a.log, needs: gc.Policy.Needs()}
 	f, err := os.Open("/bin/sh")
 	if err != nil {
 		b.Skip(err)

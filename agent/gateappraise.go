@@ -3,11 +3,11 @@
 package agent
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"strconv"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -55,15 +55,16 @@ func (h *gateHandler) measureAppraise(ev *gate.Event, st *unix.Stat_t, ver fileV
 	}
 	ev2 := &event{Name: fdName(ev.Fd), File: true, UID: st.Uid, GID: st.Gid, Mode: uint16(st.Mode), Alg: alg}
 	ev2.Sig, ev2.EVMSig = fdSigFields(ev.Fd, value)
-	bp := hashBufs.Get().(*[]byte)
-	err := hashFD(ev.Fd, ev2, needsD(tmpl), *bp)
-	hashBufs.Put(bp)
-	if err != nil {
-		return gate.Allow, fmt.Errorf("hashing %s: %w", ev2.Name, err)
+	var deadline time.Time
+	if h.a.cfg.HashTimeout > 0 {
+		deadline = time.Now().Add(h.a.cfg.HashTimeout)
+	}
+	if err := hashReader(h.ctx, &preader{fd: ev.Fd}, ev2, needsD(tmpl), deadline); err != nil {
+		return gate.Allow, h.a.hashErr(err, ev2)
 	}
 	h.count(&h.st.Hashed)
 	var after unix.Stat_t
-	stable := !writers && unix.Fstat(ev.Fd, &after) == nil && after.Size == st.Size && after.Mtim == st.Mtim && after.Ctim == st.Ctim
+	stable := !writers && unix.Fstat(ev.Fd, &after) == nil && statInfo(&after).state == ver.fileState
 
 	if needMeasure {
 		e, err := buildEntry(tmpl, ev2, pcrIdx, h.a.order)
@@ -94,21 +95,7 @@ func (h *gateHandler) measureAppraise(ev *gate.Event, st *unix.Stat_t, ver fileV
 	}
 	if stable {
 		h.mu.Lock()
-		vi := h.version(ver)
-		if vi == nil {
-			if h.nvers >= maxTracked {
-				clear(h.versions)
-				h.nvers = 0
-			}
-			vi = &versionInfo{measured: map[uint32]bool{}}
-			m := h.versions[ver.fileKey]
-			if m == nil {
-				m = map[fileVersion]*versionInfo{}
-				h.versions[ver.fileKey] = m
-			}
-			m[ver] = vi
-			h.nvers++
-		}
+		vi := h.addVersion(ver)
 		if needMeasure {
 			vi.measured[pcrIdx] = true
 		}
@@ -163,25 +150,6 @@ func (h *gateHandler) template(name string) (*ima.Template, error) {
 	return t, nil
 }
 
-// params returns the template, hash and PCR the list is kept with (set at
-// initialisation, which may happen while the gate runs).
-func (a *Agent) params() (*ima.Template, ima.HashAlg, uint32) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.tmpl, a.hash, a.pcr
-}
-
-// addLocked lists e (the gate's measurement). Called with a.mu held.
-func (a *Agent) addLocked(e *ima.Entry) (string, error) {
-	switch a.state {
-	case Failed:
-		return "", a.failErr
-	case Starting:
-		return "", errors.New("agent: not started")
-	}
-	return a.add(e)
-}
-
 // fdName is the name listed for an open file: its path as /proc/self/fd
 // shows it (d_path; " (deleted)" for an unlinked file, as the kernel's
 // n-ng shows it).
@@ -205,15 +173,6 @@ func fdSigFields(fd int, imaValue []byte) (sig, evmsig []byte) {
 	return sigFieldsOf(imaValue, fgetxattr(fd, "security.evm"))
 }
 
-// xattrHashAlg is fileHashAlg for a security.ima value: the kernel's choice
-// (digsig.HashAlgOf), if imago can compute it.
-func xattrHashAlg(v []byte, def ima.HashAlg) ima.HashAlg {
-	if alg := digsig.HashAlgOf(v, def); alg.New() != nil {
-		return alg
-	}
-	return def
-}
-
 // preader reads an fd with pread from its own offset.
 type preader struct {
 	fd  int
@@ -235,9 +194,4 @@ func (r *preader) Read(p []byte) (int, error) {
 		r.off += int64(n)
 		return n, nil
 	}
-}
-
-// hashFD is hashFile through pread on fd.
-func hashFD(fd int, ev *event, wantD bool, buf []byte) error {
-	return hashReader(&preader{fd: fd}, ev, wantD, buf)
 }

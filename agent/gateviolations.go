@@ -38,6 +38,7 @@ func (h *gateHandler) violations(ev *gate.Event, p *prepared, flags uint64, know
 	defer h.mu.Unlock()
 	in := h.inode(p.ver.fileKey)
 	p.in = in
+	defer h.inodes.settle(p.ver.fileKey, in)
 	if write {
 		// ToMToU: opened for write while readers of a measured file
 		// remain; once per reader generation.
@@ -67,11 +68,13 @@ func (h *gateHandler) emitViolations(ev *gate.Event, p *prepared) {
 		if h.readersExist(p.ver.fileKey) {
 			h.mu.Lock()
 			p.in.mustMeasure = false
+			h.inodes.settle(p.ver.fileKey, p.in)
 			h.mu.Unlock()
 			h.violation(ev, "ToMToU")
 		} else {
 			h.mu.Lock()
 			p.in.readers = 0
+			h.inodes.settle(p.ver.fileKey, p.in)
 			h.mu.Unlock()
 		}
 	}
@@ -80,22 +83,8 @@ func (h *gateHandler) emitViolations(ev *gate.Event, p *prepared) {
 	}
 }
 
-// inode returns key's bookkeeping, creating it. Called with h.mu held.
-func (h *gateHandler) inode(key fileKey) *inodeInfo {
-	in := h.inodes[key]
-	if in == nil {
-		if len(h.inodes) >= maxTracked {
-			for k, v := range h.inodes {
-				if v.readers == 0 && v.writers == 0 {
-					delete(h.inodes, k)
-				}
-			}
-		}
-		in = &inodeInfo{}
-		h.inodes[key] = in
-	}
-	return in
-}
+// inode returns key's entry, creating it. Called with h.mu held.
+func (h *gateHandler) inode(key fileKey) *inodeEntry { return h.inodes.entry(key) }
 
 // Closed updates the open counts; a close after writing forgets the
 // measured versions of the inode (ima_check_last_writer).
@@ -107,7 +96,7 @@ func (h *gateHandler) Closed(ev *gate.Event) {
 	key := fileKey{st.Dev, st.Ino}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	in := h.inodes[key]
+	in := h.inodes.get(key)
 	if ev.Mask&unix.FAN_CLOSE_WRITE != 0 {
 		h.closeWrites++
 		if _, ok := h.ignored[key]; ok {
@@ -116,21 +105,23 @@ func (h *gateHandler) Closed(ev *gate.Event) {
 				h.log.Error("gate: exec cache", "err", err)
 			}
 		}
-		h.nvers -= len(h.versions[key])
-		delete(h.versions, key)
-		if in != nil && in.writers > 0 {
-			in.writers--
-		}
-		if in != nil && in.writers == 0 {
-			in.emittedWriters = false
+		if in != nil {
+			in.versions = nil
+			if in.writers > 0 {
+				in.writers--
+			}
+			if in.writers == 0 {
+				in.emittedWriters = false
+			}
 		}
 	}
-	if ev.Mask&unix.FAN_CLOSE_NOWRITE != 0 && in != nil && in.readers > 0 {
+	if in == nil {
+		return
+	}
+	if ev.Mask&unix.FAN_CLOSE_NOWRITE != 0 && in.readers > 0 {
 		in.readers--
 	}
-	if in != nil && in.readers == 0 && in.writers == 0 && !in.mustMeasure {
-		delete(h.inodes, key)
-	}
+	h.inodes.settle(key, in)
 }
 
 // readersExist scans /proc/*/fd for a read-only open of key by a process
@@ -200,12 +191,13 @@ func (h *gateHandler) violation(ev *gate.Event, cause string) {
 // other fields normal, a zero template digest (0xFF extended), PCR the
 // agent's, no duplicate check.
 func (a *Agent) addViolation(fd int, name string, st *unix.Stat_t) error {
+	value := fgetxattr(fd, "security.ima")
+	evm := fgetxattr(fd, "security.evm")
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	value := fgetxattr(fd, "security.ima")
 	ev := &event{Name: name, File: true, UID: st.Uid, GID: st.Gid, Mode: uint16(st.Mode),
 		Alg: a.hash, Digest: make([]byte, a.hash.Size()), D: make([]byte, 20)}
-	ev.Sig, ev.EVMSig = fdSigFields(fd, value)
+	ev.Sig, ev.EVMSig = sigFieldsOf(value, evm)
 	e, err := buildEntry(a.tmpl, ev, a.pcr, a.order)
 	if err != nil {
 		return err
@@ -213,15 +205,7 @@ func (a *Agent) addViolation(fd int, name string, st *unix.Stat_t) error {
 	e.Digest = make([]byte, 20)
 	switch a.state {
 	case Deferred:
-		rec, err := appendBinary(nil, e, e.Digest, a.order)
-		if err != nil {
-			return err
-		}
-		if err := a.pending.Append(rec); err != nil {
-			return err
-		}
-		a.queued++
-		return nil
+		return a.enqueue(e)
 	case Initialised, Bypass:
 		return a.commit(e)
 	case Failed:

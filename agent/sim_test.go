@@ -49,7 +49,7 @@ func TestSimulator(t *testing.T) {
 			}
 			defer a.Close()
 			files := writeFiles(t, 3, "sim")
-			first := a.Measure(files[:1])
+			first := a.Measure(context.Background(), files[:1])
 			if tc.late && first[0].Status != StatusQueued {
 				t.Fatalf("%+v", first[0])
 			}
@@ -59,7 +59,7 @@ func TestSimulator(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			a.Measure(files[1:])
+			a.Measure(context.Background(), files[1:])
 			st := a.Status()
 			if st.State != "initialised" || st.Aggregate != tc.wantAgg || st.Entries != 4 {
 				t.Fatalf("status %+v\n%s", st, logs)

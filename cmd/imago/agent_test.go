@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -138,6 +139,37 @@ func TestAgentCLI(t *testing.T) {
 	os.WriteFile(text, []byte(r.stdout), 0o644)
 	if r := runCLI(t, nil, "log", "check", list, "--pcrs", text); r.code != 0 || strings.Count(r.stdout, "matched at entry 4 of 4") != 2 {
 		t.Fatalf("log check with tpm pcrread text: %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
+
+// TestAgentCLIFailed: the TPM is reset under the agent (swtpm killed and
+// started again). `imago measure` exits 1 and says the agent failed;
+// `imago status` exits 1 and prints why and how to recover. Before, the
+// measurement was "measured" into the reset TPM and both exited 0.
+func TestAgentCLIFailed(t *testing.T) {
+	s := tpmtest.New(t, tpmtest.Options{Banks: []string{"sha256"}})
+	s.Start()
+	dirs, _, socket := agentDirs(t)
+	startAgentCLI(t, socket, append(dirs, "--tpm", s.URI, "--tpm-wait", "5s")...)
+	files := tempFiles(t, 2)
+	if r := runCLI(t, nil, "measure", "--socket", socket, files[0]); r.code != 0 {
+		t.Fatalf("measure: %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	s.Stop()
+	s.Start()
+	r := runCLI(t, nil, "measure", "--socket", socket, files[1])
+	if r.code != exitFailed || !strings.Contains(r.stdout, "error ") || !strings.Contains(r.stdout, "the TPM was reset") {
+		t.Fatalf("measure into a reset TPM: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	r = runCLI(t, nil, "status", "--socket", socket)
+	if r.code != exitFailed || !strings.Contains(r.stdout, "state:     failed") || !strings.Contains(r.stdout, "To recover: reboot") {
+		t.Fatalf("status: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	// A FIFO is refused at once: exit 2.
+	fifo := filepath.Join(t.TempDir(), "fifo")
+	syscall.Mkfifo(fifo, 0o600)
+	if r := runCLI(t, nil, "measure", "--socket", socket, fifo); r.code != exitFailed {
+		t.Fatalf("measure of a FIFO while failed: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }
 
