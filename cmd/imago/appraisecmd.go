@@ -4,13 +4,14 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/imago-ima/imago/ima"
 	"github.com/imago-ima/imago/ima/digsig"
-	"github.com/imago-ima/imago/internal/keyring"
 	"github.com/imago-ima/imago/internal/xattr"
 )
 
@@ -80,18 +81,51 @@ file cannot be read.`,
 	return cmd
 }
 
-// loadKeyring reads certificate and key files (package keyring: bounded,
-// regular files only); in a directory, files that hold no certificate or
-// public key are skipped with a note.
+// loadKeyring reads certificate and key files; in a directory, files that
+// hold no certificate or public key are skipped with a note.
 func loadKeyring(c *cli, paths []string) (*digsig.Keyring, error) {
-	kr, skipped, err := keyring.Load(paths...)
-	for _, s := range skipped {
-		fmt.Fprintf(c.stderr, "imago: keyring: skipping %s: %v\n", s.Path, s.Err)
+	var kr digsig.Keyring
+	for _, p := range paths {
+		fi, err := os.Stat(p)
+		if err != nil {
+			return nil, inputErr(fmt.Errorf("keyring: %w", err))
+		}
+		if !fi.IsDir() {
+			if err := addKeyFile(&kr, p); err != nil {
+				return nil, inputErr(fmt.Errorf("keyring: %s: %w", p, err))
+			}
+			continue
+		}
+		ents, err := os.ReadDir(p)
+		if err != nil {
+			return nil, inputErr(fmt.Errorf("keyring: %w", err))
+		}
+		n := 0
+		for _, e := range ents {
+			if !e.Type().IsRegular() {
+				continue
+			}
+			fp := filepath.Join(p, e.Name())
+			if err := addKeyFile(&kr, fp); err != nil {
+				fmt.Fprintf(c.stderr, "imago: keyring: skipping %s: %v\n", fp, err)
+				continue
+			}
+			n++
+		}
+		if n == 0 {
+			return nil, inputErr(fmt.Errorf("keyring: %s holds no certificate or public key", p))
+		}
 	}
+	return &kr, nil
+}
+
+func addKeyFile(kr *digsig.Keyring, path string) error {
+	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, inputErr(err)
+		return err
 	}
-	return kr, nil
+	_, err = kr.Add(data)
+	return err
 }
 
 func runAppraise(c *cli, kr *digsig.Keyring, def ima.HashAlg, req digsig.Requirements, files []string) error {
