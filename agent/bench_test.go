@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imago-ima/imago/internal/testenv"
 	"github.com/imago-ima/imago/pcr"
 	"github.com/imago-ima/imago/tpm"
 	"github.com/imago-ima/imago/tpm/tpmtest"
@@ -21,7 +22,7 @@ import (
 func BenchmarkMeasure(b *testing.B) {
 	b.Run("sim", func(b *testing.B) {
 		if !tpm.Available("sim") {
-			b.Skip("simulator not built in")
+			testenv.Missing(b, "cgo", "the TPM simulator is not built in (CGO_ENABLED=0)")
 		}
 		benchMeasure(b, "sim")
 	})

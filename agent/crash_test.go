@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/imago-ima/imago/ima"
+	"github.com/imago-ima/imago/internal/testenv"
 	"github.com/imago-ima/imago/tpm/tpmtest"
 )
 
@@ -91,9 +92,7 @@ func runChild(v string) int {
 // client streams measurements. After each restart every acknowledged entry
 // is in the list and the list replays to the TPM in every bank.
 func TestCrashKill9(t *testing.T) {
-	if testing.Short() {
-		t.Skip("short")
-	}
+	testenv.SkipShort(t)
 	s := tpmtest.New(t, tpmtest.Options{Banks: []string{"sha1", "sha256"}})
 	s.Start()
 	cfg, _ := testConfig(t, s.URI)

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/imago-ima/imago/internal/testenv"
 	"github.com/imago-ima/imago/tpm"
 )
 
@@ -17,7 +18,7 @@ import (
 // PCR 10 in every bank (sha1, sha256, sha384, sha512).
 func TestSimulator(t *testing.T) {
 	if !tpm.Available("sim") {
-		t.Skip("simulator not built in (CGO_ENABLED=0)")
+		testenv.Missing(t, "cgo", "the TPM simulator is not built in (CGO_ENABLED=0)")
 	}
 	for _, tc := range []struct {
 		name     string

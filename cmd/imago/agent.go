@@ -78,12 +78,12 @@ itself.
 A file is hashed outside the agent's lock, for at most --hash-timeout; the
 socket admits root and the agent's uid, at most --socket-max-conns
 connections per uid. With --watch, a gate that stops (its fanotify group
-failing) stops the agent, exit status 1: run it with Restart=always.
+failing) stops the agent with exit status 4, which the service restarts.
 
-Exit status: 0 stopped by a signal, 1 the list does not match the TPM, is
-damaged, or the gate stopped, 2 bad usage or a start-up failure (another agent
-holds the state directory or the socket), 3 not supported here (not Linux,
-the simulator not built in).`,
+Exit status: 0 stopped by a signal, 1 the list does not match the TPM or is
+damaged, 2 bad usage or a start-up failure (another agent holds the state
+directory or the socket), 3 not supported here (not Linux, the simulator not
+built in), 4 the gate stopped (a restart cures it).`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := f.config(cmd, c.stderr)
@@ -249,7 +249,9 @@ func agentErr(err error) error {
 		return nil
 	case errors.Is(err, tpm.ErrSimulatorNotBuilt), errors.Is(err, agent.ErrNotSupported), errors.Is(err, gate.ErrNotSupported):
 		return &unsupportedError{err}
-	case errors.Is(err, agent.ErrListMismatch), errors.Is(err, agent.ErrCorrupt), errors.Is(err, agent.ErrGateStopped):
+	case errors.Is(err, agent.ErrGateStopped):
+		return &restartError{err}
+	case errors.Is(err, agent.ErrListMismatch), errors.Is(err, agent.ErrCorrupt):
 		return failed("%v", err)
 	case errors.Is(err, agent.ErrKernelPCR), errors.Is(err, agent.ErrLocked),
 		errors.Is(err, agent.ErrSocketInUse), errors.Is(err, agent.ErrSocketPath):

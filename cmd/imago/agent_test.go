@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imago-ima/imago/internal/testenv"
 	"github.com/imago-ima/imago/pcr"
 	"github.com/imago-ima/imago/tpm"
 	"github.com/imago-ima/imago/tpm/tpmtest"
@@ -219,7 +220,7 @@ func TestDemo(t *testing.T) {
 		if r := runCLI(t, nil, "demo"); r.code != exitUnsupported {
 			t.Fatalf("demo without the simulator: exit %d", r.code)
 		}
-		t.Skip("simulator not built in")
+		testenv.Missing(t, "cgo", "the TPM simulator is not built in (CGO_ENABLED=0)")
 	}
 	r := runCLI(t, nil, "demo", "--dir", t.TempDir())
 	if r.code != 0 || !strings.Contains(r.stdout, "boot_aggregate_late") || !strings.Contains(r.stdout, "result: the list replays") {

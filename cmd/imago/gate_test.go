@@ -47,7 +47,7 @@ func TestAgentWatch(t *testing.T) {
 
 // TestAgentGateDies: the gate's reading loop fails while `imago agent
 // --watch` runs (its fanotify descriptor broken for real). The agent stops
-// with exit status 1 and says why, so that systemd restarts it. Before, it
+// with exit status 4 and says why, so that systemd restarts it. Before, it
 // kept running and answering status as if healthy while the kernel allowed
 // every access unmeasured.
 func TestAgentGateDies(t *testing.T) {
@@ -75,7 +75,7 @@ func TestAgentGateDies(t *testing.T) {
 	}
 	select {
 	case r := <-done:
-		if r.code != 1 || !strings.Contains(r.stderr, "the gate stopped") || !strings.Contains(r.stderr, "reading events") {
+		if r.code != exitRestart || !strings.Contains(r.stderr, "the gate stopped") || !strings.Contains(r.stderr, "reading events") {
 			t.Fatalf("exit %d, stderr:\n%s", r.code, r.stderr)
 		}
 	case <-time.After(20 * time.Second):

@@ -25,6 +25,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imago-ima/imago/internal/testenv"
 	"github.com/imago-ima/imago/pcr"
 )
 
@@ -66,14 +67,12 @@ type Options struct {
 	NoStartup bool
 }
 
-// Skip skips the test if swtpm or swtpm_setup is not installed.
+// Skip skips the test (testenv.Tool: a failure under CI) if swtpm or
+// swtpm_setup is not installed.
 func Skip(tb testing.TB) {
 	tb.Helper()
-	for _, p := range []string{"swtpm", "swtpm_setup"} {
-		if _, err := exec.LookPath(p); err != nil {
-			tb.Skipf("%s not installed: %v", p, err)
-		}
-	}
+	testenv.Tool(tb, "swtpm")
+	testenv.Tool(tb, "swtpm_setup")
 }
 
 // StartSwtpm sets up and starts a tcp swtpm with the given banks (default
@@ -319,9 +318,7 @@ func (s *Swtpm) PCRExtend(tb testing.TB, spec string) {
 // client, so a held connection would otherwise hang it).
 func runTool(tb testing.TB, name string, args ...string) []byte {
 	tb.Helper()
-	if _, err := exec.LookPath(name); err != nil {
-		tb.Skipf("%s not installed: %v", name, err)
-	}
+	testenv.Tool(tb, name)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
