@@ -134,9 +134,8 @@ func (a *Agent) measureOne(ctx context.Context, path string) Result {
 		t0 := time.Now()
 		stable, err := a.hashFile(ctx, f, ev, needsD(tmpl), fi.state)
 		if err != nil {
-			// f is closed by the hashing goroutine or here.
+			f.Close()
 			if !errors.Is(err, ErrHashTimeout) && !errors.Is(err, ErrStopping) {
-				f.Close()
 				err = errorf(CodeUnreadable, "agent: hashing %s: %w", path, err)
 			}
 			return fail(err)
@@ -255,61 +254,21 @@ func needsD(t *ima.Template) bool {
 	return false
 }
 
-// hashFile hashes f into ev (hashReader) in a goroutine of its own, so that
-// the caller returns as soon as ctx is done or the hash time limit passes,
-// even while a read is stuck in the kernel (a network or FUSE file that
-// does not answer): that goroutine then stops at its next read and closes f
-// itself. stable reports that the file's size and times did not change
-// while it was read (a measurement that may be cached). On success, and on
-// an error other than ErrHashTimeout or ErrStopping, the caller keeps f.
+// hashFile hashes f into ev (hashReader), stopping between reads when
+// ctx is done (the client went away, the agent stops) or the hash time
+// limit passes. stable reports that the file's size and times did not
+// change while it was read (a measurement that may be cached). The caller
+// keeps f.
 func (a *Agent) hashFile(ctx context.Context, f *os.File, ev *event, wantD bool, before fileState) (stable bool, err error) {
-	hctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	var deadline time.Time
 	if a.cfg.HashTimeout > 0 {
 		deadline = time.Now().Add(a.cfg.HashTimeout)
 	}
-	type result struct {
-		stable bool
-		err    error
+	if err := hashReader(ctx, io.NewSectionReader(f, 0, math.MaxInt64), ev, wantD, deadline); err != nil {
+		return false, a.hashErr(err, ev)
 	}
-	done := make(chan result) // unbuffered: an abandoned sender closes f
-	abandoned := make(chan struct{})
-	go func() {
-		err := hashReader(hctx, io.NewSectionReader(f, 0, math.MaxInt64), ev, wantD, deadline)
-		stable := false
-		if err == nil {
-			if after, serr := statFile(f); serr == nil {
-				stable = after.state == before
-			}
-		}
-		select {
-		case done <- result{stable, err}:
-		case <-abandoned:
-			f.Close()
-		}
-	}()
-	var timer <-chan time.Time
-	if !deadline.IsZero() {
-		t := time.NewTimer(time.Until(deadline) + 10*time.Millisecond)
-		defer t.Stop()
-		timer = t.C
-	}
-	select {
-	case r := <-done:
-		if r.err != nil && (errors.Is(r.err, errHashDeadline) || errors.Is(r.err, context.Canceled)) {
-			f.Close()
-		}
-		return r.stable, a.hashErr(r.err, ev)
-	case <-ctx.Done():
-	case <-timer:
-	}
-	cancel()
-	close(abandoned)
-	if ctx.Err() != nil {
-		return false, a.hashErr(context.Canceled, ev)
-	}
-	return false, a.hashErr(errHashDeadline, ev)
+	after, err := statFile(f)
+	return err == nil && after.state == before, nil
 }
 
 func (a *Agent) hashErr(err error, ev *event) error {
