@@ -182,12 +182,19 @@ func (a *Agent) initCore(d Decision, t TPM, hash ima.HashAlg) error {
 	)
 	if d.Action == InitTPM {
 		st.Mode = modeTPM
-		// The guard first: a reset from here on makes the aggregate's
-		// extend fail rather than go into a TPM whose PCRs were not read.
+		c0, err := t.ReadClock()
+		if err != nil {
+			return fmt.Errorf("agent: %w", err)
+		}
+		// A guard an earlier run left loaded (killed, on a TPM without a
+		// resource manager) takes one of the TPM's few session slots.
+		a.flushStaleGuard(t, c0)
+		// The guard before the PCRs are read: a reset from here on makes
+		// the aggregate's extend fail rather than go into a TPM whose
+		// PCRs were not read.
 		if err := a.startGuard(t); err != nil {
 			return err
 		}
-		var err error
 		if clock, err = t.ReadClock(); err != nil {
 			return fmt.Errorf("agent: %w", err)
 		}
