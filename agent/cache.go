@@ -16,6 +16,16 @@ type fileState struct {
 
 type timespec struct{ sec, nsec int64 }
 
+// fileInfo is what measuring needs of an open file's fstat (statFile).
+type fileInfo struct {
+	key      fileKey
+	state    fileState
+	uid, gid uint32
+	mode     uint16
+	regular  bool
+	kind     string // the file type, for messages
+}
+
 // maxSeen bounds the files `imago measure` remembers as measured.
 const maxSeen = 1 << 16
 

@@ -88,6 +88,21 @@ func runChild(v string) int {
 	return 0
 }
 
+// startChild runs this test binary as a child agent (or client) with cc;
+// exited receives its exit.
+func startChild(t *testing.T, cc childConfig) (cmd *exec.Cmd, exited <-chan error) {
+	t.Helper()
+	b, _ := json.Marshal(cc)
+	cmd = exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), childEnv+"="+string(b))
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ch := make(chan error, 1)
+	go func() { ch <- cmd.Wait() }()
+	return cmd, ch
+}
+
 // TestCrashKill9 kills the agent process with SIGKILL many times while a
 // client streams measurements. After each restart every acknowledged entry
 // is in the list and the list replays to the TPM in every bank.
@@ -97,20 +112,14 @@ func TestCrashKill9(t *testing.T) {
 	s.Start()
 	cfg, _ := testConfig(t, s.URI)
 	logPath := filepath.Join(t.TempDir(), "agent.log")
-	cc, _ := json.Marshal(childConfig{TPM: s.URI, StateDir: cfg.StateDir, RuntimeDir: cfg.RuntimeDir, Socket: cfg.Socket, Log: logPath})
+	cc := childConfig{TPM: s.URI, StateDir: cfg.StateDir, RuntimeDir: cfg.RuntimeDir, Socket: cfg.Socket, Log: logPath}
 	dir := t.TempDir()
 	acked := map[string]string{} // template digest -> path
 	rounds := 12
 	seq := 0
 	rng := rand.New(rand.NewPCG(1, 2))
 	for round := range rounds + 1 {
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), childEnv+"="+string(cc))
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		waited := make(chan error, 1)
-		go func() { waited <- cmd.Wait() }()
+		cmd, waited := startChild(t, cc)
 		deadline := time.Now().Add(30 * time.Second)
 		for {
 			if _, err := QueryStatus(context.Background(), cfg.Socket); err == nil {

@@ -6,16 +6,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// fileInfo is what measuring needs of an open file's fstat.
-type fileInfo struct {
-	key      fileKey
-	state    fileState
-	uid, gid uint32
-	mode     uint16
-	regular  bool
-	kind     string // the file type, for messages
-}
-
 // openNonblock opens path read-only without blocking: a FIFO without a
 // writer opens at once (and is then refused as not regular), a file whose
 // reads would wait reads EAGAIN, a terminal does not become the agent's.

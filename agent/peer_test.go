@@ -80,14 +80,7 @@ func TestRefusedPeer(t *testing.T) {
 func TestOutOfFileDescriptors(t *testing.T) {
 	cfg, _ := testConfig(t, "none")
 	logPath := filepath.Join(t.TempDir(), "agent.log")
-	cc, _ := json.Marshal(childConfig{TPM: "none", StateDir: cfg.StateDir, RuntimeDir: cfg.RuntimeDir, Socket: cfg.Socket, Log: logPath, NoFile: 24})
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childEnv+"="+string(cc))
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	cmd, exited := startChild(t, childConfig{TPM: "none", StateDir: cfg.StateDir, RuntimeDir: cfg.RuntimeDir, Socket: cfg.Socket, Log: logPath, NoFile: 24})
 	t.Cleanup(func() {
 		cmd.Process.Signal(syscall.SIGTERM)
 		select {
