@@ -68,6 +68,7 @@ type Agent struct {
 	base     pcr.Set // the agent's PCR before the aggregate, per bank
 	expected pcr.Set // what the TPM's PCRs hold if it is in step with the list
 	reset    uint32  // the TPM's reset count the list was extended under
+	restart  uint32  // and its restart count, last seen
 	list     *journal.File
 	pending  *journal.File
 	dup      map[string]struct{}

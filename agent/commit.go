@@ -51,6 +51,7 @@ func (a *Agent) commit(e *ima.Entry) error {
 	mark := a.exp.mark()
 	if err := a.exp.append(e, digests); err != nil {
 		a.exp.rollback(mark)
+		a.update(func() { a.expErr = a.exp.stale })
 		if uerr := a.unappend(size); uerr != nil {
 			return uerr
 		}
@@ -62,6 +63,7 @@ func (a *Agent) commit(e *ima.Entry) error {
 		if err != nil {
 			if !done {
 				a.exp.rollback(mark)
+				a.update(func() { a.expErr = a.exp.stale })
 				if uerr := a.unappend(size); uerr != nil {
 					return uerr
 				}
@@ -155,6 +157,12 @@ func (a *Agent) checkInStep(idx int, digests map[pcr.Bank][]byte) (int, error) {
 	}
 	if clock.ResetCount != a.reset {
 		return 0, fmt.Errorf("%w (its reset count went from %d to %d): its PCRs no longer hold the list", ErrTPMReset, a.reset, clock.ResetCount)
+	}
+	if clock.RestartCount != a.restart {
+		// A TPM Restart or Resume (suspend to RAM) keeps the PCRs: the
+		// read-back below decides.
+		a.log.Info("the TPM was restarted or resumed", "restart_count_was", a.restart, "restart_count", clock.RestartCount)
+		a.restart = clock.RestartCount
 	}
 	var known []pcr.Bank
 	for _, b := range a.banks {

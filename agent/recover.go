@@ -338,7 +338,7 @@ func (a *Agent) checkTPM(entries []*ima.Entry, st *persisted, torn bool) (TPM, e
 	if st.ResetCount != nil && *st.ResetCount != clock.ResetCount {
 		return nil, mismatch("the TPM's reset count is %d, the list began at %d", clock.ResetCount, *st.ResetCount)
 	}
-	a.reset = clock.ResetCount
+	a.reset, a.restart = clock.ResetCount, clock.RestartCount
 	bs, err := t.Banks()
 	if err != nil {
 		return nil, fmt.Errorf("agent: TPM banks: %w", err)

@@ -269,7 +269,7 @@ func (a *Agent) initCore(d Decision, t TPM, hash ima.HashAlg) error {
 		return fmt.Errorf("agent: %s is not empty at initialisation", a.list.Path())
 	}
 	a.base = st.Base
-	a.reset = clock.ResetCount
+	a.reset, a.restart = clock.ResetCount, clock.RestartCount
 	a.expected = a.replay(nil)
 	a.update(func() { a.hash, a.name, a.banks, a.entries = hash, d.Name, banks, 0 })
 	state := Bypass
