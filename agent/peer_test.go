@@ -80,7 +80,7 @@ func TestRefusedPeer(t *testing.T) {
 func TestOutOfFileDescriptors(t *testing.T) {
 	cfg, _ := testConfig(t, "none")
 	logPath := filepath.Join(t.TempDir(), "agent.log")
-	cmd, exited := startChild(t, childConfig{TPM: "none", StateDir: cfg.StateDir, RuntimeDir: cfg.RuntimeDir, Socket: cfg.Socket, Log: logPath, NoFile: 24})
+	cmd, exited := startChild(t, childConfig{TPM: "none", StateDir: cfg.StateDir, RuntimeDir: cfg.RuntimeDir, Socket: cfg.Socket, Log: logPath, NoFile: 32})
 	t.Cleanup(func() {
 		cmd.Process.Signal(syscall.SIGTERM)
 		select {
@@ -104,7 +104,7 @@ func TestOutOfFileDescriptors(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	var idle []net.Conn
-	for range 30 {
+	for range 48 {
 		c, err := net.Dial("unix", cfg.Socket)
 		if err != nil {
 			t.Fatal(err)
