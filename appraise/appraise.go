@@ -94,7 +94,7 @@ func Round(p *Policy, ak crypto.PublicKey, prev State, ch Challenge, ev *attest.
 	if err := q.CheckSelection(ch.Selection); err != nil {
 		return fail(prev, IDQuoteSelection, err.Error())
 	}
-	if err := q.CheckPCRs(ev.PCRs); err != nil {
+	if err := q.CheckPCRs(pcr.Set(ev.PCRs)); err != nil {
 		return fail(prev, IDQuotePCRDigest, err.Error())
 	}
 	clock := q.Clock
@@ -138,7 +138,7 @@ func Round(p *Policy, ak crypto.PublicKey, prev State, ch Challenge, ev *attest.
 		if err != nil {
 			return failed(IDEventLog, err.Error())
 		}
-		if fs := compareBoot(set, ev.PCRs, ch.Selection); len(fs) > 0 {
+		if fs := compareBoot(set, pcr.Set(ev.PCRs), ch.Selection); len(fs) > 0 {
 			out.Verdict = attest.VerdictFail
 			out.Failures = fs
 			out.State = next
@@ -148,7 +148,7 @@ func Round(p *Policy, ak crypto.PublicKey, prev State, ch Challenge, ev *attest.
 		next.BootLog = true
 	}
 
-	fs, vs, err := verifyEntries(p, next.Verify, entries, ev.PCRs, boot)
+	fs, vs, err := verifyEntries(p, next.Verify, entries, pcr.Set(ev.PCRs), boot)
 	if err != nil {
 		return failed(IDVerify, err.Error())
 	}

@@ -54,7 +54,7 @@ func (n *node) evidence(t testing.TB, ch Challenge) *attest.Evidence {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &attest.Evidence{Quote: attest.Quote{Attest: q.Attest, Signature: q.Signature}, PCRs: q.PCRs, Offset: ch.Offset, List: list}
+	return &attest.Evidence{Quote: attest.Quote{Attest: q.Attest, Signature: q.Signature}, PCRs: attest.PCRValues(q.PCRs), Offset: ch.Offset, List: list}
 }
 
 func ids(o Outcome) []string {
@@ -86,7 +86,7 @@ func TestRound(t *testing.T) {
 	q, _ := n.tp.Quote(ch.Nonce, ch.Selection)
 	n.ima.Measure("/bin/a", []byte("a"))
 	list, _ := n.ima.ReadFrom(ch.Offset)
-	ev := &attest.Evidence{Quote: attest.Quote{Attest: q.Attest, Signature: q.Signature}, PCRs: q.PCRs, Offset: ch.Offset, List: list}
+	ev := &attest.Evidence{Quote: attest.Quote{Attest: q.Attest, Signature: q.Signature}, PCRs: attest.PCRValues(q.PCRs), Offset: ch.Offset, List: list}
 	o = Round(pol, n.ak, st, ch, ev)
 	if o.Verdict != attest.VerdictPass || o.State.Next() != 2 {
 		t.Fatalf("list ahead of the quote: %+v", o)
@@ -106,7 +106,7 @@ func TestRound(t *testing.T) {
 		"garbage quote":   {func(ch *Challenge, ev *attest.Evidence) { ev.Quote.Attest = []byte{1, 2, 3} }, []string{IDQuoteMalformed}, false},
 		"other AK": {func(ch *Challenge, ev *attest.Evidence) {
 			q, _ := other.tp.Quote(ch.Nonce, ch.Selection)
-			ev.Quote, ev.PCRs = attest.Quote{Attest: q.Attest, Signature: q.Signature}, q.PCRs
+			ev.Quote, ev.PCRs = attest.Quote{Attest: q.Attest, Signature: q.Signature}, attest.PCRValues(q.PCRs)
 		}, []string{IDQuoteSignature}, false},
 		"other offset": {func(ch *Challenge, ev *attest.Evidence) { ev.Offset++ }, []string{IDOffset}, true},
 		"garbage list": {func(ch *Challenge, ev *attest.Evidence) { ev.List = []byte{1, 2, 3} }, []string{IDList}, true},
@@ -150,7 +150,7 @@ func TestRound(t *testing.T) {
 	n.ima.Measure("/bin/a", []byte("a"))
 	ev = &attest.Evidence{}
 	q, _ = n.tp.Quote(ch.Nonce, ch.Selection)
-	ev.Quote, ev.PCRs, ev.Offset = attest.Quote{Attest: q.Attest, Signature: q.Signature}, q.PCRs, ch.Offset
+	ev.Quote, ev.PCRs, ev.Offset = attest.Quote{Attest: q.Attest, Signature: q.Signature}, attest.PCRValues(q.PCRs), ch.Offset
 	o = Round(pol, n.ak, st, ch, ev)
 	if o.Verdict != attest.VerdictRestart || o.Change != quote.Reset || o.State.Next() != 0 || o.State.Clock == nil {
 		t.Fatalf("reboot: %+v", o)

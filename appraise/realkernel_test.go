@@ -60,7 +60,7 @@ func TestRoundRealKernel(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			ev := &attest.Evidence{Quote: attest.Quote{Attest: q.Attest, Signature: q.Signature}, PCRs: q.PCRs, List: list, EventLog: eventLog}
+			ev := &attest.Evidence{Quote: attest.Quote{Attest: q.Attest, Signature: q.Signature}, PCRs: attest.PCRValues(q.PCRs), List: list, EventLog: eventLog}
 			pol, err := CompilePolicy(policy(""), nil, PolicyOptions{})
 			if err != nil {
 				t.Fatal(err)
