@@ -24,6 +24,8 @@ var (
 	ErrEKInUse = errors.New("store: the endorsement key is enrolled under another node")
 	// ErrClosed: the store was closed.
 	ErrClosed = errors.New("store: closed")
+	// ErrBadURL: the store URL is none of the accepted forms.
+	ErrBadURL = errors.New("store: bad store URL")
 )
 
 // Store is an open verifier store. Its methods are safe for concurrent use.
@@ -62,13 +64,13 @@ func Open(ctx context.Context, url string, o Options) (*Store, error) {
 	case strings.HasPrefix(url, "sqlite:"):
 		path := strings.TrimPrefix(strings.TrimPrefix(url, "sqlite:"), "//")
 		if path == "" {
-			return nil, fmt.Errorf("store: %q: no file path", url)
+			return nil, fmt.Errorf("%w %q: no file path", ErrBadURL, url)
 		}
 		s, err = openSQLite(path)
 	case strings.HasPrefix(url, "postgres://"), strings.HasPrefix(url, "postgresql://"):
 		s, err = openPostgres(url)
 	default:
-		return nil, fmt.Errorf("store: %q: want sqlite:///PATH or postgres://...", redact(url))
+		return nil, fmt.Errorf("%w %q: want sqlite:///PATH or postgres://...", ErrBadURL, redact(url))
 	}
 	if err != nil {
 		return nil, err
