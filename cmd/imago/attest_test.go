@@ -55,33 +55,7 @@ func freeAddr(t *testing.T) string {
 // ends, waiting until it answers.
 func startVerifierCLI(t *testing.T, url, ca string, args ...string) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan result, 1)
-	go func() {
-		var out, errb strings.Builder
-		code := run(ctx, append([]string{"verifier", "serve"}, args...), strings.NewReader(""), &out, &errb)
-		done <- result{code, out.String(), errb.String()}
-	}()
-	deadline := time.Now().Add(20 * time.Second)
-	for runCLI(t, nil, "verifier", "node", "list", "--server", url, "--ca", ca).code != 0 {
-		select {
-		case r := <-done:
-			cancel()
-			t.Fatalf("imago verifier serve exited %d:\n%s", r.code, r.stderr)
-		default:
-		}
-		if time.Now().After(deadline) {
-			cancel()
-			t.Fatal("imago verifier serve did not answer")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Cleanup(func() {
-		cancel()
-		if r := <-done; r.code != 0 {
-			t.Errorf("imago verifier serve exited %d after cancel:\n%s", r.code, r.stderr)
-		}
-	})
+	startCLI(t, append([]string{"verifier", "serve"}, args...), []string{"verifier", "node", "list", "--server", url, "--ca", ca})
 }
 
 // policyFromList writes a Keylime runtime policy allowing every entry of
