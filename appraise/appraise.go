@@ -1,6 +1,7 @@
 package appraise
 
 import (
+	"bufio"
 	"bytes"
 	"crypto"
 	"errors"
@@ -25,6 +26,7 @@ const (
 	IDOffset          = "evidence.offset"
 	IDList            = "evidence.list"
 	IDEventLog        = "evidence.event_log"
+	IDVerify          = "evidence.unverifiable"
 	IDBootPCRMismatch = "measured_boot.pcr_mismatch"
 )
 
@@ -43,7 +45,7 @@ type State struct {
 }
 
 // Next returns the index of the next list entry to verify.
-func (s *State) Next() uint64 { return s.Verify.Next }
+func (s *State) Next() uint64 { return uint64(s.Verify.Next) }
 
 // Challenge is what the verifier asked for in this round.
 type Challenge struct {
@@ -92,7 +94,7 @@ func Round(p *Policy, ak crypto.PublicKey, prev State, ch Challenge, ev *attest.
 	if err := q.CheckSelection(ch.Selection); err != nil {
 		return fail(prev, IDQuoteSelection, err.Error())
 	}
-	if err := q.CheckPCRs(ev.PCRs); err != nil {
+	if err := q.CheckPCRs(pcr.Set(ev.PCRs)); err != nil {
 		return fail(prev, IDQuotePCRDigest, err.Error())
 	}
 	clock := q.Clock
@@ -136,7 +138,7 @@ func Round(p *Policy, ak crypto.PublicKey, prev State, ch Challenge, ev *attest.
 		if err != nil {
 			return failed(IDEventLog, err.Error())
 		}
-		if fs := compareBoot(set, ev.PCRs, ch.Selection); len(fs) > 0 {
+		if fs := compareBoot(set, pcr.Set(ev.PCRs), ch.Selection); len(fs) > 0 {
 			out.Verdict = attest.VerdictFail
 			out.Failures = fs
 			out.State = next
@@ -145,9 +147,10 @@ func Round(p *Policy, ak crypto.PublicKey, prev State, ch Challenge, ev *attest.
 		boot = set
 		next.BootLog = true
 	}
-	fs, vs, err := verifyEntries(p, next.Verify, entries, ev.PCRs, boot)
+
+	fs, vs, err := verifyEntries(p, next.Verify, entries, pcr.Set(ev.PCRs), boot)
 	if err != nil {
-		return failed(IDList, err.Error())
+		return failed(IDVerify, err.Error())
 	}
 	next.Verify = vs
 	out.State = next
@@ -165,7 +168,8 @@ const MaxEntries = 1 << 20
 // decodeList reads a binary measurement list (any byte order and digest
 // width, detected from the first record).
 func decodeList(b []byte) ([]*ima.Entry, error) {
-	r := ima.NewReader(bytes.NewReader(b), ima.ReaderOptions{AllowUnknownTemplates: true})
+	// A small round needs no 64 KiB read buffer (ima.NewReader's default).
+	r := ima.NewReader(bufio.NewReaderSize(bytes.NewReader(b), min(max(len(b), 4096), 64<<10)), ima.ReaderOptions{AllowUnknownTemplates: true})
 	var out []*ima.Entry
 	for e, err := range r.All() {
 		if err != nil {

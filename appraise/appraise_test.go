@@ -54,7 +54,7 @@ func (n *node) evidence(t testing.TB, ch Challenge) *attest.Evidence {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &attest.Evidence{Quote: attest.Quote{Attest: q.Attest, Signature: q.Signature}, PCRs: q.PCRs, Offset: ch.Offset, List: list}
+	return &attest.Evidence{Quote: attest.Quote{Attest: q.Attest, Signature: q.Signature}, PCRs: attest.PCRValues(q.PCRs), Offset: ch.Offset, List: list}
 }
 
 func ids(o Outcome) []string {
@@ -68,7 +68,7 @@ func ids(o Outcome) []string {
 func TestRound(t *testing.T) {
 	n := newNode(t)
 	n.ima.Measure("/bin/a", []byte("a"))
-	pol, err := CompilePolicy(n.ima.Policy(nil), nil)
+	pol, err := CompilePolicy(n.ima.Policy(nil), nil, PolicyOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +86,7 @@ func TestRound(t *testing.T) {
 	q, _ := n.tp.Quote(ch.Nonce, ch.Selection)
 	n.ima.Measure("/bin/a", []byte("a"))
 	list, _ := n.ima.ReadFrom(ch.Offset)
-	ev := &attest.Evidence{Quote: attest.Quote{Attest: q.Attest, Signature: q.Signature}, PCRs: q.PCRs, Offset: ch.Offset, List: list}
+	ev := &attest.Evidence{Quote: attest.Quote{Attest: q.Attest, Signature: q.Signature}, PCRs: attest.PCRValues(q.PCRs), Offset: ch.Offset, List: list}
 	o = Round(pol, n.ak, st, ch, ev)
 	if o.Verdict != attest.VerdictPass || o.State.Next() != 2 {
 		t.Fatalf("list ahead of the quote: %+v", o)
@@ -97,30 +97,30 @@ func TestRound(t *testing.T) {
 	other := newNode(t)
 	for name, tc := range map[string]struct {
 		mod       func(ch *Challenge, ev *attest.Evidence)
-		id        string
+		id        []string
 		authentic bool
 	}{
-		"other nonce":     {func(ch *Challenge, ev *attest.Evidence) { ch.Nonce = []byte("x") }, IDQuoteNonce, false},
-		"other selection": {func(ch *Challenge, ev *attest.Evidence) { ch.Selection = sel[1:] }, IDQuoteSelection, false},
-		"other PCR value": {func(ch *Challenge, ev *attest.Evidence) { ev.PCRs[pcr.SHA1][10][0] ^= 1 }, IDQuotePCRDigest, false},
-		"garbage quote":   {func(ch *Challenge, ev *attest.Evidence) { ev.Quote.Attest = []byte{1, 2, 3} }, IDQuoteMalformed, false},
+		"other nonce":     {func(ch *Challenge, ev *attest.Evidence) { ch.Nonce = []byte("x") }, []string{IDQuoteNonce}, false},
+		"other selection": {func(ch *Challenge, ev *attest.Evidence) { ch.Selection = sel[1:] }, []string{IDQuoteSelection}, false},
+		"other PCR value": {func(ch *Challenge, ev *attest.Evidence) { ev.PCRs[pcr.SHA1][10][0] ^= 1 }, []string{IDQuotePCRDigest}, false},
+		"garbage quote":   {func(ch *Challenge, ev *attest.Evidence) { ev.Quote.Attest = []byte{1, 2, 3} }, []string{IDQuoteMalformed}, false},
 		"other AK": {func(ch *Challenge, ev *attest.Evidence) {
 			q, _ := other.tp.Quote(ch.Nonce, ch.Selection)
-			ev.Quote, ev.PCRs = attest.Quote{Attest: q.Attest, Signature: q.Signature}, q.PCRs
-		}, IDQuoteSignature, false},
-		"other offset": {func(ch *Challenge, ev *attest.Evidence) { ev.Offset++ }, IDOffset, true},
-		"garbage list": {func(ch *Challenge, ev *attest.Evidence) { ev.List = []byte{1, 2, 3} }, IDList, true},
+			ev.Quote, ev.PCRs = attest.Quote{Attest: q.Attest, Signature: q.Signature}, attest.PCRValues(q.PCRs)
+		}, []string{IDQuoteSignature}, false},
+		"other offset": {func(ch *Challenge, ev *attest.Evidence) { ev.Offset++ }, []string{IDOffset}, true},
+		"garbage list": {func(ch *Challenge, ev *attest.Evidence) { ev.List = []byte{1, 2, 3} }, []string{IDList}, true},
 		"tampered entry": {func(ch *Challenge, ev *attest.Evidence) {
 			ev.List[len(ev.List)-1] ^= 1
-		}, "ima.pcr_mismatch", true},
-		"bad event log": {func(ch *Challenge, ev *attest.Evidence) { ev.EventLog = []byte("not a log") }, IDEventLog, true},
+		}, []string{"ima.validation.ima_hash", "ima.pcr_mismatch"}, true},
+		"bad event log": {func(ch *Challenge, ev *attest.Evidence) { ev.EventLog = []byte("not a log") }, []string{IDEventLog}, true},
 	} {
 		t.Run(name, func(t *testing.T) {
 			ch := Challenge{Nonce: []byte("n3"), Selection: sel, Offset: st.Next()}
 			ev := n.evidence(t, ch)
 			tc.mod(&ch, ev)
 			o := Round(pol, n.ak, st, ch, ev)
-			if o.Verdict != attest.VerdictFail || !slices.Equal(ids(o), []string{tc.id}) || o.Authentic != tc.authentic {
+			if o.Verdict != attest.VerdictFail || !slices.Equal(ids(o), tc.id) || o.Authentic != tc.authentic {
 				t.Fatalf("%+v", o)
 			}
 			if o.State.Next() != st.Next() {
@@ -150,7 +150,7 @@ func TestRound(t *testing.T) {
 	n.ima.Measure("/bin/a", []byte("a"))
 	ev = &attest.Evidence{}
 	q, _ = n.tp.Quote(ch.Nonce, ch.Selection)
-	ev.Quote, ev.PCRs, ev.Offset = attest.Quote{Attest: q.Attest, Signature: q.Signature}, q.PCRs, ch.Offset
+	ev.Quote, ev.PCRs, ev.Offset = attest.Quote{Attest: q.Attest, Signature: q.Signature}, attest.PCRValues(q.PCRs), ch.Offset
 	o = Round(pol, n.ak, st, ch, ev)
 	if o.Verdict != attest.VerdictRestart || o.Change != quote.Reset || o.State.Next() != 0 || o.State.Clock == nil {
 		t.Fatalf("reboot: %+v", o)
@@ -182,7 +182,7 @@ func TestRound(t *testing.T) {
 func FuzzRound(f *testing.F) {
 	n := newNode(f)
 	n.ima.Measure("/bin/a", []byte("a"))
-	pol, _ := CompilePolicy(n.ima.Policy(nil), nil)
+	pol, _ := CompilePolicy(n.ima.Policy(nil), nil, PolicyOptions{})
 	ch := Challenge{Nonce: []byte("fuzz nonce"), Selection: sel}
 	good, _ := json.Marshal(n.evidence(f, ch))
 	f.Add(good)

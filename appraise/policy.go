@@ -1,160 +1,135 @@
 package appraise
 
-// This file is the one seam between a round and the runtime policy rules,
-// which live in package verify. INTERIM: until verify lands, a minimal
-// stand-in (replay per (PCR, bank) with the list-may-run-ahead rule, and a
-// digest lookup in the Keylime policy's "digests") keeps the service
-// testable; it is replaced by calls into verify, not extended.
-
 import (
 	"bytes"
-	"encoding/hex"
-	"encoding/json"
+	"encoding/pem"
+	"errors"
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/imago-ima/imago/attest"
-	"github.com/imago-ima/imago/bootagg"
 	"github.com/imago-ima/imago/ima"
+	"github.com/imago-ima/imago/ima/digsig"
 	"github.com/imago-ima/imago/pcr"
+	"github.com/imago-ima/imago/runtimepolicy"
+	"github.com/imago-ima/imago/verify"
 )
 
-// Policy is a compiled runtime policy with its keyrings; safe for
-// concurrent use.
+// Policy is a node's compiled policy: a Keylime runtime policy, keys for
+// ima-sig entries, and the PCR the node's list extends. It is package
+// verify's policy (the rules live there, once); safe for concurrent use.
 type Policy struct {
-	digests map[string][]string
+	v *verify.Policy
 }
 
-// CompilePolicy compiles a Keylime runtime policy and keyrings (PEM or DER
-// certificates or keys for ima-sig entries).
-func CompilePolicy(runtimePolicy []byte, keyrings [][]byte) (*Policy, error) {
-	var p struct {
-		Digests map[string][]string `json:"digests"`
+// PolicyOptions are the rest of a node's policy.
+type PolicyOptions struct {
+	// PCR is the PCR the list extends: 10 for the kernel's IMA (0 means
+	// 10), the agent's --pcr for an imago agent's list.
+	PCR int `json:"pcr,omitempty"`
+	// PolicyKey is the PEM public key a DSSE-enveloped runtime policy must
+	// be signed with.
+	PolicyKey []byte `json:"policy_key,omitempty"`
+}
+
+// ErrNeedsKey: the runtime policy is a DSSE envelope and no key was given.
+var ErrNeedsKey = runtimepolicy.ErrNeedsKey
+
+// CompilePolicy compiles a Keylime runtime policy (JSON, or a DSSE envelope
+// checked with o.PolicyKey) and keyrings (PEM or DER certificates or public
+// keys, Keylime's key formats).
+func CompilePolicy(runtimePolicy []byte, keyrings [][]byte, o PolicyOptions) (*Policy, error) {
+	var key any
+	if len(o.PolicyKey) > 0 {
+		k, err := runtimepolicy.ParseKey(o.PolicyKey)
+		if err != nil {
+			return nil, fmt.Errorf("appraise: policy key: %w", err)
+		}
+		key = k
 	}
-	if err := json.Unmarshal(runtimePolicy, &p); err != nil {
+	rp, err := runtimepolicy.Compile(bytes.NewReader(runtimePolicy), runtimepolicy.Options{Key: key})
+	if err != nil {
 		return nil, fmt.Errorf("appraise: runtime policy: %w", err)
 	}
-	for k, v := range p.Digests {
-		for i := range v {
-			_, h, ok := strings.Cut(v[i], ":")
-			if !ok {
-				h = v[i]
-			}
-			v[i] = strings.ToLower(h)
+	var keys []digsig.Key
+	for i, kr := range keyrings {
+		ks, err := parseKeys(kr)
+		if err != nil {
+			return nil, fmt.Errorf("appraise: keyring %d: %w", i, err)
 		}
-		p.Digests[k] = v
+		keys = append(keys, ks...)
 	}
-	return &Policy{digests: p.Digests}, nil
+	v, err := verify.NewPolicy(verify.Options{RuntimePolicy: rp, Keys: keys, PCR: o.PCR})
+	if err != nil {
+		return nil, fmt.Errorf("appraise: %w", err)
+	}
+	return &Policy{v: v}, nil
 }
 
-// VerifyState is the policy's incremental state.
-type VerifyState struct {
-	// Next is the index of the next entry.
-	Next uint64 `json:"next"`
-	// PCRs are the running PCR values per bank the list has reached.
-	PCRs pcr.Set `json:"pcrs,omitempty"`
-	// BootAggregate says the boot aggregate was judged.
-	BootAggregate bool `json:"boot_aggregate,omitempty"`
+// PCR is the PCR the node's list extends.
+func (p *Policy) PCR() int { return p.v.PCR() }
+
+// parseKeys reads one keyring blob: DER, or every key and certificate of a
+// PEM file.
+func parseKeys(b []byte) ([]digsig.Key, error) {
+	if !bytes.Contains(b, []byte("-----BEGIN")) {
+		k, err := digsig.ParseKey(b)
+		if err != nil {
+			return nil, err
+		}
+		return []digsig.Key{k}, nil
+	}
+	var out []digsig.Key
+	for rest := b; ; {
+		var blk *pem.Block
+		if blk, rest = pem.Decode(rest); blk == nil {
+			break
+		}
+		k, err := digsig.ParseKey(blk.Bytes)
+		if errors.Is(err, digsig.ErrNotKey) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("PEM %s block: %w", blk.Type, err)
+		}
+		out = append(out, k)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no certificate or key")
+	}
+	return out, nil
 }
 
-// verifyEntries judges entries (the list from prev.Next on) and replays
-// them to the quoted PCRs; boot, if not nil, are the PCR values the
-// firmware log replays to.
+// VerifyState is package verify's incremental state of the node's list.
+type VerifyState = verify.State
+
+// verifyEntries judges entries (the list from prev.Next on) with the
+// policy's rules and replays them to the quoted PCRs; boot, if not nil,
+// are the PCR values the firmware log replays to, for the boot aggregate.
+// Without a log the boot aggregate is judged by the runtime policy alone.
 func verifyEntries(p *Policy, prev VerifyState, entries []*ima.Entry, quoted, boot pcr.Set) ([]attest.Failure, VerifyState, error) {
-	var fails []attest.Failure
-	run := make(pcr.Set)
-	run.Merge(prev.PCRs)
-	banks := quoted.Banks()
-	touched := map[int]bool{}
-	for _, m := range run {
-		for i := range m {
-			touched[i] = true
-		}
+	rep, next, err := p.v.Verify(&prev, verify.Round{Entries: verify.Entries(entries), Quoted: quoted, EventLog: boot})
+	if err != nil {
+		return nil, prev, err
 	}
-	matches := func() bool {
-		for _, b := range banks {
-			for i := range touched {
-				q, ok := quoted.Get(b, i)
-				if !ok {
-					return false
-				}
-				r, ok := run.Get(b, i)
-				if !ok {
-					r = make([]byte, b.Size())
-				}
-				if !bytes.Equal(q, r) {
-					return false
-				}
-			}
-		}
-		return true
+	out := make([]attest.Failure, 0, len(rep.Failures))
+	for _, f := range rep.Failures {
+		out = append(out, attest.Failure{Entry: int64(f.Entry), Path: f.Path, ID: f.ID, Detail: detail(f)})
 	}
-	last := -1
-	if matches() {
-		last = 0
+	return out, *next, nil
+}
+
+// detail says what verify found beside the id.
+func detail(f verify.Failure) string {
+	var parts []string
+	if f.Message != "" {
+		parts = append(parts, f.Message)
 	}
-	bootJudged := prev.BootAggregate
-	var pending []attest.Failure
-	for k, e := range entries {
-		idx := int64(prev.Next) + int64(k)
-		touched[int(e.PCR)] = true
-		for _, b := range banks {
-			old, ok := run.Get(b, int(e.PCR))
-			if !ok {
-				old = make([]byte, b.Size())
-			}
-			d := e.TemplateDigest(b)
-			if e.IsViolation() {
-				d = bytes.Repeat([]byte{0xff}, b.Size())
-			}
-			run.Put(b, int(e.PCR), pcr.Extend(b, old, d))
-		}
-		name, _ := e.Name()
-		if e.IsBootAggregate() && idx == 0 && boot != nil {
-			dg, err := e.FileDigest()
-			if err == nil {
-				if _, err := bootagg.Check(name, dg.Alg.String(), dg.Sum, boot); err != nil {
-					pending = append(pending, attest.Failure{Entry: idx, Path: name, ID: "ima.validation.boot_aggregate", Detail: err.Error()})
-				}
-			}
-			bootJudged = true
-		} else if !e.IsViolation() {
-			dg, err := e.FileDigest()
-			want, listed := p.digests[name]
-			switch {
-			case err != nil:
-				pending = append(pending, attest.Failure{Entry: idx, Path: name, ID: "ima.parser.digest", Detail: err.Error()})
-			case !listed:
-				pending = append(pending, attest.Failure{Entry: idx, Path: name, ID: "ima.validation." + e.Template + ".not_in_allowlist"})
-			case !slices.Contains(want, hex.EncodeToString(dg.Sum)):
-				pending = append(pending, attest.Failure{Entry: idx, Path: name, ID: "ima.validation." + e.Template + ".runtime_policy_hash"})
-			}
-		}
-		if matches() {
-			last = k + 1
-			fails = append(fails, pending...)
-			pending = nil
-		}
+	if len(f.Expected) > 0 {
+		parts = append(parts, fmt.Sprintf("expected %s", strings.Join(f.Expected, " or ")))
 	}
-	if last < 0 {
-		return []attest.Failure{{Entry: -1, ID: "ima.pcr_mismatch", Detail: "the list replays to no quoted PCR value"}}, prev, nil
+	if f.Got != "" {
+		parts = append(parts, "got "+f.Got)
 	}
-	// Replay again up to last to keep the state at the matching entry.
-	next := VerifyState{Next: prev.Next + uint64(last), PCRs: make(pcr.Set), BootAggregate: bootJudged}
-	next.PCRs.Merge(prev.PCRs)
-	for _, e := range entries[:last] {
-		for _, b := range banks {
-			old, ok := next.PCRs.Get(b, int(e.PCR))
-			if !ok {
-				old = make([]byte, b.Size())
-			}
-			d := e.TemplateDigest(b)
-			if e.IsViolation() {
-				d = bytes.Repeat([]byte{0xff}, b.Size())
-			}
-			next.PCRs.Put(b, int(e.PCR), pcr.Extend(b, old, d))
-		}
-	}
-	return fails, next, nil
+	return strings.Join(parts, "; ")
 }

@@ -1,7 +1,6 @@
 package attest
 
 import (
-	"github.com/imago-ima/imago/pcr"
 	"github.com/imago-ima/imago/quote"
 )
 
@@ -17,7 +16,7 @@ type Evidence struct {
 	// Quote is the TPMS_ATTEST and TPMT_SIGNATURE of TPM2_Quote.
 	Quote Quote `json:"quote"`
 	// PCRs are the values of every quoted PCR.
-	PCRs pcr.Set `json:"pcrs"`
+	PCRs PCRValues `json:"pcrs"`
 	// Offset is the index of List's first entry.
 	Offset uint64 `json:"offset"`
 	// List is the binary measurement list from Offset on, as securityfs

@@ -1,5 +1,7 @@
 package attest
 
+import "github.com/imago-ima/imago/quote"
+
 // Node states a user sees.
 const (
 	// StateEnrolling: added, no verdict yet (enrollment pending or done).
@@ -64,8 +66,11 @@ type NodeView struct {
 	// reboot or policy change.
 	Entries uint64 `json:"entries"`
 	Round   uint64 `json:"round"`
-	// PolicyID is the sha256 of the runtime policy bytes.
+	// PolicyID is the sha256 of the runtime policy, its keyrings and
+	// options.
 	PolicyID string `json:"policy_id"`
+	// PCR is the PCR the node's list extends.
+	PCR int `json:"pcr"`
 	// EK is the sha256 of the EK public area, once enrolled.
 	EK string `json:"ek,omitempty"`
 	// LastSeen and LastVerdict are RFC 3339 times (empty if never).
@@ -109,6 +114,12 @@ type NodeAdd struct {
 	// AllowEKWithoutCert lets the node enrol a TPM that has no EK
 	// certificate.
 	AllowEKWithoutCert bool `json:"allow_ek_without_cert,omitempty"`
+	// PCR is the PCR the node's list extends (0 means 10, the kernel's;
+	// an imago agent's --pcr for its list).
+	PCR int `json:"pcr,omitempty"`
+	// PolicyKey is the PEM public key a DSSE-signed runtime policy must
+	// verify with.
+	PolicyKey []byte `json:"policy_key,omitempty"`
 }
 
 // Limits of NodeAdd.
@@ -139,6 +150,12 @@ func DecodeNodeAdd(data []byte) (*NodeAdd, error) {
 		if err := checkLen(msg, "keyrings", k, 1, MaxKeyringSize); err != nil {
 			return nil, err
 		}
+	}
+	if r.PCR < 0 || r.PCR >= quote.NumPCRs {
+		return nil, formatErr(msg, "pcr", "PCR %d outside [0, %d)", r.PCR, quote.NumPCRs)
+	}
+	if err := checkLen(msg, "policy_key", r.PolicyKey, 0, MaxKeyringSize); err != nil {
+		return nil, err
 	}
 	return &r, nil
 }

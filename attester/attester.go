@@ -173,7 +173,7 @@ func (a *Attester) evidence(nonce []byte, sel quote.Selection, offset uint64, ev
 	if err != nil {
 		return nil, err
 	}
-	ev := &attest.Evidence{Quote: attest.Quote{Attest: q.Attest, Signature: q.Signature}, PCRs: q.PCRs, Offset: offset, List: list}
+	ev := &attest.Evidence{Quote: attest.Quote{Attest: q.Attest, Signature: q.Signature}, PCRs: attest.PCRValues(q.PCRs), Offset: offset, List: list}
 	if eventLog && a.EventLog != nil {
 		if ev.EventLog, err = a.EventLog(); err != nil {
 			return nil, err

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/google/go-tpm/tpm2"
 	"github.com/google/go-tpm/tpm2/transport"
@@ -158,13 +159,9 @@ func (d *Device) Quote(nonce []byte, sel quote.Selection) (*Quoted, error) {
 		if err != nil {
 			return nil, fmt.Errorf("attester: the TPM's own quote: %w", err)
 		}
-		values := make(pcr.Set)
-		for _, b := range sel {
-			s, err := d.tp.ReadPCRs([]pcr.Bank{b.Bank}, b.PCRs)
-			if err != nil {
-				return nil, fmt.Errorf("attester: read quoted PCRs: %w", err)
-			}
-			values.Merge(s)
+		values, err := d.readSelected(sel)
+		if err != nil {
+			return nil, err
 		}
 		if err := q.CheckPCRs(values); errors.Is(err, quote.ErrPCRDigest) {
 			continue
@@ -174,6 +171,31 @@ func (d *Device) Quote(nonce []byte, sel quote.Selection) (*Quoted, error) {
 		return &Quoted{Attest: attest, Signature: sig, PCRs: values}, nil
 	}
 	return nil, fmt.Errorf("attester: quote: PCRs kept changing between quote and read (%d tries)", maxQuoteTries)
+}
+
+// readSelected reads the selected PCRs in one consistent snapshot (package
+// tpm restarts a multi-command read that an extend interleaved).
+func (d *Device) readSelected(sel quote.Selection) (pcr.Set, error) {
+	var idx []int
+	for _, b := range sel {
+		for _, i := range b.PCRs {
+			if !slices.Contains(idx, i) {
+				idx = append(idx, i)
+			}
+		}
+	}
+	all, err := d.tp.ReadPCRs(sel.Banks(), idx)
+	if err != nil {
+		return nil, fmt.Errorf("attester: read quoted PCRs: %w", err)
+	}
+	out := make(pcr.Set)
+	for _, b := range sel {
+		for _, i := range b.PCRs {
+			v, _ := all.Get(b.Bank, i)
+			out.Put(b.Bank, i, v)
+		}
+	}
+	return out, nil
 }
 
 // Activate implements TPM: TPM2_ActivateCredential with the AK as the

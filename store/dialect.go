@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -52,7 +53,7 @@ func openSQLite(path string) (*Store, error) {
 		}
 	}
 	u := "file:" + (&url.URL{Path: path}).EscapedPath()
-	w, err := sql.Open("sqlite", u+"?"+sqlitePragmas+"&_txlock=immediate")
+	w, err := sql.Open("sqlite", u+"?"+sqlitePragmas+"&_txlock=immediate&_pragma=wal_autocheckpoint("+strconv.Itoa(autoCheckpointPages)+")")
 	if err != nil {
 		return nil, fmt.Errorf("store: sqlite %s: %w", path, err)
 	}
@@ -70,7 +71,14 @@ func openSQLite(path string) (*Store, error) {
 	}
 	r.SetMaxOpenConns(4)
 	r.SetMaxIdleConns(4)
-	return &Store{d: sqliteDialect, w: w, r: r}, nil
+	cp, err := sql.Open("sqlite", u+"?"+sqlitePragmas)
+	if err != nil {
+		w.Close()
+		r.Close()
+		return nil, fmt.Errorf("store: sqlite %s: %w", path, err)
+	}
+	cp.SetMaxOpenConns(1)
+	return &Store{d: sqliteDialect, w: w, r: r, cp: startCheckpointer(cp)}, nil
 }
 
 // idleInTransaction is PostgreSQL's idle_in_transaction_session_timeout

@@ -18,7 +18,8 @@
 // queued while the previous commit was being made durable (group commit):
 // one fsync covers many verdicts, and each caller is answered after its own
 // verdict is durable. SQLite has one writer connection (the WAL allows one
-// writer; readers use their own connections) and a busy timeout.
+// writer; readers use their own connections), a busy timeout, and WAL
+// checkpoints in the background, so that no commit carries one.
 //
 // # Migrations
 //

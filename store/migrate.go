@@ -92,33 +92,47 @@ func (s *Store) migrate(ctx context.Context) error {
 	if _, err := conn.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied BIGINT NOT NULL, compatible BIGINT NOT NULL DEFAULT 0)`); err != nil {
 		return fmt.Errorf("store: migrate: %w", err)
 	}
+	for {
+		done, err := migrateOne(ctx, conn, ms)
+		if err != nil || done {
+			return err
+		}
+	}
+}
+
+// migrateOne applies the next migration, reading the version inside the
+// write transaction (SQLite's BEGIN IMMEDIATE; PostgreSQL holds the
+// advisory lock), so that two processes never apply one twice. It reports
+// whether the schema is current.
+func migrateOne(ctx context.Context, conn *sql.Conn, ms []migration) (bool, error) {
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return false, fmt.Errorf("store: migrate: %w", err)
+	}
+	defer tx.Rollback()
 	var cur sql.NullInt64
-	if err := conn.QueryRowContext(ctx, `SELECT MAX(version) FROM schema_migrations`).Scan(&cur); err != nil {
-		return fmt.Errorf("store: migrate: %w", err)
+	if err := tx.QueryRowContext(ctx, `SELECT MAX(version) FROM schema_migrations`).Scan(&cur); err != nil {
+		return false, fmt.Errorf("store: migrate: %w", err)
 	}
 	if int(cur.Int64) > len(ms) {
-		return checkNewer(ctx, conn, len(ms))
+		return true, checkNewer(ctx, tx, len(ms))
 	}
-	for _, m := range ms[cur.Int64:] {
-		tx, err := conn.BeginTx(ctx, nil)
-		if err != nil {
-			return fmt.Errorf("store: migrate to %d: %w", m.version, err)
-		}
-		for _, stmt := range splitSQL(m.sql) {
-			if _, err := tx.ExecContext(ctx, stmt); err != nil {
-				tx.Rollback()
-				return fmt.Errorf("store: migrate to %d (%s): %w", m.version, m.name, err)
-			}
-		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied, compatible) VALUES ($1, $2, $3, $4)`, m.version, m.name, time.Now().UnixMilli(), b2i(m.compatible)); err != nil {
-			tx.Rollback()
-			return fmt.Errorf("store: migrate to %d: %w", m.version, err)
-		}
-		if err := tx.Commit(); err != nil {
-			return fmt.Errorf("store: migrate to %d: %w", m.version, err)
+	if int(cur.Int64) == len(ms) {
+		return true, tx.Commit()
+	}
+	m := ms[cur.Int64]
+	for _, stmt := range splitSQL(m.sql) {
+		if _, err := tx.ExecContext(ctx, stmt); err != nil {
+			return false, fmt.Errorf("store: migrate to %d (%s): %w", m.version, m.name, err)
 		}
 	}
-	return nil
+	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied, compatible) VALUES ($1, $2, $3, $4)`, m.version, m.name, time.Now().UnixMilli(), b2i(m.compatible)); err != nil {
+		return false, fmt.Errorf("store: migrate to %d: %w", m.version, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return false, fmt.Errorf("store: migrate to %d: %w", m.version, err)
+	}
+	return false, nil
 }
 
 // ErrSchemaNewer: the database has a schema version this build cannot use

@@ -63,6 +63,8 @@ type Policy struct {
 	ID       string
 	Body     []byte
 	Keyrings [][]byte
+	// Options is the rest of the policy (JSON, the verifier's).
+	Options []byte
 }
 
 // PutPolicy stores a policy under its id (a no-op if it is there).
@@ -71,8 +73,12 @@ func (s *Store) PutPolicy(ctx context.Context, p Policy) error {
 	if err != nil {
 		return err
 	}
-	_, err = s.w.ExecContext(ctx, `INSERT INTO policies (id, body, keyrings, created) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING`,
-		p.ID, p.Body, kr, time.Now().UnixMilli())
+	opts := p.Options
+	if opts == nil {
+		opts = []byte("{}")
+	}
+	_, err = s.w.ExecContext(ctx, `INSERT INTO policies (id, body, keyrings, options, created) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING`,
+		p.ID, p.Body, kr, opts, time.Now().UnixMilli())
 	if err != nil {
 		return fmt.Errorf("store: put policy: %w", err)
 	}
@@ -85,7 +91,7 @@ func (s *Store) GetPolicy(ctx context.Context, id string) (*Policy, error) {
 		p  = Policy{ID: id}
 		kr []byte
 	)
-	err := s.r.QueryRowContext(ctx, `SELECT body, keyrings FROM policies WHERE id = $1`, id).Scan(&p.Body, &kr)
+	err := s.r.QueryRowContext(ctx, `SELECT body, keyrings, options FROM policies WHERE id = $1`, id).Scan(&p.Body, &kr, &p.Options)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("store: policy %s: %w", id, ErrNotFound)
 	}

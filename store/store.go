@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/imago-ima/imago/attest"
@@ -23,6 +24,8 @@ var (
 	ErrEKInUse = errors.New("store: the endorsement key is enrolled under another node")
 	// ErrClosed: the store was closed.
 	ErrClosed = errors.New("store: closed")
+	// ErrBadURL: the store URL is none of the accepted forms.
+	ErrBadURL = errors.New("store: bad store URL")
 )
 
 // Store is an open verifier store. Its methods are safe for concurrent use.
@@ -31,8 +34,12 @@ type Store struct {
 	w      *sql.DB // the writer (one connection for SQLite)
 	r      *sql.DB // readers (the same pool as w for PostgreSQL)
 	gc     *committer
+	cp     *checkpointer // SQLite only
 	secret []byte
 	locks  nodeLocks // rounds of one node, on SQLite (see Round)
+
+	closeOnce sync.Once
+	closeErr  error
 
 	// prepared statements of the hot path (SQLite parses every statement
 	// it is not given prepared)
@@ -58,13 +65,13 @@ func Open(ctx context.Context, url string, o Options) (*Store, error) {
 	case strings.HasPrefix(url, "sqlite:"):
 		path := strings.TrimPrefix(strings.TrimPrefix(url, "sqlite:"), "//")
 		if path == "" {
-			return nil, fmt.Errorf("store: %q: no file path", url)
+			return nil, fmt.Errorf("%w %q: no file path", ErrBadURL, url)
 		}
 		s, err = openSQLite(path)
 	case strings.HasPrefix(url, "postgres://"), strings.HasPrefix(url, "postgresql://"):
 		s, err = openPostgres(url)
 	default:
-		return nil, fmt.Errorf("store: %q: want sqlite:///PATH or postgres://...", redact(url))
+		return nil, fmt.Errorf("%w %q: want sqlite:///PATH or postgres://...", ErrBadURL, redact(url))
 	}
 	if err != nil {
 		return nil, err
@@ -104,13 +111,16 @@ func redact(url string) string {
 }
 
 // Close stops the writer (waiting for the batch in flight) and closes the
-// database.
+// database. Later calls return the first call's error.
 func (s *Store) Close() error {
-	s.gc.close()
-	for _, st := range []*sql.Stmt{s.getNode, s.roundUpdate, s.verdictInsert} {
-		st.Close()
-	}
-	return s.closeDBs()
+	s.closeOnce.Do(func() {
+		s.gc.close()
+		for _, st := range []*sql.Stmt{s.getNode, s.roundUpdate, s.verdictInsert} {
+			st.Close()
+		}
+		s.closeErr = s.closeDBs()
+	})
+	return s.closeErr
 }
 
 func (s *Store) prepare(ctx context.Context) error {
@@ -129,6 +139,9 @@ func (s *Store) prepare(ctx context.Context) error {
 
 func (s *Store) closeDBs() error {
 	err := s.w.Close()
+	if s.cp != nil {
+		err = errors.Join(err, s.cp.close())
+	}
 	if s.r != s.w {
 		err = errors.Join(err, s.r.Close())
 	}

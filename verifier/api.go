@@ -26,6 +26,10 @@ func OpenAPI() []byte { return openAPI }
 // requestTimeout bounds one request's handling (reading the body aside).
 const requestTimeout = 30 * time.Second
 
+// bigBody is the body limit above which an endpoint's bodies count against
+// Config.MaxBodyBytes.
+const bigBody = 1 << 20
+
 // Handler returns the HTTP handler of the API.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
@@ -93,6 +97,21 @@ func (s *Server) endpoint(limit int64, operator bool, h handlerFunc) http.Handle
 				}
 			}
 			var body []byte
+			if limit > bigBody {
+				// Large bodies share a memory budget: a flood of 64 MiB
+				// uploads waits (or times out) instead of exhausting memory.
+				n := r.ContentLength
+				if n < 0 {
+					return apiErr(http.StatusLengthRequired, "request.length", "a request body this large needs a Content-Length")
+				}
+				if n > limit {
+					return apiErr(http.StatusRequestEntityTooLarge, "request.too_large", "request body larger than %d bytes", limit)
+				}
+				if err := s.bodies.Acquire(r.Context(), max(n, 1)); err != nil {
+					return apiErr(http.StatusServiceUnavailable, "verifier.busy", "the verifier is busy; retry later")
+				}
+				defer s.bodies.Release(max(n, 1))
+			}
 			if limit > 0 {
 				b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 				var mbe *http.MaxBytesError

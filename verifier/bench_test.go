@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -82,7 +83,10 @@ func benchSetup(b *testing.B) {
 	v := startVerifier(&testing.T{}, "sqlite://"+filepath.Join(dir, "v.db"), enroll.NewRoots([]*x509.Certificate{ca.Cert}), nil)
 	tr, _ := client.TLSTransport(v.CA, 64)
 	cl, _ := client.New(v.URL, client.Options{Transport: tr})
-	const nodes = 256
+	nodes := 256
+	if n, err := strconv.Atoi(os.Getenv("IMAGO_BENCH_NODES")); err == nil {
+		nodes = n
+	}
 	var all []*benchNode
 	ctx := context.Background()
 	for i := range nodes {

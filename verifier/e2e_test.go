@@ -207,7 +207,7 @@ func TestRemoteAttestation(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ev.Quote, ev.PCRs = attest.Quote{Attest: q.Attest, Signature: q.Signature}, q.PCRs
+		ev.Quote, ev.PCRs = attest.Quote{Attest: q.Attest, Signature: q.Signature}, attest.PCRValues(q.PCRs)
 		res, err = cl.Evidence(ctx, "n1", ev)
 		wantResult(t, res, err, attest.VerdictFail, attest.StateFail, "quote.signature")
 		res, err = a.Round(ctx)
@@ -247,7 +247,7 @@ func TestRemoteAttestation(t *testing.T) {
 		}
 		ev.List[i+5] = 'X' // /usr/Xin/bash
 		res, err = cl.Evidence(ctx, "n1", ev)
-		wantResult(t, res, err, attest.VerdictFail, attest.StateFail, "ima.pcr_mismatch")
+		wantResult(t, res, err, attest.VerdictFail, attest.StateFail, "ima.validation.ima_hash", "ima.pcr_mismatch")
 		// The node's own TPM vouched for that failure: it stays.
 		res, err = a.Round(ctx)
 		if err != nil || res.Verdict != attest.VerdictPass || res.State != attest.StateFail {
@@ -308,5 +308,5 @@ func manualEvidence(t *testing.T, h *host, cl *client.Client, node string) (*att
 	if err != nil {
 		t.Fatal(err)
 	}
-	return ch, &attest.Evidence{Token: ch.Token, Quote: attest.Quote{Attest: q.Attest, Signature: q.Signature}, PCRs: q.PCRs, Offset: ch.Offset, List: list}
+	return ch, &attest.Evidence{Token: ch.Token, Quote: attest.Quote{Attest: q.Attest, Signature: q.Signature}, PCRs: attest.PCRValues(q.PCRs), Offset: ch.Offset, List: list}
 }

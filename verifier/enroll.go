@@ -56,12 +56,16 @@ func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request, body []byt
 	if err := enroll.CheckAK(ak); err != nil {
 		return apiErr(http.StatusForbidden, "enroll.ak", "%v", err)
 	}
-	if len(req.EKCertificate) > 0 {
+	switch {
+	case len(req.EKCertificate) > 0 && s.cfg.EKRoots.Len() == 0 && n.AllowNoCert:
+		// No roots to check it against, and the node is allowed an
+		// uncertified EK: trusted on first use, as one without a certificate.
+	case len(req.EKCertificate) > 0:
 		if _, err := s.cfg.EKRoots.CheckEKCertificate(ek, req.EKCertificate, req.EKChain, x509.VerifyOptions{CurrentTime: s.now()}); err != nil {
 			s.log.Warn("enrollment refused: EK certificate", "node", name, "err", err)
 			return apiErr(http.StatusForbidden, "enroll.ek_certificate", "%v", err)
 		}
-	} else if !n.AllowNoCert {
+	case !n.AllowNoCert:
 		return apiErr(http.StatusForbidden, "enroll.no_ek_certificate",
 			"the TPM sent no EK certificate; add the node with --allow-ek-without-cert to enrol it anyway")
 	}
@@ -147,6 +151,6 @@ func (s *Server) handleActivate(w http.ResponseWriter, r *http.Request, body []b
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, s.view(n, nil))
+	writeJSON(w, http.StatusOK, s.view(r.Context(), n, nil))
 	return nil
 }

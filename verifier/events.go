@@ -124,7 +124,7 @@ func (e *events) update(since time.Time, last map[string]string) ([]byte, error)
 			return nil, err
 		}
 		for _, n := range nodes {
-			v := e.s.view(n, nil)
+			v := e.s.view(ctx, n, nil)
 			if d := digest(&v); last[v.Node] != d {
 				last[v.Node] = d
 				u.Nodes = append(u.Nodes, v)

@@ -1,8 +1,10 @@
 package verifier
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"strconv"
@@ -16,9 +18,11 @@ import (
 	"github.com/imago-ima/imago/store"
 )
 
-// policyID is the sha256 of the policy and its keyrings.
-func policyID(a *attest.NodeAdd) string {
+// policyID is the sha256 of the policy, its keyrings and its options.
+func policyID(a *attest.NodeAdd, opts []byte) string {
 	h := sha256.New()
+	h.Write(opts)
+	h.Write([]byte{0})
 	h.Write([]byte(strconv.Itoa(len(a.RuntimePolicy))))
 	h.Write([]byte{0})
 	h.Write(a.RuntimePolicy)
@@ -36,11 +40,19 @@ func (s *Server) handleNodeAdd(w http.ResponseWriter, r *http.Request, body []by
 	if err != nil {
 		return badRequest(err)
 	}
-	id := policyID(a)
-	if _, err := appraise.CompilePolicy(a.RuntimePolicy, a.Keyrings); err != nil {
+	po := appraise.PolicyOptions{PCR: a.PCR, PolicyKey: a.PolicyKey}
+	if po.PCR == 0 {
+		po.PCR = imaPCR
+	}
+	opts, _ := json.Marshal(po)
+	id := policyID(a, opts)
+	if _, err := appraise.CompilePolicy(a.RuntimePolicy, a.Keyrings, po); err != nil {
+		if errors.Is(err, appraise.ErrNeedsKey) {
+			return apiErr(http.StatusBadRequest, "policy.needs_key", "the runtime policy is signed (a DSSE envelope): give the key it was signed with (--policy-key)")
+		}
 		return apiErr(http.StatusBadRequest, "policy.invalid", "%v", err)
 	}
-	if err := s.st.PutPolicy(r.Context(), store.Policy{ID: id, Body: a.RuntimePolicy, Keyrings: a.Keyrings}); err != nil {
+	if err := s.st.PutPolicy(r.Context(), store.Policy{ID: id, Body: a.RuntimePolicy, Keyrings: a.Keyrings, Options: opts}); err != nil {
 		return err
 	}
 	created, changed, err := s.st.AddNode(r.Context(), a.Node, id, a.AllowEKWithoutCert)
@@ -61,7 +73,7 @@ func (s *Server) handleNodeAdd(w http.ResponseWriter, r *http.Request, body []by
 	if created {
 		status = http.StatusCreated
 	}
-	writeJSON(w, status, s.view(n, nil))
+	writeJSON(w, status, s.view(r.Context(), n, nil))
 	return nil
 }
 
@@ -74,7 +86,7 @@ func (s *Server) handleNodeList(w http.ResponseWriter, r *http.Request, _ []byte
 		Nodes []attest.NodeView `json:"nodes"`
 	}{Nodes: []attest.NodeView{}}
 	for _, n := range nodes {
-		out.Nodes = append(out.Nodes, s.view(n, nil))
+		out.Nodes = append(out.Nodes, s.view(r.Context(), n, nil))
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
@@ -102,7 +114,7 @@ func (s *Server) handleNodeShow(w http.ResponseWriter, r *http.Request, _ []byte
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, s.view(n, h))
+	writeJSON(w, http.StatusOK, s.view(r.Context(), n, h))
 	return nil
 }
 
@@ -129,11 +141,14 @@ func rfc3339(t time.Time) string {
 }
 
 // view is a node as the API shows it.
-func (s *Server) view(n *store.Node, history []store.Verdict) attest.NodeView {
+func (s *Server) view(ctx context.Context, n *store.Node, history []store.Verdict) attest.NodeView {
 	v := attest.NodeView{
 		Node: n.Name, State: n.State, Failures: n.Failures, Enrolled: n.Enrolled(), Round: n.Round,
 		PolicyID: n.PolicyID, EK: n.EKID, LastSeen: rfc3339(n.LastSeen), Created: rfc3339(n.Created),
 		AllowNoCert: n.AllowNoCert, Verdict: n.Verdict, Updated: rfc3339(n.Updated),
+	}
+	if p, err := s.policy(ctx, n.PolicyID); err == nil {
+		v.PCR = p.PCR()
 	}
 	var st appraise.State
 	if err := unmarshalState(n.Appraisal, &st); err == nil {

@@ -42,9 +42,10 @@ func unmarshalState(b []byte, st *appraise.State) error {
 	return json.Unmarshal(b, st)
 }
 
-// selection is PCR 0-9, 10 and the attester's list PCRs, in every bank the
-// attester has that imago can compute, in the attester's order.
-func selection(req *attest.ChallengeRequest) (quote.Selection, error) {
+// selection is PCR 0-9, 10, the node's list PCR and the attester's list
+// PCRs, in every bank the attester has that imago can compute, in the
+// attester's order.
+func selection(req *attest.ChallengeRequest, listPCR int) (quote.Selection, error) {
 	var banks []pcr.Bank
 	for _, name := range req.Banks {
 		b, err := pcr.ParseBank(name)
@@ -56,7 +57,7 @@ func selection(req *attest.ChallengeRequest) (quote.Selection, error) {
 	if len(banks) == 0 {
 		return nil, apiErr(http.StatusBadRequest, "challenge.banks", "no PCR bank imago can verify among %v", req.Banks)
 	}
-	idx := append(slices.Clone(bootPCRs), imaPCR)
+	idx := append(slices.Clone(bootPCRs), imaPCR, listPCR)
 	idx = append(idx, req.ListPCRs...)
 	return quote.NewSelection(banks, idx), nil
 }
@@ -77,7 +78,11 @@ func (s *Server) handleChallenge(w http.ResponseWriter, r *http.Request, body []
 	if !n.Enrolled() {
 		return apiErr(http.StatusConflict, "enroll.required", "node %s is not enrolled", name)
 	}
-	sel, err := selection(req)
+	pol, err := s.policy(r.Context(), n.PolicyID)
+	if err != nil {
+		return err
+	}
+	sel, err := selection(req, pol.PCR())
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,7 +13,10 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/semaphore"
+
 	"github.com/imago-ima/imago/appraise"
+	"github.com/imago-ima/imago/attest"
 	"github.com/imago-ima/imago/ear"
 	"github.com/imago-ima/imago/enroll"
 	"github.com/imago-ima/imago/fleet"
@@ -59,6 +63,9 @@ type Config struct {
 	// Fleet runs this replica's share of the fleet's work (package fleet);
 	// nil runs it alone, with local leases (a single verifier process).
 	Fleet *fleet.Replica
+	// MaxBodyBytes bounds the bytes of large request bodies (evidence, node
+	// add) held at once (default 512 MiB).
+	MaxBodyBytes int64
 }
 
 // Server is the verifier service.
@@ -78,6 +85,8 @@ type Server struct {
 	events  *events
 
 	now func() time.Time
+
+	bodies *semaphore.Weighted
 }
 
 // New checks the configuration and makes a server.
@@ -103,8 +112,13 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Replica == "" {
 		cfg.Replica = "local"
 	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = 512 << 20
+	}
+	// One request of each kind must fit.
+	cfg.MaxBodyBytes = max(cfg.MaxBodyBytes, attest.MaxEvidenceSize, attest.MaxNodeAddSize)
 	s := &Server{cfg: cfg, st: cfg.Store, log: cfg.Logger, policies: make(map[string]*appraise.Policy),
-		akKeys: make(map[string]crypto.PublicKey), now: time.Now}
+		akKeys: make(map[string]crypto.PublicKey), now: time.Now, bodies: semaphore.NewWeighted(cfg.MaxBodyBytes)}
 	s.metrics = newMetrics(s)
 	s.fleet = cfg.Fleet
 	if s.fleet != nil {
@@ -204,7 +218,11 @@ func (s *Server) policy(ctx context.Context, id string) (*appraise.Policy, error
 	if err != nil {
 		return nil, err
 	}
-	p, err = appraise.CompilePolicy(rec.Body, rec.Keyrings)
+	var po appraise.PolicyOptions
+	if err := json.Unmarshal(rec.Options, &po); err != nil {
+		return nil, fmt.Errorf("verifier: stored policy %s: options: %w", id, err)
+	}
+	p, err = appraise.CompilePolicy(rec.Body, rec.Keyrings, po)
 	if err != nil {
 		return nil, fmt.Errorf("verifier: stored policy %s: %w", id, err)
 	}

@@ -105,13 +105,14 @@ func run(ctx context.Context, args []string) error {
 		swtpm    = fs.String("swtpm", "", "a real TPM (tcp://HOST:PORT) to attest in the same run")
 		acked    = fs.String("acked", "", "file to write acknowledged rounds to")
 		jsonOut  = fs.String("json", "", "file to write the report to as JSON")
+		http2    = fs.Bool("http2", false, "multiplex the attesters over HTTP/2 connections (default: HTTP/1.1 keep-alive, a connection per round in flight, as separate hosts)")
 	)
 	fs.Parse(args)
 	caPEM, err := os.ReadFile(*caFile)
 	if err != nil {
 		return err
 	}
-	tr, err := client.TLSTransport(caPEM, *workers+8)
+	tr, err := client.TLSTransport(caPEM, *workers+8, !*http2)
 	if err != nil {
 		return err
 	}

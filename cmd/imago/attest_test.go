@@ -35,33 +35,7 @@ func freeAddr(t *testing.T) string {
 // ends, waiting until it answers.
 func startVerifierCLI(t *testing.T, url, ca string, args ...string) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan result, 1)
-	go func() {
-		var out, errb strings.Builder
-		code := run(ctx, append([]string{"verifier", "serve"}, args...), strings.NewReader(""), &out, &errb)
-		done <- result{code, out.String(), errb.String()}
-	}()
-	deadline := time.Now().Add(20 * time.Second)
-	for runCLI(t, nil, "verifier", "node", "list", "--server", url, "--ca", ca).code != 0 {
-		select {
-		case r := <-done:
-			cancel()
-			t.Fatalf("imago verifier serve exited %d:\n%s", r.code, r.stderr)
-		default:
-		}
-		if time.Now().After(deadline) {
-			cancel()
-			t.Fatal("imago verifier serve did not answer")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Cleanup(func() {
-		cancel()
-		if r := <-done; r.code != 0 {
-			t.Errorf("imago verifier serve exited %d after cancel:\n%s", r.code, r.stderr)
-		}
-	})
+	startCLI(t, append([]string{"verifier", "serve"}, args...), []string{"verifier", "node", "list", "--server", url, "--ca", ca})
 }
 
 // policyFromList writes a Keylime runtime policy allowing every entry of
@@ -112,7 +86,7 @@ func TestAttestCLI(t *testing.T) {
 		"--tls-cert", cert, "--tls-key", key, "--ek-roots", ca.RootsDir(t), "--log-format", "text", "--log-level", "warn")
 	srv := []string{"--server", url, "--ca", cert}
 
-	if r := runCLI(t, nil, append([]string{"verifier", "node", "add", "n1", "--runtime-policy", policy}, srv...)...); r.code != 0 {
+	if r := runCLI(t, nil, append([]string{"verifier", "node", "add", "n1", "--runtime-policy", policy, "--pcr", "11"}, srv...)...); r.code != 0 {
 		t.Fatalf("node add: %d %s", r.code, r.stderr)
 	}
 	attestArgs := []string{"attest", "--once", "--verifier", url, "--ca", cert, "--node", "n1", "--tpm", sw.URI,
@@ -120,6 +94,28 @@ func TestAttestCLI(t *testing.T) {
 	r := runCLI(t, nil, attestArgs...)
 	if r.code != 0 || !strings.Contains(r.stdout, "n1: pass") {
 		t.Fatalf("attest --once: %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+
+	// --interval attests until stopped.
+	before := nodeRound(t, srv, "n1")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	go func() {
+		var out, errb strings.Builder
+		args := append([]string{}, attestArgs...)
+		args[1] = "--interval=100ms"
+		done <- run(ctx, args, strings.NewReader(""), &out, &errb)
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	for nodeRound(t, srv, "n1") < before+3 {
+		if time.Now().After(deadline) {
+			t.Fatal("attest --interval made no rounds")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("attest --interval exited %d after SIGTERM", code)
 	}
 
 	// Offline evidence of the passing host verifies.
@@ -184,4 +180,14 @@ func TestAttestCLI(t *testing.T) {
 	if r := runCLI(t, nil, "verifier", "serve", "--listen", freeAddr(t)); r.code != 2 || !strings.Contains(r.stderr, "--tls-cert") {
 		t.Fatalf("serve without TLS: %d %s", r.code, r.stderr)
 	}
+}
+
+func nodeRound(t *testing.T, srv []string, node string) uint64 {
+	t.Helper()
+	r := runCLI(t, nil, append([]string{"verifier", "node", "show", node, "--json"}, srv...)...)
+	var v attest.NodeView
+	if err := json.Unmarshal([]byte(r.stdout), &v); err != nil {
+		t.Fatalf("node show: %v\n%s%s", err, r.stdout, r.stderr)
+	}
+	return v.Round
 }

@@ -163,8 +163,13 @@ func runVerifierServe(ctx context.Context, c *cli, f *serveFlags) error {
 		}
 	}
 	st, err := store.Open(ctx, f.db, store.Options{})
+	if errors.Is(err, store.ErrBadURL) {
+		return usagef("--db: %v", err)
+	}
 	if err != nil {
-		return inputErr(err)
+		// Maybe the database is not up yet: status 1, so the service
+		// manager tries again.
+		return failed("%v", err)
 	}
 	defer st.Close()
 	l, err := net.Listen("tcp", f.listen)

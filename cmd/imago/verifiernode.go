@@ -92,14 +92,19 @@ func newNodeAddCommand(c *cli) *cobra.Command {
 		keyrings    []string
 		allowNoCert bool
 		asJSON      bool
+		listPCR     int
+		policyKey   string
 	)
 	cmd := &cobra.Command{
-		Use:   "add NODE --runtime-policy P.json [--keyring K]... [--allow-ek-without-cert] --server URL [--ca C]",
+		Use:   "add NODE --runtime-policy P.json [--policy-key PUB] [--keyring K]... [--pcr N] [--allow-ek-without-cert] --server URL [--ca C]",
 		Short: "Add a node (or change its runtime policy: the node starts over)",
 		Long: `Add a node the verifier attests, with the Keylime runtime policy its list is
 judged by ('imago verify --runtime-policy' takes the same files) and keys for
 ima-sig entries (--keyring: PEM or DER certificates or public keys). Adding an
 existing node with another policy starts it over from its first entry.
+--policy-key: the EC public key a DSSE-signed policy must verify with.
+--pcr: the PCR the node's list extends (10, the kernel's; an imago agent's
+--pcr when the node attests the agent's list).
 --allow-ek-without-cert lets the node enrol a TPM with no EK certificate.
 
 Exit status: 0 added, 2 refused or the verifier unreachable.`,
@@ -115,12 +120,20 @@ Exit status: 0 added, 2 refused or the verifier unreachable.`,
 			if err := attest.ValidNodeName(args[0]); err != nil {
 				return usagef("%v", err)
 			}
-			a := &attest.NodeAdd{Node: args[0], AllowEKWithoutCert: allowNoCert}
-			if a.RuntimePolicy, err = readBounded(policy, attest.MaxPolicySize); err != nil {
+			if listPCR < 0 || listPCR > 23 {
+				return usagef("--pcr %d: want 0..23", listPCR)
+			}
+			a := &attest.NodeAdd{Node: args[0], AllowEKWithoutCert: allowNoCert, PCR: listPCR}
+			if policyKey != "" {
+				if a.PolicyKey, err = readSmall(policyKey, int64(attest.MaxKeyringSize)); err != nil {
+					return inputErr(fmt.Errorf("--policy-key: %w", err))
+				}
+			}
+			if a.RuntimePolicy, err = readSmall(policy, int64(attest.MaxPolicySize)); err != nil {
 				return inputErr(fmt.Errorf("--runtime-policy: %w", err))
 			}
 			for _, k := range keyrings {
-				b, err := readBounded(k, attest.MaxKeyringSize)
+				b, err := readSmall(k, int64(attest.MaxKeyringSize))
 				if err != nil {
 					return inputErr(fmt.Errorf("--keyring: %w", err))
 				}
@@ -141,24 +154,10 @@ Exit status: 0 added, 2 refused or the verifier unreachable.`,
 	cmd.Flags().StringVar(&policy, "runtime-policy", "", "Keylime runtime policy (JSON)")
 	cmd.Flags().StringArrayVar(&keyrings, "keyring", nil, "key or certificate for ima-sig entries (repeatable)")
 	cmd.Flags().BoolVar(&allowNoCert, "allow-ek-without-cert", false, "let a TPM without an EK certificate enrol")
+	cmd.Flags().IntVar(&listPCR, "pcr", 10, "the PCR the node's list extends")
+	cmd.Flags().StringVar(&policyKey, "policy-key", "", "EC public key (PEM) a DSSE-signed policy must verify with")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the node as JSON")
 	return cmd
-}
-
-func readBounded(path string, limit int) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, int64(limit)+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(b) > limit {
-		return nil, fmt.Errorf("%s: larger than %d bytes", path, limit)
-	}
-	return b, nil
 }
 
 func short(s string) string {
@@ -209,13 +208,6 @@ Exit status: 0 listed, 2 the verifier refused or is unreachable.`,
 	return cmd
 }
 
-func orDash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
-}
-
 func newNodeShowCommand(c *cli) *cobra.Command {
 	var (
 		sf      serverFlags
@@ -253,8 +245,8 @@ Exit status: 0 shown, 2 no such node or the verifier unreachable.`,
 }
 
 func printNode(w io.Writer, v *attest.NodeView) error {
-	fmt.Fprintf(w, "node:      %s\nstate:     %s\nenrolled:  %v\nentries:   %d\nround:     %d\npolicy:    %s\nlast seen: %s\n",
-		v.Node, v.State, v.Enrolled, v.Entries, v.Round, short(v.PolicyID), orDash(v.LastSeen))
+	fmt.Fprintf(w, "node:      %s\nstate:     %s\nenrolled:  %v\nentries:   %d\nround:     %d\npolicy:    %s (PCR %d)\nlast seen: %s\n",
+		v.Node, v.State, v.Enrolled, v.Entries, v.Round, short(v.PolicyID), v.PCR, orDash(v.LastSeen))
 	if v.EK != "" {
 		fmt.Fprintf(w, "ek:        %s\n", short(v.EK))
 	}

@@ -299,3 +299,13 @@ func append2B(b, v []byte) []byte {
 	b = binary.BigEndian.AppendUint16(b, uint16(len(v)))
 	return append(b, v...)
 }
+
+// SetPCRs makes the TPM's banks and PCRs those of s (PCRs s lacks are zero):
+// a TPM in the state a captured boot left a real one in.
+func (t *TPM) SetPCRs(s pcr.Set) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.banks = s.Banks()
+	t.resetPCRs()
+	t.pcrs.Merge(s)
+}

@@ -149,8 +149,10 @@ func retryable(err error) bool {
 }
 
 // TLSTransport returns an HTTP transport trusting caPEM, for callers that
-// share one among many clients.
-func TLSTransport(caPEM []byte, maxConns int) (*http.Transport, error) {
+// share one among many clients. http1 keeps to HTTP/1.1 (one request per
+// connection at a time, as many separate hosts would), else HTTP/2 is
+// negotiated.
+func TLSTransport(caPEM []byte, maxConns int, http1 ...bool) (*http.Transport, error) {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 	if caPEM != nil {
@@ -162,6 +164,10 @@ func TLSTransport(caPEM []byte, maxConns int) (*http.Transport, error) {
 	}
 	t.MaxIdleConns = maxConns
 	t.MaxIdleConnsPerHost = maxConns
+	if len(http1) > 0 && http1[0] {
+		t.ForceAttemptHTTP2 = false
+		t.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
+	}
 	return t, nil
 }
 

@@ -7,6 +7,7 @@ CREATE TABLE policies (
     id       TEXT PRIMARY KEY,          -- sha256 of body and keyrings
     body     BYTEA NOT NULL,             -- the runtime policy as given
     keyrings BYTEA NOT NULL,             -- JSON list of base64 keys
+    options  BYTEA NOT NULL,             -- JSON: the list's PCR, the DSSE policy key
     created  BIGINT NOT NULL
 );
 CREATE TABLE nodes (

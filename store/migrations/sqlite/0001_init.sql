@@ -7,6 +7,7 @@ CREATE TABLE policies (
     id       TEXT PRIMARY KEY,          -- sha256 of body and keyrings
     body     BLOB NOT NULL,             -- the runtime policy as given
     keyrings BLOB NOT NULL,             -- JSON list of base64 keys
+    options  BLOB NOT NULL,             -- JSON: the list's PCR, the DSSE policy key
     created  INTEGER NOT NULL
 );
 CREATE TABLE nodes (
