@@ -2,6 +2,8 @@
 GO      ?= go
 FUZZTIME ?= 10s
 BIN     := bin/imago
+# Files tests keep (go test -artifacts), e.g. the fleet page's screenshot.
+ARTIFACTS ?= $(CURDIR)/test-artifacts
 
 .PHONY: all build static demo test vet unit fuzz-smoke fuzz bench clean
 
@@ -29,7 +31,8 @@ vet:
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 unit:
-	$(GO) test -race -count=1 ./...
+	mkdir -p $(ARTIFACTS)
+	$(GO) test -race -count=1 -artifacts -outputdir=$(ARTIFACTS) ./...
 	CGO_ENABLED=0 $(GO) build -o /dev/null ./cmd/imago
 
 # Every Fuzz target for FUZZTIME, seeded from testdata/fuzz.
@@ -49,6 +52,7 @@ bench:
 	bash bench/replay.sh
 	bash bench/measure.sh
 	bash bench/attest.sh
+	bash bench/fleet.sh
 
 clean:
 	rm -rf bin

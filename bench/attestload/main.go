@@ -18,8 +18,6 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -28,6 +26,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -35,6 +34,7 @@ import (
 
 	"github.com/imago-ima/imago/attest"
 	"github.com/imago-ima/imago/attester"
+	"github.com/imago-ima/imago/internal/emuhost"
 	"github.com/imago-ima/imago/internal/imahost"
 	"github.com/imago-ima/imago/internal/softtpm"
 	"github.com/imago-ima/imago/pcr"
@@ -76,14 +76,9 @@ type node struct {
 	lat   []time.Duration
 }
 
-// files is the set every node measures from; the policy allows them all.
-const files = 1000
-
-func fileName(i int) string    { return fmt.Sprintf("/usr/lib/imago-bench/f%04d", i%files) }
-func fileContent(i int) []byte { return []byte(fmt.Sprintf("content of file %d", i%files)) }
 func (n *node) measure(k int) error {
 	for range k {
-		if _, err := n.ima.Measure(fileName(n.next), fileContent(n.next)); err != nil {
+		if _, err := n.ima.Measure(emuhost.FileName(n.next), emuhost.FileContent(n.next)); err != nil {
 			return err
 		}
 		n.next++
@@ -94,7 +89,8 @@ func (n *node) measure(k int) error {
 func run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("run", flag.ExitOnError)
 	var (
-		url      = fs.String("verifier", "", "verifier URL")
+		url      = fs.String("verifier", "", "verifier URL (a fleet's replicas: URLs separated by commas)")
+		tolerate = fs.Bool("tolerate-errors", false, "rounds without a verdict (a replica killed mid-round) do not fail the run")
 		caFile   = fs.String("ca", "", "the verifier's TLS certificate")
 		ekCA     = fs.String("ek-ca", "", "directory 'attestload ca' wrote")
 		nodes    = fs.Int("nodes", 1000, "emulated attesters")
@@ -116,7 +112,11 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	cl, err := client.New(*url, client.Options{Transport: tr})
+	// Several replicas: every attester goes through them as imago attest
+	// does (the next one at once when one does not answer, then rounds
+	// with backoff).
+	cl, err := client.NewFleet(strings.Split(*url, ","), client.Options{Transport: tr, Timeout: 30 * time.Second,
+		Retry: client.Retry{Rounds: 4, Min: 100 * time.Millisecond, Max: 2 * time.Second}})
 	if err != nil {
 		return err
 	}
@@ -132,21 +132,15 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	// The policy: every bench file and every boot aggregate value seen.
 	var all []*node
-	banks := []pcr.Bank{pcr.SHA1, pcr.SHA256}
 	start := time.Now()
 	for i := range *nodes {
-		tp, err := softtpm.New(ca, fmt.Sprintf("node-%05d", i))
+		h, err := emuhost.New(ca, fmt.Sprintf("node-%05d", i))
 		if err != nil {
 			return err
 		}
-		h := imahost.New(banks, func(idx int, d map[pcr.Bank][]byte) error { tp.Extend(idx, d); return nil })
-		if err := h.Boot(tp.PCRs()); err != nil {
-			return err
-		}
-		n := &node{name: fmt.Sprintf("node-%05d", i), ima: h}
-		n.a = &attester.Attester{TPM: tp, Client: cl, Node: n.name, List: h}
+		n := &node{name: h.Name, ima: h.IMA}
+		n.a = h.Attester(cl)
 		all = append(all, n)
 	}
 	if *swtpm != "" {
@@ -173,11 +167,10 @@ func run(ctx context.Context, args []string) error {
 		n.a = &attester.Attester{TPM: dev, Client: cl, Node: n.name, List: h}
 		all = append(all, n)
 	}
-	extra := map[string]string{}
-	for i := range files {
-		extra[fileName(i)] = sha256hex(fileContent(i))
+	policy, err := emuhost.Policy(ca)
+	if err != nil {
+		return err
 	}
-	policy := all[0].ima.Policy(extra)
 	if *swtpm != "" {
 		// The swtpm's boot aggregate differs from the emulated ones'.
 		var p map[string]any
@@ -228,6 +221,9 @@ func run(ctx context.Context, args []string) error {
 	rctx, cancel := context.WithTimeout(ctx, *duration)
 	defer cancel()
 	var wg sync.WaitGroup
+	// timeline counts verified attestations in each second of the run.
+	timeline := make([]atomic.Int64, int(duration.Seconds())+2)
+	var errFirst atomic.Value // the first round without a verdict
 	t0 := time.Now()
 	for range *workers {
 		wg.Add(1)
@@ -251,9 +247,15 @@ func run(ctx context.Context, args []string) error {
 				switch {
 				case err != nil:
 					errs.Add(1)
-					firstErr.CompareAndSwap(nil, fmt.Errorf("%s: %w", n.name, err))
+					errFirst.CompareAndSwap(nil, fmt.Errorf("%s: %w", n.name, err))
+					if !*tolerate {
+						firstErr.CompareAndSwap(nil, fmt.Errorf("%s: %w", n.name, err))
+					}
 				case res.Verdict == attest.VerdictPass && res.State == attest.StatePass:
 					passed.Add(1)
+					if sec := int(time.Since(t0) / time.Second); sec < len(timeline) {
+						timeline[sec].Add(1)
+					}
 					n.acked = res.Round
 					n.lat = append(n.lat, d)
 				default:
@@ -282,6 +284,14 @@ func run(ctx context.Context, args []string) error {
 		"per_second": float64(passed.Load()) / elapsed.Seconds(),
 		"p50_ms":     ms(pct(lat, 0.50)), "p99_ms": ms(pct(lat, 0.99)), "max_ms": ms(pct(lat, 1)),
 		"swtpm_rounds": realRounds,
+	}
+	var tl []int64
+	for i := range timeline {
+		tl = append(tl, timeline[i].Load())
+	}
+	rep["timeline"] = tl
+	if e := errFirst.Load(); e != nil {
+		rep["first_error"] = e.(error).Error()
 	}
 	b, _ := json.MarshalIndent(rep, "", "  ")
 	fmt.Println(string(b))
@@ -340,7 +350,7 @@ func check(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	cl, err := client.New(*url, client.Options{CA: caPEM})
+	cl, err := client.NewFleet(strings.Split(*url, ","), client.Options{CA: caPEM, Retry: client.Retry{Rounds: 3, Min: time.Second}})
 	if err != nil {
 		return err
 	}
@@ -414,8 +424,3 @@ func pct(s []time.Duration, p float64) time.Duration {
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-
-func sha256hex(b []byte) string {
-	s := sha256.Sum256(b)
-	return hex.EncodeToString(s[:])
-}

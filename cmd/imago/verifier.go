@@ -166,6 +166,10 @@ func runVerifierServe(ctx context.Context, c *cli, f *serveFlags) error {
 	if errors.Is(err, store.ErrBadURL) {
 		return usagef("--db: %v", err)
 	}
+	if errors.Is(err, store.ErrSchemaNewer) {
+		// Not transient: a newer imago migrated the store past this one.
+		return inputErr(err)
+	}
 	if err != nil {
 		// Maybe the database is not up yet: status 1, so the service
 		// manager tries again.
