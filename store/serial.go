@@ -70,11 +70,16 @@ func (s *Store) roundLocked(ctx context.Context, name string, f RoundFunc) error
 		return err
 	}
 	w.Started = started
-	if err := s.writeRound(ctx, tx, w); err != nil {
-		var ie *itemError
-		if errors.As(err, &ie) {
-			err = ie.err
+	// One statement writes the node and the verdict.
+	t := ms(w.Time)
+	res, err := tx.ExecContext(ctx, roundWriteSQL, w.Node, int64(w.Round), w.State, b2i(w.Sticky), marshalFailures(w.Failures),
+		string(w.Appraisal), t, w.Verdict, int64(w.Entries), marshalFailures(w.VerdictFailures), w.Replica, ms(w.Started))
+	if err == nil {
+		if n, _ := res.RowsAffected(); n == 0 {
+			err = ErrConflict
 		}
+	}
+	if err != nil {
 		return fmt.Errorf("store: commit round %d of %s: %w", w.Round, name, err)
 	}
 	if err := tx.Commit(); err != nil {
@@ -118,6 +123,15 @@ func (s *Store) committed(ctx context.Context, w *RoundWrite) bool {
 		}
 	}
 }
+
+// roundWriteSQL is a round's write on PostgreSQL in one statement: the
+// node's row (conditional on its round) and, if it was written, the
+// verdict.
+const roundWriteSQL = `WITH u AS (
+	UPDATE nodes SET state = $3, sticky = $4, failures = $5, appraisal = $6, round = round + 1, last_seen = $7, updated = $7, verdict = $8
+	WHERE name = $1 AND round = $2 RETURNING name)
+INSERT INTO verdicts (node, round, time, verdict, entries, failures, replica, started)
+	SELECT name, $2::bigint + 1, $7, $8, $9, $10, $11, $12 FROM u`
 
 // lockNode begins a transaction holding the node's row. NOWAIT with
 // retries in Go, rather than a lock wait in the server: the common case

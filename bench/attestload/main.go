@@ -115,8 +115,9 @@ func run(ctx context.Context, args []string) error {
 	// Several replicas: every attester goes through them as imago attest
 	// does (the next one at once when one does not answer, then rounds
 	// with backoff).
-	cl, err := client.NewFleet(strings.Split(*url, ","), client.Options{Transport: tr, Timeout: 30 * time.Second,
-		Retry: client.Retry{Rounds: 4, Min: 100 * time.Millisecond, Max: 2 * time.Second}})
+	fleetOpts := client.Options{Transport: tr, Timeout: 30 * time.Second,
+		Retry: client.Retry{Rounds: 4, Min: 100 * time.Millisecond, Max: 2 * time.Second}}
+	cl, err := client.NewFleet(strings.Split(*url, ","), fleetOpts)
 	if err != nil {
 		return err
 	}
@@ -139,8 +140,14 @@ func run(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
+		// A client per attester (sharing the connections): each starts at
+		// a replica of its own, as separate hosts would.
+		hc, err := client.NewFleet(strings.Split(*url, ","), fleetOpts)
+		if err != nil {
+			return err
+		}
 		n := &node{name: h.Name, ima: h.IMA}
-		n.a = h.Attester(cl)
+		n.a = h.Attester(hc)
 		all = append(all, n)
 	}
 	if *swtpm != "" {

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -94,7 +95,7 @@ func New(base string, o Options) (*Client, error) {
 }
 
 // NewFleet makes a client for the replicas of a verifier fleet, tried in
-// turn (see Retry).
+// turn from one picked at random (see Retry).
 func NewFleet(bases []string, o Options) (*Client, error) {
 	if len(bases) == 0 {
 		return nil, errors.New("client: no verifier URL")
@@ -128,7 +129,11 @@ func NewFleet(bases []string, o Options) (*Client, error) {
 		}
 		tr = t
 	}
-	return &Client{bases: us, hc: &http.Client{Transport: tr, Timeout: o.Timeout}, token: o.Token, retry: o.Retry, onErr: o.OnError}, nil
+	c := &Client{bases: us, hc: &http.Client{Transport: tr, Timeout: o.Timeout}, token: o.Token, retry: o.Retry, onErr: o.OnError}
+	// Attesters start at a replica of their own (at random), so that a
+	// fleet's attesters spread over its replicas.
+	c.cur.Store(int32(rand.IntN(len(us))))
+	return c, nil
 }
 
 // Endpoint returns the URL of the replica in use.
