@@ -6,7 +6,6 @@ import (
 	"crypto/x509"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -20,6 +19,7 @@ import (
 	"github.com/imago-ima/imago/enroll"
 	"github.com/imago-ima/imago/fleet"
 	"github.com/imago-ima/imago/internal/emuhost"
+	"github.com/imago-ima/imago/internal/fleettest"
 	"github.com/imago-ima/imago/internal/pgtest"
 	"github.com/imago-ima/imago/internal/softtpm"
 	"github.com/imago-ima/imago/internal/testcert"
@@ -44,12 +44,8 @@ func BenchmarkRoundPostgres(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer st.Close()
+	b.Cleanup(func() { st.Close() }) // after the verifier stops
 	cert := testcert.New(b)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
 	ca, _ := softtpm.NewCA("bench")
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 	rep, err := fleet.New(fleet.Config{Store: st, Leases: lease.NewPostgres(st.DB(), url, lease.Options{Owner: "bench", Logger: log}),
@@ -57,17 +53,10 @@ func BenchmarkRoundPostgres(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	srv, err := verifier.New(verifier.Config{Store: st, Listener: l, TLS: &tls.Config{Certificates: []tls.Certificate{cert.TLS}},
+	vurl := fleettest.Serve(b, verifier.Config{Store: st, TLS: &tls.Config{Certificates: []tls.Certificate{cert.TLS}},
 		EKRoots: enroll.NewRoots([]*x509.Certificate{ca.Cert}), Interval: time.Hour, Logger: log, Replica: "bench", Fleet: rep})
-	if err != nil {
-		b.Fatal(err)
-	}
-	sctx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(sctx) }()
-	defer func() { stop(); <-done }()
 	tr, _ := client.TLSTransport(cert.CertPEM, 64, true)
-	cl, _ := client.New("https://"+l.Addr().String(), client.Options{Transport: tr})
+	cl, _ := client.New(vurl, client.Options{Transport: tr})
 	policy, _ := emuhost.Policy(ca)
 	const nodes = 256
 	queue := make(chan *emuhost.Host, nodes)

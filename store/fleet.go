@@ -45,26 +45,29 @@ func (s *Store) fenced(ctx context.Context, f Fence, op string, do func(tx *sql.
 // MarkStaleFenced is MarkStale under a fence.
 func (s *Store) MarkStaleFenced(ctx context.Context, f Fence, cutoff time.Time) ([]string, error) {
 	var out []string
-	err := s.fenced(ctx, f, "mark stale", func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `UPDATE nodes SET state = $1, updated = $3
-			WHERE state = $2 AND last_seen < $4 RETURNING name`, attest.StateStale, attest.StatePass, time.Now().UnixMilli(), ms(cutoff))
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var n string
-			if err := rows.Scan(&n); err != nil {
-				return err
-			}
-			out = append(out, n)
-		}
-		return rows.Err()
+	err := s.fenced(ctx, f, "mark stale", func(tx *sql.Tx) (err error) {
+		out, err = names(tx.QueryContext(ctx, `UPDATE nodes SET state = $1, updated = $3
+			WHERE state = $2 AND last_seen < $4 RETURNING name`, attest.StateStale, attest.StatePass, time.Now().UnixMilli(), ms(cutoff)))
+		return err
 	})
+	return out, err
+}
+
+// names reads the rows of a statement returning node names.
+func names(rows *sql.Rows, err error) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	return out, nil
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			return nil, err
+		}
+		out = append(out, n)
+	}
+	return out, rows.Err()
 }
 
 // PruneHistoryFenced is PruneHistory under a fence.
@@ -98,26 +101,12 @@ func (s *Store) ExpireEnrollments(ctx context.Context, f Fence, now time.Time) (
 		expires = `(pending::jsonb->>'expires')::bigint`
 	}
 	var out []string
-	err := s.fenced(ctx, f, "expire enrollments", func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `UPDATE nodes SET pending = NULL, updated = $1
-			WHERE pending IS NOT NULL AND pending <> '' AND `+expires+` < $1 RETURNING name`, ms(now))
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var n string
-			if err := rows.Scan(&n); err != nil {
-				return err
-			}
-			out = append(out, n)
-		}
-		return rows.Err()
+	err := s.fenced(ctx, f, "expire enrollments", func(tx *sql.Tx) (err error) {
+		out, err = names(tx.QueryContext(ctx, `UPDATE nodes SET pending = NULL, updated = $1
+			WHERE pending IS NOT NULL AND pending <> '' AND `+expires+` < $1 RETURNING name`, ms(now)))
+		return err
 	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
+	return out, err
 }
 
 // CountByState counts the nodes in each state.

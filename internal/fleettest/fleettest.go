@@ -29,6 +29,7 @@ import (
 	"github.com/imago-ima/imago/internal/softtpm"
 	"github.com/imago-ima/imago/internal/testcert"
 	"github.com/imago-ima/imago/internal/testproc"
+	"github.com/imago-ima/imago/verifier"
 	"github.com/imago-ima/imago/verifier/client"
 )
 
@@ -396,4 +397,37 @@ func Attest(ctx context.Context, cl *client.Client, nodes []*Node, k int, every 
 		}()
 	}
 	return wg.Wait
+}
+
+// Serve runs a verifier in this process with cfg (a listener on
+// 127.0.0.1 is made if cfg has none) until the test ends, and returns its
+// URL (https if cfg has TLS).
+func Serve(tb testing.TB, cfg verifier.Config) string {
+	tb.Helper()
+	if cfg.Listener == nil {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			tb.Fatal(err)
+		}
+		cfg.Listener = l
+	}
+	url := "http://" + cfg.Listener.Addr().String()
+	if cfg.TLS != nil {
+		url = "https://" + cfg.Listener.Addr().String()
+	}
+	srv, err := verifier.New(cfg)
+	if err != nil {
+		cfg.Listener.Close()
+		tb.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	tb.Cleanup(func() {
+		stop()
+		if err := <-done; err != nil {
+			tb.Errorf("verifier: %v", err)
+		}
+	})
+	return url
 }

@@ -5,7 +5,6 @@ import (
 	"crypto/x509"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,6 +16,7 @@ import (
 	"github.com/imago-ima/imago/attest"
 	"github.com/imago-ima/imago/enroll"
 	"github.com/imago-ima/imago/internal/emuhost"
+	"github.com/imago-ima/imago/internal/fleettest"
 	"github.com/imago-ima/imago/internal/softtpm"
 	"github.com/imago-ima/imago/internal/testenv"
 	"github.com/imago-ima/imago/store"
@@ -87,25 +87,13 @@ func TestFleetPage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
+	t.Cleanup(func() { st.Close() }) // after the verifier stops
 	ca, err := softtpm.NewCA("imago web test EK CA")
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := verifier.New(verifier.Config{Store: st, Listener: l, EKRoots: enroll.NewRoots([]*x509.Certificate{ca.Cert}), Interval: interval,
+	url := fleettest.Serve(t, verifier.Config{Store: st, EKRoots: enroll.NewRoots([]*x509.Certificate{ca.Cert}), Interval: interval,
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sctx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(sctx) }()
-	defer func() { stop(); <-done }()
-	url := "http://" + l.Addr().String()
 	cl, err := client.New(url, client.Options{})
 	if err != nil {
 		t.Fatal(err)
