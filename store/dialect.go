@@ -87,10 +87,15 @@ func openSQLite(path string) (*Store, error) {
 // node is free again for the other replicas.
 const idleInTransaction = "15s"
 
-// postgresConns is the size of a replica's connection pool: a round holds
-// a connection while it is judged (the node's row lock), so it bounds the
-// rounds judged at once.
-const postgresConns = 48
+// postgresConns is the size of a replica's writer pool: a round holds a
+// connection while it is judged (the node's row lock), so it bounds the
+// rounds judged at once; postgresReaders is the size of its reader pool.
+// A replica opens at most their sum, plus one liveness session: a
+// PostgreSQL server needs max_connections of at least 57 per replica.
+const (
+	postgresConns   = 40
+	postgresReaders = 16
+)
 
 func openPostgres(u string) (*Store, error) {
 	cfg, err := pgx.ParseConfig(u)
@@ -107,5 +112,11 @@ func openPostgres(u string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("store: postgres %s: %s", redact(u), strings.ReplaceAll(err.Error(), u, redact(u)))
 	}
-	return &Store{d: postgresDialect, w: db, r: db}, nil
+	// Reads have a pool of their own: a round holds a writer connection
+	// while it is judged, and what it reads meanwhile (a policy not yet
+	// cached) must not wait for a writer connection.
+	r := stdlib.OpenDB(*cfg)
+	r.SetMaxOpenConns(postgresReaders)
+	r.SetMaxIdleConns(postgresReaders)
+	return &Store{d: postgresDialect, w: db, r: r}, nil
 }

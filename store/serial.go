@@ -3,13 +3,16 @@ package store
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"hash/maphash"
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/stdlib"
 )
 
 // ErrBusy: another process kept the node in a round for longer than
@@ -59,38 +62,81 @@ func (s *Store) Round(ctx context.Context, name string, f RoundFunc) error {
 }
 
 func (s *Store) roundLocked(ctx context.Context, name string, f RoundFunc) error {
-	tx, n, err := s.lockNode(ctx, name)
+	conn, err := s.w.Conn(ctx)
 	if err != nil {
-		return err
+		return fmt.Errorf("store: round of %s: %w", name, err)
 	}
-	defer tx.Rollback()
-	started := time.Now()
-	w, err := f(n)
-	if err != nil {
-		return err
-	}
-	w.Started = started
-	// One statement writes the node and the verdict.
-	t := ms(w.Time)
-	res, err := tx.ExecContext(ctx, roundWriteSQL, w.Node, int64(w.Round), w.State, b2i(w.Sticky), marshalFailures(w.Failures),
-		string(w.Appraisal), t, w.Verdict, int64(w.Entries), marshalFailures(w.VerdictFailures), w.Replica, ms(w.Started))
-	if err == nil {
-		if n, _ := res.RowsAffected(); n == 0 {
-			err = ErrConflict
+	defer conn.Close()
+	var (
+		w    *RoundWrite
+		rerr error
+	)
+	err = conn.Raw(func(dc any) error {
+		pc := dc.(*stdlib.Conn).Conn()
+		var clean bool
+		w, clean, rerr = s.roundOn(ctx, pc, name, f)
+		if !clean {
+			return driver.ErrBadConn // the session's state is unknown: drop it
 		}
+		return nil
+	})
+	if rerr == nil && err != nil && !errors.Is(err, driver.ErrBadConn) {
+		rerr = fmt.Errorf("store: round of %s: %w", name, err)
 	}
-	if err != nil {
-		return fmt.Errorf("store: commit round %d of %s: %w", w.Round, name, err)
-	}
-	if err := tx.Commit(); err != nil {
+	var lost *commitLost
+	if errors.As(rerr, &lost) {
 		// The connection may have died after the server committed (a
 		// PostgreSQL restart): look before saying nothing was written.
 		if s.committed(ctx, w) {
 			return nil
 		}
-		return fmt.Errorf("store: commit round %d of %s: %w", w.Round, name, err)
 	}
-	return nil
+	return rerr
+}
+
+// commitLost: the answer to COMMIT did not come.
+type commitLost struct{ err error }
+
+func (e *commitLost) Error() string { return e.err.Error() }
+func (e *commitLost) Unwrap() error { return e.err }
+
+// roundOn runs a round on one session in two round trips: BEGIN and the
+// node's row lock pipelined, then (after f) the write and COMMIT
+// pipelined. It reports whether the session was left idle, outside a
+// transaction.
+func (s *Store) roundOn(ctx context.Context, c *pgx.Conn, name string, f RoundFunc) (*RoundWrite, bool, error) {
+	n, err := lockNode(ctx, c, name)
+	if err != nil {
+		return nil, c.PgConn().TxStatus() == 'I', err
+	}
+	rollback := func() bool {
+		_, err := c.Exec(context.WithoutCancel(ctx), "ROLLBACK")
+		return err == nil
+	}
+	started := time.Now()
+	w, err := f(n)
+	if err != nil {
+		return nil, rollback(), err
+	}
+	w.Started = started
+	b := &pgx.Batch{}
+	b.Queue(roundWriteSQL, w.Node, int64(w.Round), w.State, b2i(w.Sticky), marshalFailures(w.Failures),
+		string(w.Appraisal), ms(w.Time), w.Verdict, int64(w.Entries), marshalFailures(w.VerdictFailures), w.Replica, ms(w.Started))
+	b.Queue("COMMIT")
+	br := c.SendBatch(ctx, b)
+	tag, werr := br.Exec()
+	_, cerr := br.Exec()
+	closeErr := br.Close()
+	switch {
+	case werr != nil:
+		// The transaction is aborted; COMMIT ended it (as a rollback).
+		return w, c.PgConn().TxStatus() == 'I', fmt.Errorf("store: commit round %d of %s: %w", w.Round, name, werr)
+	case cerr != nil || closeErr != nil:
+		return w, false, &commitLost{fmt.Errorf("store: commit round %d of %s: %w", w.Round, name, errors.Join(cerr, closeErr))}
+	case tag.RowsAffected() == 0:
+		return w, true, fmt.Errorf("store: commit round %d of %s: %w", w.Round, name, ErrConflict)
+	}
+	return w, true, nil
 }
 
 // commitCheckWait bounds finding out whether a commit whose answer was
@@ -133,37 +179,48 @@ const roundWriteSQL = `WITH u AS (
 INSERT INTO verdicts (node, round, time, verdict, entries, failures, replica, started)
 	SELECT name, $2::bigint + 1, $7, $8, $9, $10, $11, $12 FROM u`
 
-// lockNode begins a transaction holding the node's row. NOWAIT with
-// retries in Go, rather than a lock wait in the server: the common case
-// (nobody holds it) costs no extra statement, and a wait stays bounded and
+// lockNode begins a transaction holding the node's row: BEGIN and SELECT
+// ... FOR UPDATE NOWAIT in one round trip. NOWAIT with retries in Go,
+// rather than a lock wait in the server, keeps the wait bounded and
 // cancellable.
-func (s *Store) lockNode(ctx context.Context, name string) (*sql.Tx, *Node, error) {
+func lockNode(ctx context.Context, c *pgx.Conn, name string) (*Node, error) {
 	deadline := time.Now().Add(RoundLockWait)
 	pause := 2 * time.Millisecond
 	for {
-		tx, err := s.w.BeginTx(ctx, nil)
-		if err != nil {
-			return nil, nil, fmt.Errorf("store: round of %s: %w", name, err)
-		}
-		n, err := scanNode(tx.QueryRowContext(ctx, `SELECT `+nodeColumns+` FROM nodes WHERE name = $1 FOR UPDATE NOWAIT`, name))
+		b := &pgx.Batch{}
+		b.Queue("BEGIN")
+		b.Queue(`SELECT `+nodeColumns+` FROM nodes WHERE name = $1 FOR UPDATE NOWAIT`, name)
+		br := c.SendBatch(ctx, b)
+		_, err := br.Exec()
+		var n *Node
 		if err == nil {
-			return tx, n, nil
+			n, err = scanNode(br.QueryRow())
 		}
-		tx.Rollback()
+		if cerr := br.Close(); err == nil {
+			err = cerr
+		}
+		if err == nil {
+			return n, nil
+		}
+		if c.PgConn().TxStatus() != 'I' {
+			if _, rerr := c.Exec(context.WithoutCancel(ctx), "ROLLBACK"); rerr != nil {
+				return nil, fmt.Errorf("store: round of %s: %w", name, errors.Join(err, rerr))
+			}
+		}
 		var pe *pgconn.PgError
 		switch {
-		case errors.Is(err, sql.ErrNoRows):
-			return nil, nil, fmt.Errorf("store: node %s: %w", name, ErrNotFound)
+		case errors.Is(err, pgx.ErrNoRows):
+			return nil, fmt.Errorf("store: node %s: %w", name, ErrNotFound)
 		case errors.As(err, &pe) && pe.Code == "55P03": // lock_not_available
 		default:
-			return nil, nil, fmt.Errorf("store: round of %s: %w", name, err)
+			return nil, fmt.Errorf("store: round of %s: %w", name, err)
 		}
 		if time.Now().After(deadline) {
-			return nil, nil, fmt.Errorf("store: round of %s: %w", name, ErrBusy)
+			return nil, fmt.Errorf("store: round of %s: %w", name, ErrBusy)
 		}
 		select {
 		case <-ctx.Done():
-			return nil, nil, ctx.Err()
+			return nil, ctx.Err()
 		case <-time.After(pause):
 		}
 		pause = min(2*pause, 100*time.Millisecond)
