@@ -73,3 +73,6 @@ func (m *Metrics) Observe(res *attest.Result, err error) {
 func (m *Metrics) VerifierError(endpoint string, _ error) {
 	m.attempts.WithLabelValues(endpoint).Inc()
 }
+
+// LastSuccess is the gauge of the last passing round's time.
+func (m *Metrics) LastSuccess() prometheus.Gauge { return m.lastSuccess }
