@@ -7,11 +7,13 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/imago-ima/imago/adopt"
 	"github.com/imago-ima/imago/agent"
 	"github.com/imago-ima/imago/ima"
 	"github.com/imago-ima/imago/internal/sdnotify"
@@ -34,6 +36,8 @@ type agentFlags struct {
 	gateWorkers, gateQueue int
 	gateTimeout            time.Duration
 	kernelCache            bool
+
+	adopt adoptFlags // issue 11
 }
 
 func newAgentCommand(c *cli) *cobra.Command {
@@ -79,14 +83,19 @@ usage or a start-up failure, 3 the simulator is not built in.`,
 					}
 				}
 			}
-			if len(f.watch) == 0 {
-				return agentErr(agent.Run(cmd.Context(), cfg))
+			run := func(ctx context.Context) error { return agent.Run(ctx, cfg) }
+			if len(f.watch) > 0 {
+				gc, err := f.gateConfig(cfg.Logger)
+				if err != nil {
+					return err
+				}
+				run = func(ctx context.Context) error { return agent.RunGate(ctx, cfg, gc) }
 			}
-			gc, err := f.gateConfig(cfg.Logger)
-			if err != nil {
-				return err
+			if !f.adopt.on {
+				return agentErr(run(cmd.Context()))
 			}
-			return agentErr(agent.RunGate(cmd.Context(), cfg, gc))
+			return agentErr(runAdopting(cmd.Context(), cfg.Logger, adopt.Config{TPM: cfg.TPM, Interval: f.adopt.interval,
+				Reserved: []int{cfg.PCR}, StateFile: filepath.Join(cfg.StateDir, "adopt.json"), Logger: cfg.Logger.With("component", "adopt")}, run))
 		},
 	}
 	fl := cmd.Flags()
@@ -111,6 +120,7 @@ usage or a start-up failure, 3 the simulator is not built in.`,
 	fl.IntVar(&f.gateWorkers, "gate-workers", 0, "gate: workers deciding events (0: 4)")
 	fl.IntVar(&f.gateQueue, "gate-queue", 0, "gate: events waiting for a worker before --gate-fail applies (0: 4096)")
 	fl.DurationVar(&f.gateTimeout, "gate-timeout", 0, "gate: longest wait for a decision before --gate-fail applies (0: 5s)")
+	f.adopt.register(fl)
 	fl.BoolVar(&f.kernelCache, "gate-kernel-cache", true, "gate: where the policy allows, ask the kernel to stop reporting a measured file's execs (and, where no open can be measured, its opens) until it is written (fanotify ignore marks)")
 	return cmd
 }
@@ -182,6 +192,10 @@ func (f *agentFlags) config(cmd *cobra.Command, stderr io.Writer) (agent.Config,
 	if f.pcr < 0 || f.pcr > 23 {
 		return cfg, usagef("--pcr %d: want 0..23", f.pcr)
 	}
+	pcrIdx, err := f.adopt.agentPCR(f.pcr, cmd.Flags().Changed("pcr"))
+	if err != nil {
+		return cfg, err
+	}
 	if f.tpmWait <= 0 || f.poll <= 0 {
 		return cfg, usagef("--tpm-wait and --poll must be positive")
 	}
@@ -189,7 +203,7 @@ func (f *agentFlags) config(cmd *cobra.Command, stderr io.Writer) (agent.Config,
 	if err != nil {
 		return cfg, err
 	}
-	cfg.TPM, cfg.Hash, cfg.Template, cfg.PCR = f.tpm, hash, t, f.pcr
+	cfg.TPM, cfg.Hash, cfg.Template, cfg.PCR = f.tpm, hash, t, pcrIdx
 	cfg.StateDir, cfg.RuntimeDir, cfg.Socket = f.stateDir, f.runtimeDir, f.socket
 	cfg.TPMWait, cfg.PollInterval, cfg.Logger = f.tpmWait, f.poll, logger
 	return cfg, nil

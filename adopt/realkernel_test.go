@@ -1,0 +1,257 @@
+package adopt
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/imago-ima/imago/ima"
+	"github.com/imago-ima/imago/internal/realkernel"
+	"github.com/imago-ima/imago/internal/testenv"
+	"github.com/imago-ima/imago/pcr"
+)
+
+// guestScript is the real-kernel proof, run by the guest's /init: the kernel
+// booted with no TPM and ima_policy=tcb (TPM-bypass); files are read and a
+// violation caused, the agent starts with --adopt-kernel-list, a TPM
+// appears (tpm_vtpm_proxy + swtpm in the guest), more reads and a
+// violation, a burst of reads during which the agent is killed with SIGKILL
+// and started again, more reads, and SIGTERM. Then the PCRs and the list.
+// Scratch files live on tmpfs (/run, $OUT), which tcb does not measure.
+const guestScript = realkernel.Shell + `
+AG="/bin/imago agent --tpm auto --adopt-kernel-list --adopt-interval 200ms --pcr 11 --state-dir /run/imago/state --runtime-dir /run/imago/ima --socket /run/imago/agent.sock --tpm-wait 1h --log-level debug"
+fail() { echo "FAIL: $*"; exit 1; }
+wait_log() { # PATTERN FILE SECS
+	n=0
+	while ! grep -q "$1" "$2"; do
+		[ $n -ge $(($3 * 10)) ] && return 1
+		sleep 0.1
+		n=$((n + 1))
+	done
+}
+count() { cat /sys/kernel/security/ima/runtime_measurements_count; }
+
+# Before the TPM: reads, and an open-writers violation.
+cat /etc/fixture/before-1 /etc/fixture/before-2 > /dev/null
+exec 3>> /etc/fixture/viol-before
+cat /etc/fixture/viol-before > /dev/null
+exec 3>&-
+mkdir -p /run/imago
+$AG > $OUT/agent-1.log 2>&1 &
+AGENT=$!
+wait_log 'will be adopted when a TPM appears' $OUT/agent-1.log 60 || fail "the agent is not waiting to adopt"
+count > $OUT/count-before-tpm
+
+# The TPM appears.
+insmod ` + realkernel.VTPMModule + ` || fail insmod
+cp -r ` + realkernel.SwtpmStateDir + `/tpm /run/tpm
+swtpm chardev --vtpm-proxy --tpm2 --tpmstate dir=/run/tpm --flags not-need-init,startup-clear > $OUT/swtpm.log 2>&1 &
+SWTPM=$!
+wait_for /sys/class/tpm/tpm0/pcr-sha256 60 || fail "no TPM appeared"
+save_pcrs -appeared
+wait_log 'caught up' $OUT/agent-1.log 120 || fail "adoption did not catch up"
+
+# After the TPM: reads, and a ToMToU violation.
+cat /etc/fixture/after-1 /etc/fixture/after-2 > /dev/null
+exec 4< /etc/fixture/tomtou
+echo changed >> /etc/fixture/tomtou
+exec 4<&-
+
+# A burst of reads; kill -9 the agent while it adopts them; start it again.
+c=$(count)
+for f in /etc/burst/*; do cat $f; done > /dev/null
+wait_log "msg=extended .*entry=$((c + 20)) " $OUT/agent-1.log 120 || fail "the burst is not being adopted"
+kill -9 $AGENT
+wait $AGENT
+count > $OUT/count-at-kill
+$AG > $OUT/agent-2.log 2>&1 &
+AGENT=$!
+wait_log 'caught up' $OUT/agent-2.log 120 || fail "the restarted agent did not catch up"
+cat /etc/fixture/after-restart-1 /etc/fixture/after-restart-2 > /dev/null
+c=$(count)
+wait_log "msg=extended .*entry=$c " $OUT/agent-2.log 60 || fail "the last reads were not adopted"
+/bin/imago status --json --socket /run/imago/agent.sock > $OUT/status.json
+kill -TERM $AGENT
+wait $AGENT
+echo $? > $OUT/agent-exit
+save_pcrs ''
+save_ima ''
+cp /run/imago/state/binary_runtime_measurements $OUT/agent-list
+kill $SWTPM
+`
+
+// guestFiles are the files the script reads (on the ramfs root: measured).
+func guestFiles() []realkernel.File {
+	var fs []realkernel.File
+	for _, n := range []string{"before-1", "before-2", "viol-before", "after-1", "after-2", "tomtou", "after-restart-1", "after-restart-2"} {
+		fs = append(fs, realkernel.File{Path: "/etc/fixture/" + n, Data: []byte("fixture " + n + "\n")})
+	}
+	for i := range 400 {
+		fs = append(fs, realkernel.File{Path: fmt.Sprintf("/etc/burst/f-%03d", i), Data: []byte(fmt.Sprintf("burst %d\n", i))})
+	}
+	return fs
+}
+
+// TestRealKernelAdoption boots Debian's 6.1 kernel without a TPM (the
+// kernel falls into TPM-bypass), makes a TPM appear in the guest and adopts
+// the kernel's list with the static agent. The oracles: the TPM's PCRs as
+// the guest's kernel exposes them in sysfs, evmctl, and the Python replay.
+func TestRealKernelAdoption(t *testing.T) {
+	testenv.SkipShort(t)
+	realkernel.Require(t, true)
+	testenv.Tool(t, "evmctl")
+	testenv.Tool(t, "python3")
+	imago := realkernel.BuildImago(t)
+	for _, c := range []struct {
+		name  string
+		banks []string
+	}{
+		{"sha1+sha256", []string{"sha1", "sha256"}},
+		{"sha1+sha256+sha384+sha512", []string{"sha1", "sha256", "sha384", "sha512"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			res, err := realkernel.Boot(context.Background(), realkernel.Config{Dir: t.TempDir(),
+				Cmdline:     []string{"ima_policy=tcb", "ima_template=ima-ng", "ima_hash=sha256"},
+				Imago:       imago,
+				SwtpmStates: map[string][]string{"tpm": c.banks},
+				Files:       guestFiles(),
+				Script:      guestScript})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("boot: %v", res.Elapsed)
+			if res.Status != 0 {
+				t.Fatalf("guest script exit %d:\n%s\nagent-1:\n%s\nagent-2:\n%s", res.Status, res.Out["run.log"],
+					tail(res.Out["agent-1.log"]), tail(res.Out["agent-2.log"]))
+			}
+			checkRealKernel(t, res, c.banks)
+			if dir := os.Getenv("IMAGO_ADOPT_CAPTURE"); dir != "" {
+				saveCapture(t, res, filepath.Join(dir, "realkernel-"+strings.ReplaceAll(c.name, "+", "-")))
+			}
+		})
+	}
+}
+
+func checkRealKernel(t *testing.T, res *realkernel.Result, banks []string) {
+	out := filepath.Join(res.Dir, "out")
+	if !bytes.Contains(res.Out["dmesg.txt"], []byte("No TPM chip found, activating TPM-bypass!")) {
+		t.Fatal("dmesg does not say TPM-bypass")
+	}
+	list := filepath.Join(out, "binary_runtime_measurements")
+	es := readList(t, list)
+	n := len(es)
+	if c := atoi(t, res.Out["runtime_measurements_count"]); c != n {
+		t.Fatalf("count %d, list %d", c, n)
+	}
+	if _, err := CheckFirst(es[0]); err != nil {
+		t.Fatalf("the kernel's list is not a bypass list: %v", err)
+	}
+	// Where the TPM appeared, and what was listed on either side of it.
+	appeared := regexp.MustCompile(`msg="a TPM appeared: .* listed=(\d+) `).FindSubmatch(res.Out["agent-1.log"])
+	if appeared == nil {
+		t.Fatalf("agent-1 did not log the TPM's appearance:\n%s", tail(res.Out["agent-1.log"]))
+	}
+	at := atoi(t, appeared[1])
+	index := map[string]int{}
+	viol := []int{}
+	for i, e := range es {
+		name, _ := e.Name()
+		index[name] = i
+		if e.IsViolation() {
+			viol = append(viol, i)
+		}
+	}
+	for _, f := range []string{"before-1", "before-2"} {
+		if i, ok := index["/etc/fixture/"+f]; !ok || i >= at {
+			t.Errorf("%s at entry %d (listed: %v), the TPM appeared at %d", f, i, ok, at)
+		}
+	}
+	for _, f := range []string{"after-1", "after-2", "after-restart-1", "after-restart-2"} {
+		if i, ok := index["/etc/fixture/"+f]; !ok || i < at {
+			t.Errorf("%s at entry %d (listed: %v), the TPM appeared at %d", f, i, ok, at)
+		}
+	}
+	if len(viol) != 2 || viol[0] >= at || viol[1] < at {
+		t.Errorf("violations at %v, want one on each side of %d", viol, at)
+	}
+	// The kill -9 landed in the middle of the burst, and the restart resumed
+	// exactly where the TPM stood.
+	resumed := regexp.MustCompile(`msg="resuming: .* held=(\d+) listed=(\d+) appeared_at=(\d+)`).FindSubmatch(res.Out["agent-2.log"])
+	if resumed == nil {
+		t.Fatalf("agent-2 did not resume:\n%s", tail(res.Out["agent-2.log"]))
+	}
+	held, listed := atoi(t, resumed[1]), atoi(t, resumed[2])
+	if held <= index["/etc/fixture/after-2"] || held >= listed || atoi(t, resumed[3]) != at {
+		t.Errorf("resumed with held=%d listed=%d appeared_at=%s (TPM appeared at %d): not mid-follow", held, listed, resumed[3], at)
+	}
+	t.Logf("%d entries; the TPM appeared at %d; killed with %d of %d in the TPM; violations %v", n, at, held, listed, viol)
+	if got := strings.TrimSpace(string(res.Out["agent-exit"])); got != "0" {
+		t.Errorf("the agent exited %s on SIGTERM", got)
+	}
+	// The TPM: every bank's PCR 10 is the replay of the whole list; PCR 0-9
+	// are what they were when the TPM appeared (zeros); nothing else moved.
+	set := make(pcr.Set)
+	var bs []pcr.Bank
+	for _, name := range banks {
+		b, _ := pcr.ParseBank(name)
+		bs = append(bs, b)
+		now, err := pcr.ParseEvmctl(b, res.Out["pcrs-"+name+".txt"])
+		if err != nil {
+			t.Fatalf("pcrs-%s.txt: %v", name, err)
+		}
+		then, err := pcr.ParseEvmctl(b, res.Out["pcrs-"+name+"-appeared.txt"])
+		if err != nil {
+			t.Fatalf("pcrs-%s-appeared.txt: %v", name, err)
+		}
+		for i := range 10 {
+			if !bytes.Equal(now[b][i], then[b][i]) || !isZero(now[b][i]) {
+				t.Errorf("%s PCR %d: %x when the TPM appeared, %x at the end", name, i, then[b][i], now[b][i])
+			}
+		}
+		set.Merge(now)
+	}
+	want := oracleReplay(t, list, bs...)
+	for _, b := range bs {
+		if got, _ := set.Get(b, 10); !bytes.Equal(got, want[b][10]) {
+			t.Errorf("%s PCR 10 (sysfs) %x, the list replays to %x", b, got, want[b][10])
+		}
+	}
+	for b, e := range evmctlEntry(t, list, set) {
+		if e != n {
+			t.Errorf("evmctl %s: succeed at entry %d, the list has %d", b, e, n)
+		}
+	}
+}
+
+func atoi(t *testing.T, b []byte) int {
+	t.Helper()
+	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatalf("%q: %v", b, err)
+	}
+	return n
+}
+
+// saveCapture keeps a boot's outputs as a fixture (IMAGO_ADOPT_CAPTURE=DIR).
+func saveCapture(t *testing.T, res *realkernel.Result, dir string) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, data := range res.Out {
+		if strings.Contains(name, "/") {
+			continue
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("capture saved in %s", dir)
+}
+
+var _ = ima.HashSHA256
