@@ -3,15 +3,18 @@ package adopt
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
-	"github.com/imago-ima/imago/ima"
 	"github.com/imago-ima/imago/internal/realkernel"
 	"github.com/imago-ima/imago/internal/testenv"
 	"github.com/imago-ima/imago/pcr"
@@ -130,7 +133,7 @@ func TestRealKernelAdoption(t *testing.T) {
 				t.Fatalf("guest script exit %d:\n%s\nagent-1:\n%s\nagent-2:\n%s", res.Status, res.Out["run.log"],
 					tail(res.Out["agent-1.log"]), tail(res.Out["agent-2.log"]))
 			}
-			checkRealKernel(t, res, c.banks)
+			checkRealKernel(t, res.Out, filepath.Join(res.Dir, "out"), c.banks)
 			if dir := os.Getenv("IMAGO_ADOPT_CAPTURE"); dir != "" {
 				saveCapture(t, res, filepath.Join(dir, "realkernel-"+strings.ReplaceAll(c.name, "+", "-")))
 			}
@@ -138,24 +141,55 @@ func TestRealKernelAdoption(t *testing.T) {
 	}
 }
 
-func checkRealKernel(t *testing.T, res *realkernel.Result, banks []string) {
-	out := filepath.Join(res.Dir, "out")
-	if !bytes.Contains(res.Out["dmesg.txt"], []byte("No TPM chip found, activating TPM-bypass!")) {
+// TestRealKernelCaptures runs the same checks on the committed captures of
+// that test (testdata/realkernel-*, see their PROVENANCE), without qemu.
+func TestRealKernelCaptures(t *testing.T) {
+	dirs, _ := filepath.Glob("testdata/realkernel-*")
+	if len(dirs) == 0 {
+		t.Fatal("no testdata/realkernel-* capture")
+	}
+	for _, dir := range dirs {
+		t.Run(filepath.Base(dir), func(t *testing.T) {
+			out := map[string][]byte{}
+			ents, err := os.ReadDir(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var banks []string
+			for _, e := range ents {
+				data, err := os.ReadFile(filepath.Join(dir, e.Name()))
+				if err != nil {
+					t.Fatal(err)
+				}
+				out[e.Name()] = data
+				if b, ok := strings.CutPrefix(e.Name(), "pcrs-"); ok && !strings.Contains(b, "-") {
+					banks = append(banks, strings.TrimSuffix(b, ".txt"))
+				}
+			}
+			out["dmesg.txt"] = out["dmesg-ima-tpm.txt"]
+			checkRealKernel(t, out, dir, banks)
+		})
+	}
+}
+
+// checkRealKernel checks a boot's outputs (out, also as files in dir).
+func checkRealKernel(t *testing.T, res map[string][]byte, out string, banks []string) {
+	if !bytes.Contains(res["dmesg.txt"], []byte("No TPM chip found, activating TPM-bypass!")) {
 		t.Fatal("dmesg does not say TPM-bypass")
 	}
 	list := filepath.Join(out, "binary_runtime_measurements")
 	es := readList(t, list)
 	n := len(es)
-	if c := atoi(t, res.Out["runtime_measurements_count"]); c != n {
+	if c := atoi(t, res["runtime_measurements_count"]); c != n {
 		t.Fatalf("count %d, list %d", c, n)
 	}
 	if _, err := CheckFirst(es[0]); err != nil {
 		t.Fatalf("the kernel's list is not a bypass list: %v", err)
 	}
 	// Where the TPM appeared, and what was listed on either side of it.
-	appeared := regexp.MustCompile(`msg="a TPM appeared: .* listed=(\d+) `).FindSubmatch(res.Out["agent-1.log"])
+	appeared := regexp.MustCompile(`msg="a TPM appeared: .* listed=(\d+) `).FindSubmatch(res["agent-1.log"])
 	if appeared == nil {
-		t.Fatalf("agent-1 did not log the TPM's appearance:\n%s", tail(res.Out["agent-1.log"]))
+		t.Fatalf("agent-1 did not log the TPM's appearance:\n%s", tail(res["agent-1.log"]))
 	}
 	at := atoi(t, appeared[1])
 	index := map[string]int{}
@@ -182,16 +216,16 @@ func checkRealKernel(t *testing.T, res *realkernel.Result, banks []string) {
 	}
 	// The kill -9 landed in the middle of the burst, and the restart resumed
 	// exactly where the TPM stood.
-	resumed := regexp.MustCompile(`msg="resuming: .* held=(\d+) listed=(\d+) appeared_at=(\d+)`).FindSubmatch(res.Out["agent-2.log"])
+	resumed := regexp.MustCompile(`msg="resuming: .* held=(\d+) listed=(\d+) appeared_at=(\d+)`).FindSubmatch(res["agent-2.log"])
 	if resumed == nil {
-		t.Fatalf("agent-2 did not resume:\n%s", tail(res.Out["agent-2.log"]))
+		t.Fatalf("agent-2 did not resume:\n%s", tail(res["agent-2.log"]))
 	}
 	held, listed := atoi(t, resumed[1]), atoi(t, resumed[2])
 	if held <= index["/etc/fixture/after-2"] || held >= listed || atoi(t, resumed[3]) != at {
 		t.Errorf("resumed with held=%d listed=%d appeared_at=%s (TPM appeared at %d): not mid-follow", held, listed, resumed[3], at)
 	}
 	t.Logf("%d entries; the TPM appeared at %d; killed with %d of %d in the TPM; violations %v", n, at, held, listed, viol)
-	if got := strings.TrimSpace(string(res.Out["agent-exit"])); got != "0" {
+	if got := strings.TrimSpace(string(res["agent-exit"])); got != "0" {
 		t.Errorf("the agent exited %s on SIGTERM", got)
 	}
 	// The TPM: every bank's PCR 10 is the replay of the whole list; PCR 0-9
@@ -201,11 +235,11 @@ func checkRealKernel(t *testing.T, res *realkernel.Result, banks []string) {
 	for _, name := range banks {
 		b, _ := pcr.ParseBank(name)
 		bs = append(bs, b)
-		now, err := pcr.ParseEvmctl(b, res.Out["pcrs-"+name+".txt"])
+		now, err := pcr.ParseEvmctl(b, res["pcrs-"+name+".txt"])
 		if err != nil {
 			t.Fatalf("pcrs-%s.txt: %v", name, err)
 		}
-		then, err := pcr.ParseEvmctl(b, res.Out["pcrs-"+name+"-appeared.txt"])
+		then, err := pcr.ParseEvmctl(b, res["pcrs-"+name+"-appeared.txt"])
 		if err != nil {
 			t.Fatalf("pcrs-%s-appeared.txt: %v", name, err)
 		}
@@ -238,20 +272,58 @@ func atoi(t *testing.T, b []byte) int {
 	return n
 }
 
-// saveCapture keeps a boot's outputs as a fixture (IMAGO_ADOPT_CAPTURE=DIR).
+// saveCapture keeps a boot's outputs as a fixture (IMAGO_ADOPT_CAPTURE=DIR),
+// with a PROVENANCE file.
 func saveCapture(t *testing.T, res *realkernel.Result, dir string) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for name, data := range res.Out {
-		if strings.Contains(name, "/") {
-			continue
+	var prov bytes.Buffer
+	qemu, _ := exec.Command("qemu-system-x86_64", "--version").Output()
+	swtpmV, _ := exec.Command("swtpm", "--version").Output()
+	kernel, _ := realkernel.Kernel()
+	fmt.Fprintf(&prov, "What Debian's Linux 6.1 kernel wrote (%s) booted without a TPM under qemu by\n", kernel)
+	fmt.Fprintf(&prov, "internal/realkernel, adopted by the static imago agent when a TPM appeared in the guest (adopt/realkernel_test.go,\n")
+	fmt.Fprintf(&prov, "TestRealKernelAdoption; made with: IMAGO_ADOPT_CAPTURE=testdata go test -run TestRealKernelAdoption ./adopt/),\n")
+	fmt.Fprintf(&prov, "captured %s.\n", time.Now().UTC().Format(time.RFC3339))
+	fmt.Fprintf(&prov, "qemu: %s", firstLine(qemu))
+	fmt.Fprintf(&prov, "swtpm (in the guest): %s", firstLine(swtpmV))
+	fmt.Fprintf(&prov, "cmdline: %s", res.Out["cmdline.txt"])
+	fmt.Fprintf(&prov, "The TPM's PCRs are as the guest kernel exposes them in /sys/class/tpm/tpm0/pcr-<alg>/ (pcrs-<alg>.txt at the end,\n")
+	fmt.Fprintf(&prov, "-appeared when the TPM appeared). agent-list is the agent's own list (--pcr 11). Licence: generated data.\nsha256:\n")
+	var names []string
+	for name := range res.Out {
+		keep := strings.HasPrefix(name, "pcrs-") || strings.HasPrefix(name, "agent-") || strings.HasPrefix(name, "count-")
+		switch name {
+		case "binary_runtime_measurements", "ascii_runtime_measurements", "runtime_measurements_count", "violations", "status.json", "cmdline.txt":
+			keep = true
 		}
-		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+		if keep && !strings.Contains(name, "/") {
+			names = append(names, name)
+		}
+	}
+	var dm bytes.Buffer
+	for _, line := range strings.SplitAfter(string(res.Out["dmesg.txt"]), "\n") {
+		if regexp.MustCompile(`(?i)ima|tpm|integrity|Linux version`).MatchString(line) {
+			dm.WriteString(line)
+		}
+	}
+	res.Out["dmesg-ima-tpm.txt"] = dm.Bytes()
+	names = append(names, "dmesg-ima-tpm.txt")
+	slices.Sort(names)
+	for _, name := range names {
+		if err := os.WriteFile(filepath.Join(dir, name), res.Out[name], 0o644); err != nil {
 			t.Fatal(err)
 		}
+		fmt.Fprintf(&prov, "  %x  %s\n", sha256.Sum256(res.Out[name]), name)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "PROVENANCE"), prov.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
 	}
 	t.Logf("capture saved in %s", dir)
 }
 
-var _ = ima.HashSHA256
+func firstLine(b []byte) string {
+	line, _, _ := strings.Cut(string(b), "\n")
+	return line + "\n"
+}

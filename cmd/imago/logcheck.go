@@ -106,6 +106,7 @@ does not match its data), 2 unreadable input.`,
 				}
 			}
 			opts := replay.Options{Banks: known, ListBank: lb}
+			var head bootHead // issue 11: a bypass list, adopted or not
 			first := true
 			open := func() iter.Seq2[*ima.Entry, error] {
 				o, _ := lf.options()
@@ -114,7 +115,7 @@ does not match its data), 2 unreadable input.`,
 				}
 				if first {
 					first = false
-					return scanned(in.name, ima.ScanList(in.r, o))
+					return head.capture(scanned(in.name, ima.ScanList(in.r, o)))
 				}
 				r, ok := in.reopen()
 				if !ok {
@@ -132,12 +133,16 @@ does not match its data), 2 unreadable input.`,
 				return inputErr(err)
 			}
 			_ = ignore
+			bypass := head.bypass(rep)
 			if asJSON {
-				if err := writeJSON(c.stdout, checkJSON(rep)); err != nil {
+				if err := writeJSON(c.stdout, checkJSON(rep, bypass)); err != nil {
 					return err
 				}
 			} else {
 				printCheck(c.stdout, rep)
+				if bypass != nil {
+					printBypass(c.stdout, bypass)
+				}
 			}
 			if tErr := templateMismatches(c, in.name, &rep.Result); tErr != nil {
 				return tErr
@@ -202,15 +207,16 @@ type mismatchJSON struct {
 	Computed string `json:"computed"`
 }
 
-func checkJSON(rep *replay.Report) any {
+func checkJSON(rep *replay.Report, bypass *bootAggJSON) any {
 	out := struct {
 		Matched            bool             `json:"matched"`
+		BootAggregate      *bootAggJSON     `json:"boot_aggregate,omitempty"`
 		Entries            int              `json:"entries"`
 		Violations         int              `json:"violations"`
 		Checks             []checkEntryJSON `json:"checks"`
 		TemplateMismatches int              `json:"template_mismatches"`
 		FirstMismatches    []mismatchJSON   `json:"first_template_mismatches,omitempty"`
-	}{Matched: rep.Matched(), Entries: rep.Entries, Violations: rep.Violations, TemplateMismatches: rep.TemplateMismatchCount}
+	}{Matched: rep.Matched(), BootAggregate: bypass, Entries: rep.Entries, Violations: rep.Violations, TemplateMismatches: rep.TemplateMismatchCount}
 	for _, ch := range rep.Checks {
 		j := checkEntryJSON{Bank: ch.Bank.String(), PCR: ch.PCR, Matched: ch.Matched,
 			Want: hex.EncodeToString(ch.Want), Got: hex.EncodeToString(ch.Got)}
