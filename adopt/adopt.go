@@ -16,15 +16,6 @@ import (
 	"github.com/imago-ima/imago/tpm"
 )
 
-// TPM is what adoption needs of a TPM; *tpm.TPM has these methods.
-type TPM interface {
-	Banks() ([]pcr.Bank, error)
-	DigestSize(b pcr.Bank) (int, error)
-	ReadPCRs(banks []pcr.Bank, indexes []int) (pcr.Set, error)
-	Extend(index int, digests map[pcr.Bank][]byte) error
-	Close() error
-}
-
 // Defaults.
 const (
 	DefaultInterval   = time.Second
@@ -64,11 +55,6 @@ type Config struct {
 	// BootIDFile names this boot (DefaultBootIDFile).
 	BootIDFile string
 	Logger     *slog.Logger
-	// Open opens the TPM a URI names; its error wraps ErrNoTPM while none is
-	// there. Available polls for it cheaply. nil: the tpm package's.
-	Open      func(uri string) (TPM, error)
-	Available func(uri string) bool
-	ErrNoTPM  error
 	// OnAdopt, if set, is called when adoption starts on a TPM that holds
 	// none of the kernel's list, after the record is durable and before the
 	// first extend (the agent lists it). An error stops adoption before
@@ -100,15 +86,6 @@ func (c *Config) setDefaults() error {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
-	}
-	if c.Open == nil {
-		c.Open = func(uri string) (TPM, error) { return tpm.Open(uri) }
-	}
-	if c.Available == nil {
-		c.Available = tpm.Available
-	}
-	if c.ErrNoTPM == nil {
-		c.ErrNoTPM = tpm.ErrNoTPM
 	}
 	return nil
 }
@@ -206,17 +183,17 @@ func (a *Adopter) firstEntry(l *kernelList) (*ima.Entry, error) {
 }
 
 // waitTPM polls until the TPM opens, returning nil, nil when ctx is done.
-func (a *Adopter) waitTPM(ctx context.Context) (TPM, error) {
+func (a *Adopter) waitTPM(ctx context.Context) (*tpm.TPM, error) {
 	tick := time.NewTicker(a.cfg.Interval)
 	defer tick.Stop()
 	logged := false
 	for {
-		if a.cfg.Available(a.cfg.TPM) {
-			t, err := a.cfg.Open(a.cfg.TPM)
+		if tpm.Available(a.cfg.TPM) {
+			t, err := tpm.Open(a.cfg.TPM)
 			switch {
 			case err == nil:
 				return t, nil
-			case errors.Is(err, a.cfg.ErrNoTPM):
+			case errors.Is(err, tpm.ErrNoTPM):
 			case errors.Is(err, tpm.ErrBadURI), errors.Is(err, tpm.ErrDisabled), errors.Is(err, tpm.ErrSimulatorNotBuilt):
 				return nil, err
 			default:
@@ -235,7 +212,7 @@ func (a *Adopter) waitTPM(ctx context.Context) (TPM, error) {
 }
 
 // adopt runs on an open TPM: where does it stand, then extend and follow.
-func (a *Adopter) adopt(ctx context.Context, l *kernelList, t TPM, first *ima.Entry, alg string) error {
+func (a *Adopter) adopt(ctx context.Context, l *kernelList, t *tpm.TPM, first *ima.Entry, alg string) error {
 	banks, err := tpmBanks(t)
 	if err != nil {
 		return err
@@ -278,14 +255,14 @@ func (a *Adopter) adopt(ctx context.Context, l *kernelList, t TPM, first *ima.En
 		return err
 	}
 	a.set(func(s *Status) {
-		s.State, s.TPM, s.Listed, s.Adopted = Adopting, fmt.Sprint(t), listedAt, held
+		s.State, s.TPM, s.Listed, s.Adopted = Adopting, t.String(), listedAt, held
 		s.Banks = bankNames(banks)
 	})
 	if held == 0 {
 		rec := Record{Listed: listedAt, PCR: int(first.PCR), Banks: all, Aggregate: aggregate(all, alg, pcrs)}
-		a.log.Info("a TPM appeared: adopting the kernel's list into it", "tpm", fmt.Sprint(t),
+		a.log.Info("a TPM appeared: adopting the kernel's list into it", "tpm", t.String(),
 			"listed", listedAt, "banks", bankNames(banks), "aggregate", rec.Aggregate)
-		if err := a.saveAppearance(rec, fmt.Sprint(t)); err != nil {
+		if err := a.saveAppearance(rec, t.String()); err != nil {
 			return err
 		}
 		if a.cfg.OnAdopt != nil {
@@ -297,7 +274,7 @@ func (a *Adopter) adopt(ctx context.Context, l *kernelList, t TPM, first *ima.En
 	} else {
 		at := a.loadAppearance()
 		a.log.Info("resuming: the TPM already holds the first entries of the kernel's list",
-			"tpm", fmt.Sprint(t), "held", held, "listed", listedAt, "appeared_at", fmtInt(at))
+			"tpm", t.String(), "held", held, "listed", listedAt, "appeared_at", fmtInt(at))
 		a.set(func(s *Status) { s.AppearedAt, s.ResumedAt = at, &held })
 	}
 	f := &follower{a: a, l: l, t: t, banks: banks, chain: newChain(banks, pcrs), touched: map[int]bool{int(first.PCR): true}}
@@ -312,7 +289,7 @@ func (a *Adopter) adopt(ctx context.Context, l *kernelList, t TPM, first *ima.En
 type follower struct {
 	a       *Adopter
 	l       *kernelList
-	t       TPM
+	t       *tpm.TPM
 	banks   []Bank
 	chain   *chain
 	touched map[int]bool // PCRs the entries so far name (below numPCRs)
@@ -475,7 +452,7 @@ func (f *follower) extend(e listed) error {
 }
 
 // tpmBanks returns the TPM's allocated banks with their digest sizes.
-func tpmBanks(t TPM) ([]Bank, error) {
+func tpmBanks(t *tpm.TPM) ([]Bank, error) {
 	bs, err := t.Banks()
 	if err != nil {
 		return nil, fmt.Errorf("adopt: TPM banks: %w", err)
