@@ -25,9 +25,12 @@ const (
 
 // Limits.
 const (
-	// batchEntries bounds the entries read ahead of their extends; the
-	// TPM's PCRs are compared with what adoption expects once per batch.
+	// batchEntries and batchBytes bound the entries read ahead of their
+	// extends (a batch ends at whichever comes first; one larger entry
+	// makes a batch of its own); the TPM's PCRs are compared with what
+	// adoption expects once per batch.
 	batchEntries = 256
+	batchBytes   = 4 << 20
 	// numPCRs is the PCRs of a PC Client TPM; an entry naming a higher PCR
 	// (pcr= allows up to 63) is not extended, as the kernel's extend of it
 	// fails too.
@@ -363,12 +366,14 @@ func (f *follower) run(ctx context.Context) error {
 func (f *follower) catchUp(ctx context.Context) error {
 	for {
 		var batch []listed
+		size, full := 0, false
 		for e, err := range f.l.entries(f.off) {
 			if err != nil {
 				return err
 			}
 			batch = append(batch, e)
-			if len(batch) == batchEntries {
+			size += len(e.e.Data)
+			if full = len(batch) == batchEntries || size >= batchBytes; full {
 				break
 			}
 		}
@@ -386,7 +391,7 @@ func (f *follower) catchUp(ctx context.Context) error {
 				return err
 			}
 		}
-		if len(batch) < batchEntries {
+		if !full {
 			return nil
 		}
 	}

@@ -14,7 +14,7 @@ import (
 )
 
 // readList reads a binary list fixture.
-func readList(t *testing.T, path string) []*ima.Entry {
+func readList(t testing.TB, path string) []*ima.Entry {
 	t.Helper()
 	data, err := os.ReadFile(path)
 	if err != nil {

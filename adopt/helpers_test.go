@@ -27,7 +27,7 @@ import (
 // fakeFS is a securityfs stand-in the test writes: ima/ with the binary
 // list and runtime_measurements_count, as a kernel appends to them.
 type fakeFS struct {
-	t    *testing.T
+	t    testing.TB
 	root string
 	dir  string
 	mu   sync.Mutex
@@ -35,7 +35,7 @@ type fakeFS struct {
 }
 
 // newFakeFS starts the list with the real bypass list (16 entries).
-func newFakeFS(t *testing.T) *fakeFS {
+func newFakeFS(t testing.TB) *fakeFS {
 	t.Helper()
 	data, err := os.ReadFile("testdata/bypass-6.1/binary_runtime_measurements")
 	if err != nil {
@@ -44,7 +44,7 @@ func newFakeFS(t *testing.T) *fakeFS {
 	return newFakeFSWith(t, data, 16)
 }
 
-func newFakeFSWith(t *testing.T, data []byte, n int) *fakeFS {
+func newFakeFSWith(t testing.TB, data []byte, n int) *fakeFS {
 	t.Helper()
 	root := t.TempDir()
 	f := &fakeFS{t: t, root: root, dir: filepath.Join(root, "ima")}
@@ -240,7 +240,7 @@ func (r *running) until(t *testing.T, what string, cond func(Status) bool) Statu
 
 // swtpm starts nothing yet: a swtpm with these banks whose URI works once
 // Start is called. It fails under CI when swtpm is missing.
-func swtpm(t *testing.T, banks ...string) *tpmtest.Swtpm {
+func swtpm(t testing.TB, banks ...string) *tpmtest.Swtpm {
 	t.Helper()
 	testenv.Tool(t, "swtpm")
 	testenv.Tool(t, "swtpm_setup")
