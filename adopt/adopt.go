@@ -31,6 +31,8 @@ const (
 	// adoption expects once per batch.
 	batchEntries = 256
 	batchBytes   = 4 << 20
+	// maxPause bounds the pause before waiting again for a TPM that failed.
+	maxPause = 30 * time.Second
 	// numPCRs is the PCRs of a PC Client TPM; an entry naming a higher PCR
 	// (pcr= allows up to 63) is not extended, as the kernel's extend of it
 	// fails too.
@@ -120,9 +122,12 @@ func New(cfg Config) (*Adopter, error) {
 // kernel's list is a TPM-bypass list, waits for a TPM, finds how many of the
 // list's entries the TPM already holds (a restart, or a crash between two
 // extends), extends the rest one TPM2_PCR_Extend per entry, and then follows
-// the list as the kernel appends to it. A refusal is a *RefusedError
-// (errors.Is ErrRefused) and nothing more is extended; any other error (the
-// TPM failed) ends adoption too: a restart finds where the TPM stands.
+// the list as the kernel appends to it. When the TPM fails (a *TPMError: a
+// timeout, a TPM that went away), Run closes it, waits for a TPM again and
+// starts over from finding where it stands, pausing longer each time nothing
+// got extended. A refusal is a *RefusedError (errors.Is ErrRefused) after
+// which nothing more is extended; that, and a list that cannot be read, end
+// Run with the error.
 func (a *Adopter) Run(ctx context.Context) error {
 	err := a.run(ctx)
 	a.mu.Lock()
@@ -165,13 +170,35 @@ func (a *Adopter) run(ctx context.Context) error {
 	}
 	a.log.Info("the kernel's list is a TPM-bypass list (zero boot aggregate): it will be adopted when a TPM appears",
 		"list", l.f.Name(), "pcr", first.PCR, "hash", alg)
-	a.set(func(s *Status) { s.State = Waiting })
-	t, err := a.waitTPM(ctx)
-	if t == nil || err != nil {
-		return err
+	pause := a.cfg.Interval
+	for {
+		a.set(func(s *Status) { s.State = Waiting })
+		t, err := a.waitTPM(ctx)
+		if t == nil || err != nil {
+			return err
+		}
+		before := a.Status().Adopted
+		err = a.adopt(ctx, l, t, first, alg)
+		t.Close()
+		var te *TPMError
+		if !errors.As(err, &te) || ctx.Err() != nil {
+			return err
+		}
+		// The TPM failed (it may be gone): wait for it again, and find
+		// where it stands, as a restart would. The pause grows while no
+		// entry gets extended.
+		if a.Status().Adopted > before {
+			pause = a.cfg.Interval
+		}
+		a.log.Error("the TPM failed while adopting; waiting for it again", "err", err, "pause", pause)
+		a.set(func(s *Status) { s.Error = err.Error() })
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, maxPause)
 	}
-	defer t.Close()
-	return a.adopt(ctx, l, t, first, alg)
 }
 
 // firstEntry reads the list's first entry.
@@ -218,7 +245,7 @@ func (a *Adopter) waitTPM(ctx context.Context) (*tpm.TPM, error) {
 func (a *Adopter) adopt(ctx context.Context, l *kernelList, t *tpm.TPM, first *ima.Entry, alg string) error {
 	banks, err := tpmBanks(t)
 	if err != nil {
-		return err
+		return tpmErr(err, "TPM banks")
 	}
 	listedAt, err := l.count()
 	if err != nil {
@@ -237,7 +264,7 @@ func (a *Adopter) adopt(ctx context.Context, l *kernelList, t *tpm.TPM, first *i
 	}
 	pcrs, err := t.ReadPCRs(all, idx)
 	if err != nil {
-		return fmt.Errorf("adopt: reading the TPM's PCRs: %w", err)
+		return tpmErr(err, "reading the TPM's PCRs")
 	}
 	snapshot := func() iter.Seq2[*ima.Entry, error] {
 		return func(yield func(*ima.Entry, error) bool) {
@@ -417,7 +444,7 @@ func (f *follower) check(batch []listed) error {
 	kb := known(f.banks)
 	vals, err := f.t.ReadPCRs(kb, idx)
 	if err != nil {
-		return fmt.Errorf("adopt: reading the TPM's PCRs: %w", err)
+		return tpmErr(err, "reading the TPM's PCRs")
 	}
 	return f.chain.check(vals, idx)
 }
@@ -438,7 +465,7 @@ func (f *follower) extend(e listed) error {
 	} else {
 		d := Digests(e.e, f.banks)
 		if err := f.t.Extend(int(e.e.PCR), d); err != nil {
-			return fmt.Errorf("adopt: extending entry %d: %w", f.n, err)
+			return tpmErr(err, "extending entry %d", f.n+1)
 		}
 		f.chain.extend(int(e.e.PCR), d)
 		f.note(e.e)
@@ -460,7 +487,7 @@ func (f *follower) extend(e listed) error {
 func tpmBanks(t *tpm.TPM) ([]Bank, error) {
 	bs, err := t.Banks()
 	if err != nil {
-		return nil, fmt.Errorf("adopt: TPM banks: %w", err)
+		return nil, err
 	}
 	if len(bs) == 0 {
 		return nil, errors.New("adopt: the TPM has no allocated PCR bank")
@@ -469,7 +496,7 @@ func tpmBanks(t *tpm.TPM) ([]Bank, error) {
 	for _, b := range bs {
 		n, err := t.DigestSize(b)
 		if err != nil {
-			return nil, fmt.Errorf("adopt: TPM bank %s: %w", b, err)
+			return nil, fmt.Errorf("bank %s: %w", b, err)
 		}
 		out = append(out, Bank{Alg: b, Size: n})
 	}

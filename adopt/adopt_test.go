@@ -2,10 +2,12 @@ package adopt
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -253,4 +255,42 @@ func TestAdoptRefusals(t *testing.T) {
 			t.Fatalf("second adopter: %v, want ErrLocked", err)
 		}
 	})
+}
+
+// TestAdoptTPMGoesAway: the TPM vanishes while adoption follows the list
+// (swtpm killed) and comes back powered on afresh (PCRs reset): adoption
+// waits, then adopts the whole list again into the new TPM, recording a new
+// appearance. OnAdopt sees both appearances.
+func TestAdoptTPMGoesAway(t *testing.T) {
+	s := swtpm(t, "sha1", "sha256")
+	s.Start()
+	fs := newFakeFS(t)
+	var records []Record
+	var mu sync.Mutex
+	r := start(t, Config{SecurityFS: fs.root, TPM: s.URI, OnAdopt: func(_ context.Context, rec Record) error {
+		mu.Lock()
+		defer mu.Unlock()
+		records = append(records, rec)
+		return nil
+	}})
+	r.until(t, "caught up", func(s Status) bool { return s.State == Following && s.Adopted == 16 })
+	s.Stop()
+	fs.append(entries(t, 16, 10)...)
+	st := r.until(t, "waiting for the TPM again", func(s Status) bool { return s.State == Waiting && s.Error != "" })
+	if !strings.Contains(st.Error, "reading the TPM's PCRs") {
+		t.Fatalf("status error %q", st.Error)
+	}
+	fs.append(entries(t, 26, 4)...)
+	s.Start()
+	st = r.until(t, "adopted into the new TPM", func(s Status) bool { return s.State == Following && s.Adopted == 30 })
+	if st.AppearedAt == nil || *st.AppearedAt != 30 || st.Error != "" {
+		t.Fatalf("after the TPM came back: %+v", st)
+	}
+	r.stop(t)
+	mu.Lock()
+	if len(records) != 2 || records[0].Listed != 16 || records[1].Listed != 30 {
+		t.Fatalf("OnAdopt records %+v", records)
+	}
+	mu.Unlock()
+	checkTPM(t, fs, s, []pcr.Bank{pcr.SHA1, pcr.SHA256})
 }

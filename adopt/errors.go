@@ -58,3 +58,22 @@ func (e *RefusedError) Is(target error) bool { return target == ErrRefused }
 func refuse(r Reason, format string, args ...any) error {
 	return &RefusedError{Reason: r, Detail: fmt.Sprintf(format, args...)}
 }
+
+// TPMError is a TPM command that failed while adopting (a timeout, a TPM
+// that went away). Whether a failed extend reached the TPM is unknown, so
+// adoption closes the TPM, waits for it again and finds where it stands, as
+// a restart would (Run does this by itself, with a growing pause).
+type TPMError struct {
+	Op  string
+	Err error
+}
+
+func (e *TPMError) Error() string { return "adopt: " + e.Op + ": " + e.Err.Error() }
+func (e *TPMError) Unwrap() error { return e.Err }
+
+func tpmErr(err error, format string, args ...any) error {
+	if err == nil {
+		return nil
+	}
+	return &TPMError{Op: fmt.Sprintf(format, args...), Err: err}
+}

@@ -48,8 +48,10 @@ type Status struct {
 	LagSeconds float64 `json:"lag_seconds"`
 	// Interval is the poll interval in seconds.
 	Interval float64 `json:"interval_seconds"`
-	Reason   string  `json:"reason,omitempty"`
-	Error    string  `json:"error,omitempty"`
+	// Reason is a refusal's reason; Error the refusal or failure, or the
+	// TPM failure adoption is recovering from (cleared once caught up).
+	Reason string `json:"reason,omitempty"`
+	Error  string `json:"error,omitempty"`
 }
 
 // Status returns a copy of adoption's status.
@@ -80,5 +82,6 @@ func (a *Adopter) caughtUpAt(seen time.Time, count, adopted int) {
 	}
 	a.caughtUp = seen
 	a.st.State = Following
+	a.st.Error = "" // a TPM failure adoption recovered from
 	a.st.Listed = max(count, adopted)
 }
