@@ -280,6 +280,9 @@ func (a *Adopter) adopt(ctx context.Context, l *kernelList, t *tpm.TPM, first *i
 			}
 		}
 	}
+	a.mu.Lock()
+	a.caughtUp = time.Now() // the lag counts from here until the first catch-up
+	a.mu.Unlock()
 	held, err := FindPrefix(snapshot, pcrs, banks)
 	if err != nil {
 		return err
@@ -307,10 +310,12 @@ func (a *Adopter) adopt(ctx context.Context, l *kernelList, t *tpm.TPM, first *i
 			"tpm", t.String(), "held", held, "listed", listedAt, "appeared_at", fmtInt(at))
 		a.set(func(s *Status) { s.AppearedAt, s.ResumedAt = at, &held })
 	}
-	f := &follower{a: a, l: l, t: t, banks: banks, chain: newChain(banks, pcrs), touched: map[int]bool{int(first.PCR): true}}
+	f := &follower{a: a, l: l, t: t, banks: banks, touched: map[int]bool{}}
 	if err := f.skip(held); err != nil {
 		return err
 	}
+	f.chain = newChain(banks, pcrs, f.touched)
+	f.touched[int(first.PCR)] = true
 	return f.run(ctx)
 }
 

@@ -220,6 +220,21 @@ func TestAdoptRefusals(t *testing.T) {
 			}
 		}
 	})
+	t.Run("another-pcr-of-the-list-holds-something", func(t *testing.T) {
+		// The list names PCR 11 too (a pcr= policy rule); PCR 10 is zeros
+		// but PCR 11 is not: refused before anything is extended.
+		s := swtpm(t, "sha256")
+		s.Start()
+		s.PCRExtend(t, "11:sha256="+strings.Repeat("ab", 32))
+		fs := newFakeFS(t)
+		es := entries(t, 16, 4)
+		es[2].PCR = 11
+		fs.append(es...)
+		refusal(t, start(t, Config{SecurityFS: fs.root, TPM: s.URI}).wait(t), NotPrefix)
+		if v := s.PCRRead(t, "sha256:10"); !isZero(v[pcr.SHA256][10]) {
+			t.Fatalf("PCR 10 extended: %x", v[pcr.SHA256][10])
+		}
+	})
 	t.Run("foreign-extend-while-following", func(t *testing.T) {
 		s := swtpm(t, "sha256")
 		s.Start()

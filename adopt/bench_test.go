@@ -74,7 +74,7 @@ func BenchmarkCatchUp(b *testing.B) {
 			}
 			defer t.Close()
 			first, _ := a.firstEntry(l)
-			f := &follower{a: a, l: l, t: t, banks: banks, chain: newChain(banks, zeros(banks)), touched: map[int]bool{int(first.PCR): true}}
+			f := &follower{a: a, l: l, t: t, banks: banks, chain: newChain(banks, zeros(banks), nil), touched: map[int]bool{int(first.PCR): true}}
 			if err := f.catchUp(b.Context()); err != nil || f.n != n {
 				b.Fatal(f.n, err)
 			}

@@ -97,6 +97,25 @@ func FindPrefix(open func() iter.Seq2[*ima.Entry, error], tpm pcr.Set, banks []B
 	if len(kb) == 0 {
 		return 0, refuse(NoBank, "the TPM has no PCR bank imago can hash (banks %v)", banks)
 	}
+	// Fast path: the first entry (the boot aggregate) extends its PCR, so a
+	// TPM whose value of that PCR is zeros in every bank holds no prefix. A
+	// PCR the list names later that is not zeros is caught by the check
+	// before the batch that extends it (chain.check).
+	for e, err := range open() {
+		if err != nil {
+			return 0, err
+		}
+		zero := true
+		for _, b := range kb {
+			if v, ok := tpm.Get(b, int(e.PCR)); !ok || !isZero(v) {
+				zero = false
+			}
+		}
+		if zero {
+			return 0, nil
+		}
+		break
+	}
 	target := make(pcr.Set)
 	for _, b := range kb {
 		for i, v := range tpm[b] {
@@ -139,11 +158,17 @@ type chain struct {
 	vals  pcr.Set
 }
 
-// newChain starts a chain from the TPM's PCRs.
-func newChain(banks []Bank, tpm pcr.Set) *chain {
+// newChain starts a chain for a TPM that holds a prefix of the list: the
+// TPM's values of the PCRs that prefix extends (held, which FindPrefix found
+// equal to the prefix's replay), zeros for every other PCR (whatever the TPM
+// holds there, which the next check compares).
+func newChain(banks []Bank, tpm pcr.Set, held map[int]bool) *chain {
 	c := &chain{banks: known(banks), vals: make(pcr.Set)}
 	for _, b := range c.banks {
 		for i, v := range tpm[b] {
+			if !held[i] {
+				v = pcr.Zero(b)
+			}
 			c.vals.Put(b, i, v)
 		}
 	}

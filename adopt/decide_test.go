@@ -224,7 +224,7 @@ func TestDigests(t *testing.T) {
 func TestChainCheck(t *testing.T) {
 	banks := []Bank{{pcr.SHA256, 32}}
 	tpm := pcr.Set{pcr.SHA256: {10: pcr.Zero(pcr.SHA256)}}
-	c := newChain(banks, tpm)
+	c := newChain(banks, tpm, map[int]bool{10: true})
 	d := map[pcr.Bank][]byte{pcr.SHA256: bytes.Repeat([]byte{1}, 32)}
 	c.extend(10, d)
 	want := pcr.Extend(pcr.SHA256, pcr.Zero(pcr.SHA256), d[pcr.SHA256])
@@ -232,6 +232,12 @@ func TestChainCheck(t *testing.T) {
 		t.Fatal(err)
 	}
 	refusal(t, c.check(pcr.Set{pcr.SHA256: {10: pcr.Zero(pcr.SHA256)}}, []int{10}), NotPrefix)
+
+	// A PCR the prefix does not extend is expected at zeros, whatever the
+	// TPM held when the chain started.
+	other := pcr.Extend(pcr.SHA256, pcr.Zero(pcr.SHA256), d[pcr.SHA256])
+	c = newChain(banks, pcr.Set{pcr.SHA256: {10: want, 11: other}}, map[int]bool{10: true})
+	refusal(t, c.check(pcr.Set{pcr.SHA256: {10: want, 11: other}}, []int{10, 11}), NotPrefix)
 }
 
 func TestRecord(t *testing.T) {

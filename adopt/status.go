@@ -41,9 +41,10 @@ type Status struct {
 	// started on it (a restart); nil if it held none.
 	ResumedAt  *int `json:"resumed_at,omitempty"`
 	Violations int  `json:"violations"`
-	// LagEntries is Listed - Adopted. LagSeconds bounds how old the oldest
-	// entry may be that is listed but not extended: the time since the list
-	// was last seen with every entry extended (0 before a TPM appears).
+	// LagEntries is Listed - Adopted. LagSeconds is how long the TPM has
+	// been behind the list at most: the time since the list was last seen
+	// with every entry extended, or since adoption started on this TPM
+	// before the first catch-up (0 while no TPM is there).
 	LagEntries int     `json:"lag_entries"`
 	LagSeconds float64 `json:"lag_seconds"`
 	// Interval is the poll interval in seconds.
