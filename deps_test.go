@@ -11,7 +11,7 @@ import (
 // imports neither the OS, the network, processes, clocks nor logging, so it
 // gives the same answer for the same bytes on every machine. This test reads
 // each pure package's direct imports and fails on a forbidden one.
-var purePackages = []string{"ima", "ima/digsig", "pcr", "eventlog", "bootagg", "replay", "policy", "internal/sm3"}
+var purePackages = []string{"ima", "ima/digsig", "pcr", "eventlog", "bootagg", "replay", "policy", "internal/sm3", "runtimepolicy", "verify"}
 
 var forbidden = map[string]bool{
 	"os": true, "os/exec": true, "os/signal": true, "net": true, "net/http": true,

@@ -42,6 +42,8 @@ Exit status: 0 holds, 1 verification failed, 2 bad usage or unreadable input,
 		newSignCommand(c),
 		newAppraiseCommand(c),
 		newPolicyCommand(c),
+		newVerifyCommand(c),
+		newRuntimePolicyCommand(c),
 	)
 	return root
 }
