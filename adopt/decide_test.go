@@ -259,6 +259,39 @@ func TestRecord(t *testing.T) {
 	}
 }
 
+// TestRecordEntry: the record as an ima-buf entry, read back from its
+// binary form; evmctl-style template digest included (NewEntry's SHA-1 is
+// checked by CheckListed).
+func TestRecordEntry(t *testing.T) {
+	r := Record{Listed: 18, PCR: 10, Banks: []pcr.Bank{pcr.SHA1, pcr.SHA256}, Aggregate: "sha256:7b64"}
+	e, err := r.Entry(ima.HashSHA256, binary.LittleEndian, 11)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckListed(0, e); err != nil {
+		t.Fatal(err)
+	}
+	rec, _ := ima.AppendBinary(nil, e, binary.LittleEndian)
+	back, err := ima.NewReader(bytes.NewReader(rec), ima.ReaderOptions{DigestSize: 20}).Next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, ok, err := RecordOf(back)
+	if !ok || err != nil || got.Listed != 18 || got.Aggregate != r.Aggregate || back.PCR != 11 || back.Template != "ima-buf" {
+		t.Fatalf("RecordOf = %+v, %v, %v (entry %s on PCR %d)", got, ok, err, back.Template, back.PCR)
+	}
+	// A changed buffer no longer matches its digest.
+	bad := bytes.Replace(rec, []byte("listed=18"), []byte("listed=10"), 1)
+	back, _ = ima.NewReader(bytes.NewReader(bad), ima.ReaderOptions{DigestSize: 20}).Next()
+	if _, ok, err := RecordOf(back); !ok || err == nil {
+		t.Fatalf("tampered record: ok %v err %v", ok, err)
+	}
+	other := readList(t, "testdata/bypass-6.1/binary_runtime_measurements")[3]
+	if _, ok, err := RecordOf(other); ok || err != nil {
+		t.Fatalf("a file entry: ok %v err %v", ok, err)
+	}
+}
+
 func FuzzParseRecord(f *testing.F) {
 	f.Add([]byte("listed=16 pcr=10 banks=sha1,sha256 aggregate=sha256:00ff"))
 	f.Add([]byte("listed=0 pcr=11 banks=sha256"))

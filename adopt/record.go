@@ -2,10 +2,12 @@ package adopt
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"strconv"
 	"strings"
 
+	"github.com/imago-ima/imago/ima"
 	"github.com/imago-ima/imago/pcr"
 )
 
@@ -119,4 +121,43 @@ func parseDecimal(s string) (int, error) {
 		return 0, fmt.Errorf("%q is not a canonical decimal", s)
 	}
 	return int(n), nil
+}
+
+// Entry returns the record as an adopter's own list carries it: an ima-buf
+// entry on PCR pcrIndex named RecordName whose buf is Format's text and
+// whose d-ng digest is alg's hash of it, as the kernel records critical
+// data. order is the list's byte order.
+func (r Record) Entry(alg ima.HashAlg, order binary.ByteOrder, pcrIndex uint32) (*ima.Entry, error) {
+	h := alg.New()
+	if h == nil {
+		return nil, fmt.Errorf("adopt: record: hash %s cannot be computed", alg)
+	}
+	buf := r.Format()
+	h.Write(buf)
+	return ima.NewEntry(ima.TemplateIMABuf, order, pcrIndex, ima.DigestNG(alg, h.Sum(nil)), ima.NameNG(RecordName), ima.Buf(buf))
+}
+
+// RecordOf returns the record an entry carries: ok is false for an entry
+// that is not a RecordName ima-buf entry; an error means it is one but its
+// digest is not its buffer's or its text does not parse.
+func RecordOf(e *ima.Entry) (r Record, ok bool, err error) {
+	name, nerr := e.Name()
+	buf, hasBuf := e.Field(ima.FieldBuf)
+	if nerr != nil || name != RecordName || !hasBuf {
+		return Record{}, false, nil
+	}
+	d, err := e.FileDigest()
+	if err != nil {
+		return Record{}, true, fmt.Errorf("adopt: record entry: %w", err)
+	}
+	h := d.Alg.New()
+	if h == nil {
+		return Record{}, true, fmt.Errorf("adopt: record entry: hash %s cannot be computed", d.Alg)
+	}
+	h.Write(buf)
+	if !bytes.Equal(h.Sum(nil), d.Sum) {
+		return Record{}, true, fmt.Errorf("adopt: record entry: digest %s is not its buffer's", d)
+	}
+	r, err = ParseRecord(buf)
+	return r, true, err
 }
