@@ -335,6 +335,7 @@ type follower struct {
 
 // skip moves past the first k entries, which the TPM holds.
 func (f *follower) skip(k int) error {
+	viol := 0
 	for e, err := range f.l.entries(0) {
 		if f.n == k {
 			break
@@ -344,10 +345,14 @@ func (f *follower) skip(k int) error {
 		}
 		f.n, f.off = f.n+1, e.next
 		f.note(e.e)
+		if e.e.IsViolation() {
+			viol++
+		}
 	}
 	if f.n != k {
 		return fmt.Errorf("adopt: the list has %d entries, fewer than the %d the TPM holds", f.n, k)
 	}
+	f.a.set(func(s *Status) { s.Violations = viol })
 	return nil
 }
 

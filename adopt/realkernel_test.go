@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -262,6 +263,62 @@ func checkRealKernel(t *testing.T, res map[string][]byte, out string, banks []st
 			t.Errorf("evmctl %s: succeed at entry %d, the list has %d", b, e, n)
 		}
 	}
+	checkAgentList(t, res, out, set, bs, at)
+}
+
+// checkAgentList checks the agent's own list (PCR 11): it replays to the
+// TPM, begins with boot_aggregate_late as evmctl ima_boot_aggregate
+// computes it from the TPM's PCRs, and then records the adoption; and the
+// agent's status shows the adoption.
+func checkAgentList(t *testing.T, res map[string][]byte, out string, set pcr.Set, banks []pcr.Bank, at int) {
+	own := readList(t, filepath.Join(out, "agent-list"))
+	want := oracleReplay(t, filepath.Join(out, "agent-list"), banks...)
+	for _, b := range banks {
+		if got, _ := set.Get(b, 11); !bytes.Equal(got, want[b][11]) {
+			t.Errorf("%s PCR 11 %x, the agent's list replays to %x", b, got, want[b][11])
+		}
+	}
+	if len(own) < 2 {
+		t.Fatalf("the agent's list has %d entries", len(own))
+	}
+	agg := evmctlBootAggregate(t, out)
+	name, _ := own[0].Name()
+	d, _ := own[0].FileDigest()
+	if name != "boot_aggregate_late" || d.String() != agg {
+		t.Errorf("the agent's first entry: %s %s; evmctl ima_boot_aggregate: %s", name, d, agg)
+	}
+	rec, ok, err := RecordOf(own[1])
+	if !ok || err != nil || rec.Listed != at || rec.PCR != 10 || rec.Aggregate != agg || len(rec.Banks) != len(banks) {
+		t.Errorf("the agent's second entry: %+v, ok %v, err %v; want listed=%d aggregate=%s", rec, ok, err, at, agg)
+	}
+	var st struct {
+		State    string
+		Adoption Status
+	}
+	if err := json.Unmarshal(res["status.json"], &st); err != nil {
+		t.Fatalf("status.json: %v", err)
+	}
+	if a := st.Adoption; st.State != "initialised" || a.State != Following || a.AppearedAt == nil || *a.AppearedAt != at ||
+		a.ResumedAt == nil || a.LagEntries != 0 || a.Violations == 0 {
+		t.Errorf("the agent's status: %s", res["status.json"])
+	}
+}
+
+// evmctlBootAggregate runs `evmctl ima_boot_aggregate` on the sysfs PCRs in
+// dir and returns its sha256 value ("sha256:<hex>").
+func evmctlBootAggregate(t *testing.T, dir string) string {
+	t.Helper()
+	evmctl := testenv.Tool(t, "evmctl")
+	cmd := exec.Command(evmctl, "ima_boot_aggregate", "--pcrs", "sha1,pcrs-sha1.txt", "--pcrs", "sha256,pcrs-sha256.txt")
+	cmd.Dir = dir
+	got, err := cmd.CombinedOutput()
+	for _, line := range strings.Split(string(got), "\n") {
+		if strings.HasPrefix(line, "sha256:") {
+			return line
+		}
+	}
+	t.Fatalf("evmctl ima_boot_aggregate: %v\n%s", err, got)
+	return ""
 }
 
 func atoi(t *testing.T, b []byte) int {

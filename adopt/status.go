@@ -39,8 +39,9 @@ type Status struct {
 	AppearedAt *int `json:"appeared_at"`
 	// ResumedAt is how many entries the TPM already held when this run
 	// started on it (a restart); nil if it held none.
-	ResumedAt  *int `json:"resumed_at,omitempty"`
-	Violations int  `json:"violations"`
+	ResumedAt *int `json:"resumed_at,omitempty"`
+	// Violations counts the violation entries among the adopted ones.
+	Violations int `json:"violations"`
 	// LagEntries is Listed - Adopted. LagSeconds is how long the TPM has
 	// been behind the list at most: the time since the list was last seen
 	// with every entry extended, or since adoption started on this TPM

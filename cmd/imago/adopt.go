@@ -1,26 +1,29 @@
 package main
 
 import (
-	"context"
-	"errors"
-	"log/slog"
+	"fmt"
+	"io"
 	"time"
 
 	"github.com/spf13/pflag"
 
 	"github.com/imago-ima/imago/adopt"
+	"github.com/imago-ima/imago/agent"
 )
 
 // adoptFlags are `imago agent`'s options for adopting the kernel's
 // TPM-bypass list (issue 11).
 type adoptFlags struct {
-	on       bool
-	interval time.Duration
+	on         bool
+	interval   time.Duration
+	securityfs string // hidden: where securityfs is (tests, containers)
 }
 
 func (f *adoptFlags) register(fl *pflag.FlagSet) {
 	fl.BoolVar(&f.on, "adopt-kernel-list", false, "adopt the kernel's TPM-bypass list: when a TPM appears, extend every entry of the kernel's list into it as the kernel would have (PCR 10, every bank), and follow the list (the agent's own list then needs --pcr other than 10; default 11)")
 	fl.DurationVar(&f.interval, "adopt-interval", adopt.DefaultInterval, "with --adopt-kernel-list: how often the kernel's list is polled (bounds how far the TPM lags it)")
+	fl.StringVar(&f.securityfs, "securityfs", "", "where securityfs is mounted (default /sys/kernel/security)")
+	fl.MarkHidden("securityfs")
 }
 
 // agentPCR returns the agent's own PCR: with adoption, 11 unless --pcr was
@@ -38,37 +41,36 @@ func (f *adoptFlags) agentPCR(pcr int, given bool) (int, error) {
 	return pcr, nil
 }
 
-// runAdopting runs the agent (run) and, beside it, the adopter, as one
-// lifecycle: a refusal is logged and the agent carries on (its status says
-// why); any other adoption failure stops the agent and is returned, so the
-// service manager restarts both (a restart finds where the TPM stands).
-func runAdopting(ctx context.Context, log *slog.Logger, cfg adopt.Config, run func(context.Context) error) error {
-	a, err := adopt.New(cfg)
-	if err != nil {
-		return usagef("--adopt-kernel-list: %v", err)
+// apply sets the agent's adoption options.
+func (f *adoptFlags) apply(cfg *agent.Config) error {
+	if f.securityfs != "" {
+		cfg.SecurityFS = f.securityfs
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	adopted := make(chan error, 1)
-	go func() { adopted <- a.Run(ctx) }()
-	ran := make(chan error, 1)
-	go func() { ran <- run(ctx) }()
-	for {
-		select {
-		case err := <-adopted:
-			if err == nil || errors.Is(err, adopt.ErrRefused) {
-				adopted = nil // the refusal is in the log and the status
-				continue
-			}
-			cancel()
-			<-ran
-			return err
-		case err := <-ran:
-			cancel()
-			if adopted != nil {
-				<-adopted
-			}
-			return err
-		}
+	if !f.on {
+		return nil
 	}
+	if f.interval <= 0 {
+		return usagef("--adopt-interval must be positive")
+	}
+	if cfg.TPM == "none" || cfg.TPM == "sim" {
+		return usagef("--adopt-kernel-list: --tpm %s: adoption needs a TPM the kernel could have had (auto, a device, tcp:// or unix://)", cfg.TPM)
+	}
+	cfg.Adopt, cfg.AdoptInterval = true, f.interval
+	return nil
+}
+
+// printAdoption prints `imago status`'s adoption lines.
+func printAdoption(w io.Writer, s *adopt.Status) error {
+	at := "(no TPM yet)"
+	if s.AppearedAt != nil {
+		at = fmt.Sprintf("%d (entries 1-%d of the kernel's list predate the TPM)", *s.AppearedAt, *s.AppearedAt)
+	} else if s.State != adopt.Waiting && s.State != adopt.Starting {
+		at = "unknown (no record of it in this boot)"
+	}
+	_, err := fmt.Fprintf(w, "adoption:  %s\n  tpm:         %s\n  adopted:     %d of %d listed (%d violations)\n  appeared at: %s\n  lag:         %d entries, %.1f s (polled every %g s)\n",
+		s.State, s.TPM, s.Adopted, s.Listed, s.Violations, at, s.LagEntries, s.LagSeconds, s.Interval)
+	if err == nil && s.Error != "" {
+		_, err = fmt.Fprintf(w, "  error:       %s\n", s.Error)
+	}
+	return err
 }

@@ -32,6 +32,21 @@ func TestLogCheckAdopted(t *testing.T) {
 		t.Fatalf("exit %d, %v\n%s%s", r.code, err, r.stdout, r.stderr)
 	}
 
+	// The agent's own list, from the same boot, as the evidence: it replays
+	// to PCR 11, its boot_aggregate_late matches PCR 0-9, its record says 18.
+	r = runCLI(t, nil, append([]string{"log", "check", list, "--adopter-list", filepath.Join(adopted, "agent-list")}, pcrs...)...)
+	if r.code != 0 || !strings.Contains(r.stdout, "sha256 PCR-11: matched at entry 2 of 2") ||
+		!strings.Contains(r.stdout, "boot_aggregate_late sha256:") || !strings.Contains(r.stdout, "matches the PCRs (PCR0-9)") ||
+		!strings.Contains(r.stdout, "kernel_list_adopted: the TPM appeared when the kernel had listed 18 entries") {
+		t.Fatalf("--adopter-list: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	// Evidence that does not fit: the other boot's agent list (other PCR 11).
+	other := "../../adopt/testdata/realkernel-sha1-sha256-sha384-sha512/agent-list"
+	r = runCLI(t, nil, append([]string{"log", "check", list, "--adopter-list", other}, pcrs...)...)
+	if r.code != exitFailed || !strings.Contains(r.stdout, "NOT evidence") {
+		t.Fatalf("another boot's agent list: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+
 	// The real bypass list of a boot whose TPM never held it.
 	bypass := "../../adopt/testdata/bypass-6.1/binary_runtime_measurements"
 	r = runCLI(t, nil, "log", "check", bypass, "--pcrs", "sha256,"+filepath.Join(adopted, "pcrs-sha256.txt"))

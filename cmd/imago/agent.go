@@ -7,12 +7,10 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/imago-ima/imago/adopt"
 	"github.com/imago-ima/imago/agent"
 	"github.com/imago-ima/imago/gate"
 	"github.com/imago-ima/imago/ima"
@@ -109,11 +107,7 @@ built in), 4 the gate stopped (a restart cures it).`,
 				}
 				run = func(ctx context.Context) error { return agent.RunGate(ctx, cfg, gc) }
 			}
-			if !f.adopt.on {
-				return agentErr(run(cmd.Context()))
-			}
-			return agentErr(runAdopting(cmd.Context(), cfg.Logger, adopt.Config{TPM: cfg.TPM, Interval: f.adopt.interval,
-				Reserved: []int{cfg.PCR}, StateFile: filepath.Join(cfg.StateDir, "adopt.json"), Logger: cfg.Logger.With("component", "adopt")}, run))
+			return agentErr(run(cmd.Context()))
 		},
 	}
 	fl := cmd.Flags()
@@ -232,6 +226,9 @@ func (f *agentFlags) config(cmd *cobra.Command, stderr io.Writer) (agent.Config,
 		return cfg, err
 	}
 	cfg.TPM, cfg.Hash, cfg.Template, cfg.PCR = f.tpm, hash, t, pcrIdx
+	if err := f.adopt.apply(&cfg); err != nil {
+		return cfg, err
+	}
 	cfg.StateDir, cfg.RuntimeDir, cfg.Socket = f.stateDir, f.runtimeDir, f.socket
 	cfg.TPMWait, cfg.PollInterval, cfg.Logger = f.tpmWait, f.poll, logger
 	cfg.HashTimeout, cfg.MaxConnsPerUID = f.hashTimeout, f.maxConns

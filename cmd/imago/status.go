@@ -75,5 +75,8 @@ func printStatus(w io.Writer, st agent.Status, asJSON bool) error {
 	if err == nil && st.Exports != "" {
 		_, err = fmt.Fprintf(w, "exports:   %s\n", st.Exports)
 	}
+	if err == nil && st.Adoption != nil {
+		err = printAdoption(w, st.Adoption)
+	}
 	return err
 }
