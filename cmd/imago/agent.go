@@ -82,6 +82,14 @@ socket admits root and the agent's uid, at most --socket-max-conns
 connections per uid. With --watch, a gate that stops (its fanotify group
 failing) stops the agent with exit status 4, which the service restarts.
 
+--adopt-kernel-list adopts the kernel's TPM-bypass list (a kernel that found
+no TPM at boot): whenever a TPM appears, every entry of the kernel's list is
+extended into it as the kernel would have (PCR 10, every bank) and the list is
+followed as it grows, every --adopt-interval; the agent's own list then goes to
+--pcr 11 by default, begins with boot_aggregate_late and records the adoption.
+A list that is not a bypass list, or a TPM whose PCR 10 holds something else,
+is refused (logged, and shown by 'imago status'); the agent carries on.
+
 Exit status: 0 stopped by a signal, 1 the list does not match the TPM or is
 damaged, 2 bad usage or a start-up failure (another agent holds the state
 directory or the socket), 3 not supported here (not Linux, the simulator not
