@@ -173,7 +173,7 @@ func (a *Adopter) run(ctx context.Context) error {
 	pause := a.cfg.Interval
 	for {
 		a.set(func(s *Status) { s.State = Waiting })
-		t, err := a.waitTPM(ctx)
+		t, err := a.waitTPM(ctx, l)
 		if t == nil || err != nil {
 			return err
 		}
@@ -213,11 +213,15 @@ func (a *Adopter) firstEntry(l *kernelList) (*ima.Entry, error) {
 }
 
 // waitTPM polls until the TPM opens, returning nil, nil when ctx is done.
-func (a *Adopter) waitTPM(ctx context.Context) (*tpm.TPM, error) {
+// Meanwhile the status follows the kernel's count.
+func (a *Adopter) waitTPM(ctx context.Context, l *kernelList) (*tpm.TPM, error) {
 	tick := time.NewTicker(a.cfg.Interval)
 	defer tick.Stop()
 	logged := false
 	for {
+		if n, err := l.count(); err == nil {
+			a.set(func(s *Status) { s.Listed = max(s.Listed, n) })
+		}
 		if tpm.Available(a.cfg.TPM) {
 			t, err := tpm.Open(a.cfg.TPM)
 			switch {

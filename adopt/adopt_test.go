@@ -75,8 +75,8 @@ func TestAdoptLateTPM(t *testing.T) {
 				t.Fatalf("before the TPM: %+v", st)
 			}
 			fs.append(entries(t, 16, 20, 20)...) // listed before the TPM, one violation
-			time.Sleep(100 * time.Millisecond)
-			if st := r.a.Status(); st.State != Waiting {
+			st = r.until(t, "the count while waiting", func(s Status) bool { return s.Listed == 36 })
+			if st.State != Waiting || st.Adopted != 0 || st.LagEntries != 36 {
 				t.Fatalf("no TPM yet, but %+v", st)
 			}
 			s.Start()

@@ -34,8 +34,10 @@ type Status struct {
 	Listed  int `json:"listed"`
 	Adopted int `json:"adopted"`
 	// AppearedAt is how many entries the kernel had listed when the TPM
-	// appeared: entries 1..AppearedAt predate the TPM. nil until a TPM
-	// appears, and after a restart that finds no record of it.
+	// appeared (when adoption found it: within one poll of its appearance
+	// if adoption was already running): entries 1..AppearedAt predate the
+	// TPM. nil until a TPM appears, and after a restart that finds no
+	// record of it.
 	AppearedAt *int `json:"appeared_at"`
 	// ResumedAt is how many entries the TPM already held when this run
 	// started on it (a restart); nil if it held none.
