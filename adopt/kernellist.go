@@ -12,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"syscall"
 
 	"github.com/imago-ima/imago/ima"
 )
@@ -22,6 +21,9 @@ const (
 	listFile  = "binary_runtime_measurements"
 	countFile = "runtime_measurements_count"
 )
+
+// errLockHeld: lockList found the lock held by another process.
+var errLockHeld = errors.New("adopt: lock held")
 
 // maxCountFile bounds what is read of runtime_measurements_count.
 const maxCountFile = 32
@@ -59,9 +61,9 @@ func openKernelList(securityfs string) (*kernelList, error) {
 		}
 		return nil, fmt.Errorf("adopt: %w", err)
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	if err := lockList(f); err != nil {
 		f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
+		if errors.Is(err, errLockHeld) {
 			return nil, fmt.Errorf("%w (%s)", ErrLocked, f.Name())
 		}
 		return nil, fmt.Errorf("adopt: lock %s: %w", f.Name(), err)

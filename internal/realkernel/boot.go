@@ -15,7 +15,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -150,7 +149,7 @@ func Boot(ctx context.Context, cfg Config) (*Result, error) {
 			"-tpmdev", "emulator,id=tpm0,chardev=chrtpm", "-device", "tpm-tis,tpmdev=tpm0")
 	}
 	cmd := exec.CommandContext(ctx, "qemu-system-x86_64", args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = procAttr()
 	cmd.WaitDelay = 5 * time.Second
 	var qout bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &qout, &qout
@@ -237,7 +236,7 @@ func startHostTPM(ctx context.Context, dir string, t *HostTPM) (string, func(), 
 	cmd := exec.Command("swtpm", "socket", "--tpm2", "--tpmstate", "dir="+state,
 		"--ctrl", "type=unixio,path="+sock, "--terminate",
 		"--log", "file="+filepath.Join(dir, "swtpm.log")+",level=1")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = procAttr()
 	if err := cmd.Start(); err != nil {
 		return "", nil, fmt.Errorf("realkernel: swtpm: %w", err)
 	}
