@@ -152,11 +152,7 @@ func TestAdoptRestart(t *testing.T) {
 // TestAdoptPartialRecord: the list read ends inside a record (a reader that
 // races the writer); the adopter waits for the rest and extends it once.
 func TestAdoptPartialRecord(t *testing.T) {
-	s := swtpm(t, "sha256")
-	s.Start()
-	fs := newFakeFS(t)
-	r := start(t, Config{SecurityFS: fs.root, TPM: s.URI})
-	r.until(t, "caught up", func(s Status) bool { return s.State == Following && s.Adopted == 16 })
+	s, fs, r := following(t, "sha256")
 	es := entries(t, 16, 3)
 	var raw []byte
 	for _, e := range es {
@@ -236,11 +232,7 @@ func TestAdoptRefusals(t *testing.T) {
 		}
 	})
 	t.Run("foreign-extend-while-following", func(t *testing.T) {
-		s := swtpm(t, "sha256")
-		s.Start()
-		fs := newFakeFS(t)
-		r := start(t, Config{SecurityFS: fs.root, TPM: s.URI})
-		r.until(t, "caught up", func(s Status) bool { return s.State == Following && s.Adopted == 16 })
+		s, fs, r := following(t, "sha256")
 		s.PCRExtend(t, "10:sha256="+strings.Repeat("ee", 32))
 		tampered := s.PCRRead(t, "sha256:10")
 		fs.append(entries(t, 16, 5)...)
@@ -253,11 +245,7 @@ func TestAdoptRefusals(t *testing.T) {
 		}
 	})
 	t.Run("list-got-shorter", func(t *testing.T) {
-		s := swtpm(t, "sha256")
-		s.Start()
-		fs := newFakeFS(t)
-		r := start(t, Config{SecurityFS: fs.root, TPM: s.URI})
-		r.until(t, "caught up", func(s Status) bool { return s.State == Following && s.Adopted == 16 })
+		_, fs, r := following(t, "sha256")
 		fs.setCount(3)
 		refusal(t, r.wait(t), BadList)
 	})

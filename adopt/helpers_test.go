@@ -193,27 +193,37 @@ func start(t *testing.T, cfg Config) *running {
 func (r *running) stop(t *testing.T) error {
 	t.Helper()
 	r.cancel()
-	select {
-	case err := <-r.done:
-		r.done <- err
-		return err
-	case <-time.After(20 * time.Second):
-		t.Fatal("Run did not return within 20 s of its context ending")
-	}
-	return nil
+	return r.result(t, 20*time.Second, "within 20 s of its context ending")
 }
 
 // wait returns Run's error once it returns by itself.
 func (r *running) wait(t *testing.T) error {
 	t.Helper()
+	return r.result(t, 30*time.Second, "by itself")
+}
+
+func (r *running) result(t *testing.T, d time.Duration, what string) error {
+	t.Helper()
 	select {
 	case err := <-r.done:
 		r.done <- err
 		return err
-	case <-time.After(30 * time.Second):
-		t.Fatalf("Run did not return; status %+v", r.a.Status())
+	case <-time.After(d):
+		t.Fatalf("Run did not return %s; status %+v", what, r.a.Status())
 	}
 	return nil
+}
+
+// following starts a swtpm with banks, a securityfs stand-in with the real
+// bypass list, and an adopter, and waits until it has adopted the list.
+func following(t *testing.T, banks ...string) (*tpmtest.Swtpm, *fakeFS, *running) {
+	t.Helper()
+	s := swtpm(t, banks...)
+	s.Start()
+	fs := newFakeFS(t)
+	r := start(t, Config{SecurityFS: fs.root, TPM: s.URI})
+	r.until(t, "caught up", func(s Status) bool { return s.State == Following && s.Adopted == 16 })
+	return s, fs, r
 }
 
 // until waits for the status to satisfy cond.
