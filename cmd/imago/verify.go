@@ -3,10 +3,12 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"os"
 	"path/filepath"
 	"strings"
@@ -63,7 +65,7 @@ Exit status: 0 the list passes, 1 it fails, 2 bad usage or unreadable input
 (a policy that cannot be loaded is 2, never a pass).`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runVerify(c, &o, args[0])
+			return runVerify(cmd.Context(), c, &o, args[0])
 		},
 	}
 	o.lf.register(cmd)
@@ -263,7 +265,7 @@ func (c *cli) readExcludeList(name string) ([]string, error) {
 	return ex, nil
 }
 
-func runVerify(c *cli, o *verifyOpts, list string) error {
+func runVerify(ctx context.Context, c *cli, o *verifyOpts, list string) error {
 	rp, err := c.loadRuntimePolicy(o)
 	if err != nil {
 		return err
@@ -307,7 +309,12 @@ func runVerify(c *cli, o *verifyOpts, list string) error {
 		return err
 	}
 	defer in.Close()
-	round := verify.Round{Entries: scanned(in.name, ima.ScanList(in.r, ropts)), PCRs: pcrs, EventLog: evlog}
+	if in.f != nil {
+		// A signal ends a read that waits (a FIFO): the file is closed.
+		stop := context.AfterFunc(ctx, func() { in.f.Close() })
+		defer stop()
+	}
+	round := verify.Round{Entries: cancelable(ctx, scanned(in.name, ima.ScanList(in.r, ropts))), PCRs: pcrs, EventLog: evlog}
 	// The PCR values check the list only if they hold its PCR.
 	quoted := false
 	for _, b := range pcrs.Banks() {
@@ -324,6 +331,9 @@ func runVerify(c *cli, o *verifyOpts, list string) error {
 	}
 	rep, _, err := p.Verify(state, round)
 	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
 		return inputErr(err)
 	}
 	if o.asJSON {
@@ -337,6 +347,25 @@ func runVerify(c *cli, o *verifyOpts, list string) error {
 		return silent(failed("%s: the list fails verification", in.name))
 	}
 	return nil
+}
+
+// cancelable stops an iteration when ctx ends, checking every 4096 entries.
+func cancelable(ctx context.Context, seq iter.Seq2[*ima.Entry, error]) iter.Seq2[*ima.Entry, error] {
+	return func(yield func(*ima.Entry, error) bool) {
+		n := 0
+		for e, err := range seq {
+			if n++; n&4095 == 0 && ctx.Err() != nil {
+				yield(nil, ctx.Err())
+				return
+			}
+			if err != nil && ctx.Err() != nil {
+				err = ctx.Err()
+			}
+			if !yield(e, err) {
+				return
+			}
+		}
+	}
 }
 
 func printVerify(w io.Writer, name string, rep *verify.Report, rp *runtimepolicy.Compiled, pcrsNoList bool, imaPCR int) {
