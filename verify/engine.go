@@ -89,16 +89,6 @@ func (b *batch) reset(base int) {
 	b.keys = nil
 }
 
-// arenaWriter lets ima.Entry.WriteHashInput append the hash input (with the
-// legacy template's padding rule, kept in one place) to an arena.
-type arenaWriter struct{ b *[]byte }
-
-func (w arenaWriter) Write(p []byte) (int, error) { *w.b = append(*w.b, p...); return len(p), nil }
-func (w arenaWriter) Sum(b []byte) []byte         { return b }
-func (w arenaWriter) Reset()                      {}
-func (w arenaWriter) Size() int                   { return 0 }
-func (w arenaWriter) BlockSize() int              { return 1 }
-
 // add copies e into the batch. fields are e's fields.
 func (b *batch) add(e *ima.Entry, fields []ima.Field, legacy bool, parseErr bool) *slot {
 	s := &b.slots[b.n]
@@ -108,7 +98,7 @@ func (b *batch) add(e *ima.Entry, fields []ima.Field, legacy bool, parseErr bool
 	b.arena = append(b.arena, e.Digest...)
 	s.listed = span{start, int32(len(b.arena))}
 	in := int32(len(b.arena))
-	e.WriteHashInput(arenaWriter{&b.arena})
+	b.arena = e.AppendHashInput(b.arena)
 	s.input = span{in, int32(len(b.arena))}
 	// Field offsets inside the copied data: u32 length then data for each
 	// field (ima-spec.md §3.3); the legacy template is d then n.

@@ -148,37 +148,48 @@ func loadVerifyKeys(c *cli, paths []string) ([]digsig.Key, error) {
 		}
 		return n, nil
 	}
+	if err := eachKeyFile(c, "--keyring", paths, addFile); err != nil {
+		return nil, err
+	}
+	return keys, nil
+}
+
+// eachKeyFile calls add for each path that is a file, and for each regular
+// file of each path that is a folder (skipping, with a note, those add
+// refuses; a folder with no key at all is an error). label names the flag.
+func eachKeyFile(c *cli, label string, paths []string, add func(path string) (int, error)) error {
 	for _, p := range paths {
 		st, err := os.Stat(p)
 		if err != nil {
-			return nil, inputErr(fmt.Errorf("--keyring: %w", err))
+			return inputErr(fmt.Errorf("%s: %w", label, err))
 		}
 		if !st.IsDir() {
-			if _, err := addFile(p); err != nil {
-				return nil, inputErr(fmt.Errorf("--keyring %s: %w", p, err))
+			if _, err := add(p); err != nil {
+				return inputErr(fmt.Errorf("%s %s: %w", label, p, err))
 			}
 			continue
 		}
 		ents, err := os.ReadDir(p)
 		if err != nil {
-			return nil, inputErr(fmt.Errorf("--keyring: %w", err))
+			return inputErr(fmt.Errorf("%s: %w", label, err))
 		}
 		total := 0
 		for _, e := range ents {
 			if !e.Type().IsRegular() {
 				continue
 			}
-			n, err := addFile(filepath.Join(p, e.Name()))
+			fp := filepath.Join(p, e.Name())
+			n, err := add(fp)
 			if err != nil {
-				fmt.Fprintf(c.stderr, "imago: --keyring: skipping %s: %v\n", filepath.Join(p, e.Name()), err)
+				fmt.Fprintf(c.stderr, "imago: %s: skipping %s: %v\n", label, fp, err)
 			}
 			total += n
 		}
 		if total == 0 {
-			return nil, inputErr(fmt.Errorf("--keyring %s holds no certificate or key", p))
+			return inputErr(fmt.Errorf("%s %s holds no certificate or key", label, p))
 		}
 	}
-	return keys, nil
+	return nil
 }
 
 // loadRuntimePolicy reads --runtime-policy, or --allowlist with
