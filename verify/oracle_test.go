@@ -263,7 +263,7 @@ func imagoVerdict(t *testing.T, list, policy string, keys []string, o Options, q
 		t.Fatal(err)
 	}
 	data := readFile(t, list)
-	rep, _, err := p.Verify(nil, Round{Entries: ima.ScanList(bytes.NewReader(data), ima.ReaderOptions{}), Quoted: quoted})
+	rep, _, err := p.Verify(nil, Round{List: bytes.NewReader(data), Quoted: quoted})
 	if err != nil {
 		t.Fatal(err)
 	}

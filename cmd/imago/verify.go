@@ -8,14 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"iter"
 	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
 
-	"github.com/imago-ima/imago/ima"
 	"github.com/imago-ima/imago/ima/digsig"
 	"github.com/imago-ima/imago/pcr"
 	"github.com/imago-ima/imago/runtimepolicy"
@@ -325,7 +323,7 @@ func runVerify(ctx context.Context, c *cli, o *verifyOpts, list string) error {
 		stop := context.AfterFunc(ctx, func() { in.f.Close() })
 		defer stop()
 	}
-	round := verify.Round{Entries: cancelable(ctx, scanned(in.name, ima.ScanList(in.r, ropts))), PCRs: pcrs, EventLog: evlog}
+	round := verify.Round{List: ctxReader{ctx, in.r}, ListOptions: ropts, PCRs: pcrs, EventLog: evlog}
 	// The PCR values check the list only if they hold its PCR.
 	quoted := false
 	for _, b := range pcrs.Banks() {
@@ -345,7 +343,7 @@ func runVerify(ctx context.Context, c *cli, o *verifyOpts, list string) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		return inputErr(err)
+		return inputErr(fmt.Errorf("%s: %w", in.name, err))
 	}
 	if o.asJSON {
 		if err := writeJSON(c.stdout, verifyJSON(rep, rp, quoted)); err != nil {
@@ -360,23 +358,17 @@ func runVerify(ctx context.Context, c *cli, o *verifyOpts, list string) error {
 	return nil
 }
 
-// cancelable stops an iteration when ctx ends, checking every 4096 entries.
-func cancelable(ctx context.Context, seq iter.Seq2[*ima.Entry, error]) iter.Seq2[*ima.Entry, error] {
-	return func(yield func(*ima.Entry, error) bool) {
-		n := 0
-		for e, err := range seq {
-			if n++; n&4095 == 0 && ctx.Err() != nil {
-				yield(nil, ctx.Err())
-				return
-			}
-			if err != nil && ctx.Err() != nil {
-				err = ctx.Err()
-			}
-			if !yield(e, err) {
-				return
-			}
-		}
+// ctxReader fails reads once ctx ends.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
 	}
+	return c.r.Read(p)
 }
 
 func printVerify(w io.Writer, name string, rep *verify.Report, rp *runtimepolicy.Compiled, pcrsNoList bool, imaPCR int) {
