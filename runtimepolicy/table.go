@@ -232,3 +232,95 @@ func (t *table) warm(name []byte) byte {
 	}
 	return t.record(uint32(s) - 1)[0]
 }
+
+// builder fills a table on two goroutines: the caller's parses and builds
+// records into arena chunks, a second indexes every chunk handed to it.
+// Records are never touched by both at once: a chunk changes hands whole.
+type builder struct {
+	t     *table
+	chunk []byte
+	sent  int // chunks handed over
+	rec   []byte
+	ch    chan []byte
+	done  chan struct{}
+}
+
+func newBuilder(t *table) *builder {
+	b := &builder{t: t, ch: make(chan []byte, 4), done: make(chan struct{})}
+	go b.index()
+	return b
+}
+
+func (b *builder) begin(name []byte) {
+	b.rec = append(b.rec[:0], 0, 0)
+	binary.LittleEndian.PutUint16(b.rec, uint16(len(name)))
+	b.rec = append(b.rec, name...)
+	b.rec = append(b.rec, 0, 0)
+}
+
+func (b *builder) digest(h []byte) {
+	n := len(h) / 2
+	b.rec = append(b.rec, byte(n))
+	b.rec = append(b.rec, make([]byte, n)...)
+	hex.Decode(b.rec[len(b.rec)-n:], h)
+	c := 2 + int(binary.LittleEndian.Uint16(b.rec))
+	binary.LittleEndian.PutUint16(b.rec[c:], binary.LittleEndian.Uint16(b.rec[c:])+1)
+}
+
+func (b *builder) end() error {
+	if b.chunk != nil && len(b.chunk)+len(b.rec) > chunkSize {
+		b.ch <- b.chunk
+		b.sent++
+		b.chunk = nil
+	}
+	if b.chunk == nil {
+		if b.sent >= maxChunks {
+			return errPolicyTooLarge
+		}
+		b.chunk = make([]byte, 0, max(chunkSize, len(b.rec)))
+	}
+	b.chunk = append(b.chunk, b.rec...)
+	return nil
+}
+
+// finish hands over the last chunk and waits for the index.
+func (b *builder) finish() {
+	if b.chunk != nil {
+		b.ch <- b.chunk
+		b.chunk = nil
+	}
+	close(b.ch)
+	<-b.done
+}
+
+// index adds every record of the chunks it is given, in order.
+func (b *builder) index() {
+	defer close(b.done)
+	t := b.t
+	for c := range b.ch {
+		idx := uint32(len(t.chunks))
+		t.chunks = append(t.chunks, c)
+		for off := 0; off < len(c); {
+			nl := int(binary.LittleEndian.Uint16(c[off:]))
+			p := off + 2 + nl
+			count := int(binary.LittleEndian.Uint16(c[p:]))
+			p += 2
+			for range count {
+				p += 1 + int(c[p])
+			}
+			t.insert(c[off+2:off+2+nl], idx<<chunkBits|uint32(off))
+			off = p
+		}
+	}
+}
+
+// sizeFor makes room in the index for about n names.
+func (t *table) sizeFor(n int) {
+	size := 1024
+	for size*3 < n*4 {
+		size *= 2
+	}
+	if size > len(t.slots) && t.n == 0 {
+		t.slots = make([]uint64, size)
+	}
+}

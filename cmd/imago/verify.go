@@ -219,7 +219,13 @@ func (c *cli) loadRuntimePolicy(o *verifyOpts) (*runtimepolicy.Compiled, error) 
 			return nil, err
 		}
 		defer in.Close()
-		rp, err := runtimepolicy.Compile(in.r, runtimepolicy.Options{Key: key})
+		ro := runtimepolicy.Options{Key: key}
+		if in.f != nil {
+			if st, err := in.f.Stat(); err == nil {
+				ro.SizeHint = st.Size()
+			}
+		}
+		rp, err := runtimepolicy.Compile(in.r, ro)
 		switch {
 		case errors.Is(err, runtimepolicy.ErrNeedsKey):
 			return nil, inputErr(fmt.Errorf("%s is a signed policy (DSSE envelope): give the key it was signed with, --policy-key PUB", o.policy))
