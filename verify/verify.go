@@ -491,6 +491,8 @@ func (p *Policy) cut(lanes []*lane, base, n int, quoted bool) (int, []*lane, []P
 		return r, r.from < r.to, checked
 	}
 	var chosen []*lane
+	var spans []iv
+	var oks []bool
 	all := iv{0, n + 1}
 	matched := true
 	for i := 0; i < len(lanes); i++ {
@@ -501,7 +503,7 @@ func (p *Policy) cut(lanes []*lane, base, n int, quoted bool) (int, []*lane, []P
 		pick := l
 		r, ok, checked := span(l)
 		if checked == 0 {
-			chosen = append(chosen, l)
+			chosen, spans, oks = append(chosen, l), append(spans, r), append(oks, true)
 			continue
 		}
 		if !ok {
@@ -518,7 +520,7 @@ func (p *Policy) cut(lanes []*lane, base, n int, quoted bool) (int, []*lane, []P
 		} else {
 			all.from, all.to = max(all.from, r.from), min(all.to, r.to)
 		}
-		chosen = append(chosen, pick)
+		chosen, spans, oks = append(chosen, pick), append(spans, r), append(oks, ok)
 	}
 	if matched && all.from >= all.to {
 		matched = false
@@ -528,19 +530,25 @@ func (p *Policy) cut(lanes []*lane, base, n int, quoted bool) (int, []*lane, []P
 		k = all.to - 1
 	}
 	var results []PCRResult
-	for _, l := range chosen {
+	for j, l := range chosen {
 		_, _, checked := span(l)
 		for i := range numPCRs {
 			if checked&(1<<uint(i)) == 0 {
 				continue
 			}
-			res := PCRResult{Bank: l.bank.String(), PCR: i, Quoted: hex.EncodeToString(l.want[i][:l.size]), Matched: matched}
+			// A bank that matches on its own is reported matched (at the
+			// round's cut, or at its own last match when another bank
+			// fails); the verdict is IDPCRMismatch all the same.
+			res := PCRResult{Bank: l.bank.String(), PCR: i, Quoted: hex.EncodeToString(l.want[i][:l.size]), Matched: oks[j]}
 			if l.padded {
 				res.Variant = variantPadded
 			}
-			if matched {
+			switch {
+			case matched:
 				res.Replayed, res.Entry = res.Quoted, base+k
-			} else {
+			case oks[j]:
+				res.Replayed, res.Entry = res.Quoted, base+spans[j].to-1
+			default:
 				res.Replayed = hex.EncodeToString(l.value[i][:l.size])
 			}
 			results = append(results, res)
