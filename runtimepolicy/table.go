@@ -23,7 +23,7 @@ type table struct {
 
 	chunks [][]byte
 	// rec is the record being built (begin, digest, end).
-	rec []byte
+	rec record
 }
 
 const (
@@ -36,31 +36,37 @@ var errPolicyTooLarge = errors.New("the policy's digests need more than 4 GiB")
 
 func newTable() *table { return &table{seed: maphash.MakeSeed()} }
 
-func (t *table) begin(name []byte) {
-	t.rec = append(t.rec[:0], 0, 0)
-	binary.LittleEndian.PutUint16(t.rec, uint16(len(name)))
-	t.rec = append(t.rec, name...)
-	t.rec = append(t.rec, 0, 0)
+// record builds one record: begin, then digest for each digest.
+type record struct{ b []byte }
+
+func (r *record) begin(name []byte) {
+	r.b = append(r.b[:0], 0, 0)
+	binary.LittleEndian.PutUint16(r.b, uint16(len(name)))
+	r.b = append(r.b, name...)
+	r.b = append(r.b, 0, 0)
 }
 
-// digest adds a validated hex digest to the record being built.
-func (t *table) digest(h []byte) {
+// digest adds a validated hex digest to the record.
+func (r *record) digest(h []byte) {
 	n := len(h) / 2
-	t.rec = append(t.rec, byte(n))
-	t.rec = append(t.rec, make([]byte, n)...)
-	hex.Decode(t.rec[len(t.rec)-n:], h)
-	c := 2 + int(binary.LittleEndian.Uint16(t.rec)) // count's position
-	binary.LittleEndian.PutUint16(t.rec[c:], binary.LittleEndian.Uint16(t.rec[c:])+1)
+	r.b = append(r.b, byte(n))
+	r.b = append(r.b, make([]byte, n)...)
+	hex.Decode(r.b[len(r.b)-n:], h)
+	c := 2 + int(binary.LittleEndian.Uint16(r.b)) // count's position
+	binary.LittleEndian.PutUint16(r.b[c:], binary.LittleEndian.Uint16(r.b[c:])+1)
 }
+
+func (t *table) begin(name []byte) { t.rec.begin(name) }
+func (t *table) digest(h []byte)   { t.rec.digest(h) }
 
 // end stores the record built, replacing an earlier one of the same name
 // (the last wins, as in Python's json).
 func (t *table) end() error {
-	off, err := t.store(t.rec)
+	off, err := t.store(t.rec.b)
 	if err != nil {
 		return err
 	}
-	name := t.rec[2 : 2+int(binary.LittleEndian.Uint16(t.rec))]
+	name := recordName(t.rec.b)
 	t.insert(name, off)
 	return nil
 }
@@ -240,7 +246,7 @@ type builder struct {
 	t     *table
 	chunk []byte
 	sent  int // chunks handed over
-	rec   []byte
+	rec   record
 	ch    chan []byte
 	done  chan struct{}
 }
@@ -251,24 +257,11 @@ func newBuilder(t *table) *builder {
 	return b
 }
 
-func (b *builder) begin(name []byte) {
-	b.rec = append(b.rec[:0], 0, 0)
-	binary.LittleEndian.PutUint16(b.rec, uint16(len(name)))
-	b.rec = append(b.rec, name...)
-	b.rec = append(b.rec, 0, 0)
-}
-
-func (b *builder) digest(h []byte) {
-	n := len(h) / 2
-	b.rec = append(b.rec, byte(n))
-	b.rec = append(b.rec, make([]byte, n)...)
-	hex.Decode(b.rec[len(b.rec)-n:], h)
-	c := 2 + int(binary.LittleEndian.Uint16(b.rec))
-	binary.LittleEndian.PutUint16(b.rec[c:], binary.LittleEndian.Uint16(b.rec[c:])+1)
-}
+func (b *builder) begin(name []byte) { b.rec.begin(name) }
+func (b *builder) digest(h []byte)   { b.rec.digest(h) }
 
 func (b *builder) end() error {
-	if b.chunk != nil && len(b.chunk)+len(b.rec) > chunkSize {
+	if b.chunk != nil && len(b.chunk)+len(b.rec.b) > chunkSize {
 		b.ch <- b.chunk
 		b.sent++
 		b.chunk = nil
@@ -277,9 +270,9 @@ func (b *builder) end() error {
 		if b.sent >= maxChunks {
 			return errPolicyTooLarge
 		}
-		b.chunk = make([]byte, 0, max(chunkSize, len(b.rec)))
+		b.chunk = make([]byte, 0, max(chunkSize, len(b.rec.b)))
 	}
-	b.chunk = append(b.chunk, b.rec...)
+	b.chunk = append(b.chunk, b.rec.b...)
 	return nil
 }
 
