@@ -48,6 +48,7 @@ fuzz:
 bench:
 	bash bench/replay.sh
 	bash bench/measure.sh
+	bash bench/verify.sh
 
 clean:
 	rm -rf bin
