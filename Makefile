@@ -53,6 +53,7 @@ bench:
 	bash bench/measure.sh
 	bash bench/attest.sh
 	bash bench/fleet.sh
+	bash bench/verify.sh
 
 clean:
 	rm -rf bin
