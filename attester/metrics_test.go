@@ -2,9 +2,9 @@ package attester_test
 
 import (
 	"context"
+	"crypto/x509"
 	"io"
 	"log/slog"
-	"crypto/x509"
 	"net"
 	"strings"
 	"testing"
