@@ -73,6 +73,10 @@ serve() { # serve NAME DB PORT
 	echo "fleet.sh: replica $1 did not start" >&2; cat "$work/$1.log" >&2; exit 1
 }
 hwm() { awk '/VmHWM/ {printf "%.0f", $2/1024}' "/proc/$1/status" 2>/dev/null || echo "?"; }
+# cpu PID...: user+system CPU ticks of the processes
+cpu() { local t=0 p; for p in "$@"; do [[ -r /proc/$p/stat ]] && t=$((t + $(sed 's/.*) //' "/proc/$p/stat" | awk '{print $12 + $13}'))); done; echo $t; }
+# pgpids: the postmaster and its children
+pgpids() { local m; m=$(head -1 "$work/pg/postmaster.pid"); echo "$m $(pgrep -P "$m" | tr '\n' ' ')"; }
 
 run() { # run NAME REPLICAS KILL
 	local name=$1 n=$2 kill=$3 db urls="" ports=() i
@@ -90,6 +94,11 @@ run() { # run NAME REPLICAS KILL
 	local load=$!
 	pids+=($load)
 	local killed=""
+	# CPU of the replicas and of PostgreSQL over the timed run (not enrollment)
+	until grep -q "running" "$work/$name.load.log" 2>/dev/null; do sleep 0.2; kill -0 $load 2>/dev/null || break; done
+	local rpids=() ; for ((i = 0; i < n; i++)); do rpids+=(${vpid[$name-r$i]}); done
+	local pgp; pgp=$(pgpids)
+	local rcpu0 pgcpu0; rcpu0=$(cpu "${rpids[@]}"); pgcpu0=$(cpu $pgp)
 	if [[ $kill == 1 ]]; then
 		# wait for the timed run to start, then kill replica 0 half way
 		until grep -q "running" "$work/$name.load.log" 2>/dev/null; do sleep 0.5; kill -0 $load 2>/dev/null || break; done
@@ -99,6 +108,7 @@ run() { # run NAME REPLICAS KILL
 		echo "[$name] replica $name-r0 killed with SIGKILL at $((secs / 2)) s" >&2
 	fi
 	wait $load || { cat "$work/$name.load.log" >&2; exit 1; }
+	local rcpu1 pgcpu1; rcpu1=$(cpu "${rpids[@]}"); pgcpu1=$(cpu $(pgpids))
 	local rss=()
 	for ((i = 0; i < n; i++)); do
 		if [[ $kill == 1 && $i == 0 ]]; then rss+=("$killed (killed)"); else rss+=("$(hwm ${vpid[$name-r$i]})"); fi
@@ -106,10 +116,14 @@ run() { # run NAME REPLICAS KILL
 	if [[ $kill == 1 ]]; then
 		"$work/attestload" check --verifier "https://127.0.0.1:${ports[1]}" --ca "$work/tls.pem" --acked "$work/$name.acked" >&2
 	fi
-	python3 - "$work/$name.json" "$name" "${rss[*]}" <<'PY'
+	python3 - "$work/$name.json" "$name" "${rss[*]}" $((rcpu1 - rcpu0)) $((pgcpu1 - pgcpu0)) $kill <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
 tl = r.get("timeline", [])
+rounds = r["verified"] + r["failed"]
+if rounds and sys.argv[6] == "0":
+    print(f"{'':10s} CPU per round: replicas {int(sys.argv[4]) * 10000 / rounds:.0f} us, PostgreSQL {int(sys.argv[5]) * 10000 / rounds:.0f} us "
+          f"(the load generator's own not counted)")
 print(f"{sys.argv[2]:10s} {r['per_second']:8.1f} verified/s  ({r['verified']} in {r['seconds']:.1f} s; p50 {r['p50_ms']:.1f} ms, "
       f"p99 {r['p99_ms']:.1f} ms, max {r['max_ms']:.0f} ms; {r['failed']} failed, {r['errors']} without a verdict); "
       f"peak RSS MiB per replica: {sys.argv[3]}")
