@@ -28,8 +28,8 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 // TestMetrics runs an attester (Run, as imago attest --interval does)
 // against a real verifier, with a replica that does not answer listed
-// first, through passing rounds and a failing one, and reads its metrics
-// as Prometheus would.
+// beside it, through passing rounds and a failing one, then a round with
+// no replica answering, and reads its metrics as Prometheus would.
 func TestMetrics(t *testing.T) {
 	ctx := context.Background()
 	st, err := store.Open(ctx, "sqlite://"+t.TempDir()+"/v.db", store.Options{})
@@ -70,7 +70,7 @@ func TestMetrics(t *testing.T) {
 		}
 	})
 	// A round with no replica answering.
-	down, _ := client.New(dead, client.Options{})
+	down, _ := client.New(dead, client.Options{OnError: m.VerifierError})
 	_, err = (&attester.Attester{TPM: h.TPM, Client: down, Node: "m1", List: h.IMA}).Round(ctx)
 	m.Observe(nil, err)
 

@@ -127,12 +127,15 @@ func (s *Store) roundOn(ctx context.Context, c *pgx.Conn, name string, f RoundFu
 	tag, werr := br.Exec()
 	_, cerr := br.Exec()
 	closeErr := br.Close()
+	var pe *pgconn.PgError
 	switch {
-	case werr != nil:
-		// The transaction is aborted; COMMIT ended it (as a rollback).
+	case werr != nil && errors.As(werr, &pe):
+		// The server refused the write: the transaction is aborted, and
+		// COMMIT ended it (as a rollback).
 		return w, c.PgConn().TxStatus() == 'I', fmt.Errorf("store: commit round %d of %s: %w", w.Round, name, werr)
-	case cerr != nil || closeErr != nil:
-		return w, false, &commitLost{fmt.Errorf("store: commit round %d of %s: %w", w.Round, name, errors.Join(cerr, closeErr))}
+	case werr != nil || cerr != nil || closeErr != nil:
+		// No answer (the connection broke): the server may have run both.
+		return w, false, &commitLost{fmt.Errorf("store: commit round %d of %s: %w", w.Round, name, errors.Join(werr, cerr, closeErr))}
 	case tag.RowsAffected() == 0:
 		return w, true, fmt.Errorf("store: commit round %d of %s: %w", w.Round, name, ErrConflict)
 	}
@@ -140,8 +143,8 @@ func (s *Store) roundOn(ctx context.Context, c *pgx.Conn, name string, f RoundFu
 }
 
 // commitCheckWait bounds finding out whether a commit whose answer was
-// lost went through.
-const commitCheckWait = 5 * time.Second
+// lost went through (PostgreSQL may be restarting).
+const commitCheckWait = 20 * time.Second
 
 // committed reports whether w is stored, as written by this attempt (its
 // replica and start time): the outcome of a commit whose answer was lost.
