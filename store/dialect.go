@@ -90,11 +90,11 @@ const idleInTransaction = "15s"
 // postgresConns is the size of a replica's writer pool: a round holds a
 // connection while it is judged (the node's row lock), so it bounds the
 // rounds judged at once; postgresReaders is the size of its reader pool.
-// A replica opens at most their sum, plus one liveness session: a
-// PostgreSQL server needs max_connections of at least 57 per replica.
+// A replica opens at most their sum, plus one liveness session: 33, so
+// PostgreSQL's default max_connections (100) takes three replicas.
 const (
-	postgresConns   = 40
-	postgresReaders = 16
+	postgresConns   = 24
+	postgresReaders = 8
 )
 
 func openPostgres(u string) (*Store, error) {
