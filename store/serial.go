@@ -119,6 +119,11 @@ func (s *Store) roundOn(ctx context.Context, c *pgx.Conn, name string, f RoundFu
 		return nil, rollback(), err
 	}
 	w.Started = started
+	// Once judged, the round is written even if the caller goes away
+	// meanwhile (an attester that gave up): cancelling mid-COMMIT would
+	// only leave its outcome unknown.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
+	defer cancel()
 	b := &pgx.Batch{}
 	b.Queue(roundWriteSQL, w.Node, int64(w.Round), w.State, b2i(w.Sticky), marshalFailures(w.Failures),
 		string(w.Appraisal), ms(w.Time), w.Verdict, int64(w.Entries), marshalFailures(w.VerdictFailures), w.Replica, ms(w.Started))
@@ -142,6 +147,9 @@ func (s *Store) roundOn(ctx context.Context, c *pgx.Conn, name string, f RoundFu
 	return w, true, nil
 }
 
+// commitTimeout bounds a round's write and COMMIT.
+const commitTimeout = 10 * time.Second
+
 // commitCheckWait bounds finding out whether a commit whose answer was
 // lost went through (PostgreSQL may be restarting).
 const commitCheckWait = 20 * time.Second
@@ -150,6 +158,8 @@ const commitCheckWait = 20 * time.Second
 // replica and start time): the outcome of a commit whose answer was lost.
 // It reports false when it cannot tell within commitCheckWait.
 func (s *Store) committed(ctx context.Context, w *RoundWrite) bool {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitCheckWait)
+	defer cancel()
 	deadline := time.Now().Add(commitCheckWait)
 	for {
 		var (

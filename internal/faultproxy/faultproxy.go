@@ -27,9 +27,14 @@ type Proxy struct {
 	down  bool
 	delay time.Duration
 	wg    sync.WaitGroup
+	cuts  int
+}
 
-	// Cuts counts the connections cut or refused.
-	Cuts int
+// Cuts counts the connections cut or refused so far.
+func (p *Proxy) Cuts() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.cuts
 }
 
 // Start starts a proxy to target (HOST:PORT); it is closed when the test
@@ -56,7 +61,7 @@ func (p *Proxy) Cut() {
 	defer p.mu.Unlock()
 	for c := range p.conns {
 		c.Close()
-		p.Cuts++
+		p.cuts++
 	}
 	clear(p.conns)
 }
@@ -95,7 +100,7 @@ func (p *Proxy) accept() {
 		}
 		p.mu.Lock()
 		if p.down || len(p.conns) >= MaxConns {
-			p.Cuts++
+			p.cuts++
 			p.mu.Unlock()
 			c.Close()
 			continue

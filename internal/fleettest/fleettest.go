@@ -368,12 +368,15 @@ func (e *Env) AddNodes(ctx context.Context, cl *client.Client, prefix string, co
 }
 
 // Attest runs every node's rounds (measure k files, one round, wait
-// every) until ctx ends. A round without a verdict is recorded in
-// Node.Errs; the loop goes on.
-func Attest(ctx context.Context, cl *client.Client, nodes []*Node, k int, every time.Duration) (wait func()) {
+// every) until ctx ends, each node with a client of its own from
+// newClient (so that, as separate hosts, they start at different
+// replicas). A round without a verdict is recorded in Node.Errs; the loop
+// goes on.
+func Attest(ctx context.Context, newClient func() *client.Client, nodes []*Node, k int, every time.Duration) (wait func()) {
 	var wg sync.WaitGroup
 	for _, n := range nodes {
 		wg.Add(1)
+		cl := newClient()
 		go func() {
 			defer wg.Done()
 			a := n.Host.Attester(cl)
