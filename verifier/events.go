@@ -42,24 +42,39 @@ type events struct {
 	mu      sync.Mutex
 	subs    map[chan []byte]struct{}
 	running bool
+	stopped bool
+	wg      sync.WaitGroup
+	quit    chan struct{}
+}
+
+// stop ends the poller (the server stops) and waits for it.
+func (e *events) stop() {
+	e.mu.Lock()
+	if !e.stopped {
+		e.stopped = true
+		close(e.quit)
+	}
+	e.mu.Unlock()
+	e.wg.Wait()
 }
 
 func newEvents(s *Server) *events {
 	tick := min(time.Second, s.cfg.Interval/2)
-	return &events{s: s, tick: max(tick, 50*time.Millisecond), subs: map[chan []byte]struct{}{}}
+	return &events{s: s, tick: max(tick, 50*time.Millisecond), subs: map[chan []byte]struct{}{}, quit: make(chan struct{})}
 }
 
 // subscribe adds a listener, starting the poller if it is the first.
 func (e *events) subscribe() (chan []byte, bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if len(e.subs) >= maxListeners {
+	if len(e.subs) >= maxListeners || e.stopped {
 		return nil, false
 	}
 	ch := make(chan []byte, 4)
 	e.subs[ch] = struct{}{}
 	if !e.running {
 		e.running = true
+		e.wg.Add(1)
 		go e.poll()
 	}
 	return ch, true
@@ -73,6 +88,7 @@ func (e *events) unsubscribe(ch chan []byte) {
 
 // poll runs while anyone listens.
 func (e *events) poll() {
+	defer e.wg.Done()
 	last := map[string]string{}
 	since := time.Time{}
 	t := time.NewTicker(e.tick)
@@ -101,7 +117,14 @@ func (e *events) poll() {
 			}
 			e.mu.Unlock()
 		}
-		<-t.C
+		select {
+		case <-t.C:
+		case <-e.quit:
+			e.mu.Lock()
+			e.running = false
+			e.mu.Unlock()
+			return
+		}
 	}
 }
 

@@ -202,6 +202,7 @@ func (s *Server) Run(ctx context.Context) error {
 		hs.Close()
 	}
 	wg.Wait()
+	s.events.stop()
 	s.log.Info("verifier stopped")
 	return err
 }
