@@ -3,24 +3,16 @@ package pcr
 import (
 	"encoding/hex"
 	"errors"
-	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/imago-ima/imago/internal/testfixture"
 )
 
-// shared is the fixture tree next to the repository (../shared).
-const shared = "../../shared/fixtures"
-
-func readShared(t *testing.T, rel string) []byte {
+// readFixture reads testdata/<rel> at the module root.
+func readFixture(t *testing.T, rel string) []byte {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(shared, rel))
-	if errors.Is(err, os.ErrNotExist) {
-		t.Skipf("fixture %s absent", rel)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return data
+	return testfixture.Read(t, rel)
 }
 
 func mustHex(t *testing.T, s string) []byte {
@@ -55,7 +47,7 @@ func TestParseSourceFixtures(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(filepath.Base(filepath.Dir(tc.file))+"/"+filepath.Base(tc.file), func(t *testing.T) {
-			data := readShared(t, tc.file)
+			data := readFixture(t, tc.file)
 			if got := DetectFormat(data); got != tc.want {
 				t.Fatalf("DetectFormat = %v, want %v", got, tc.want)
 			}
@@ -76,7 +68,7 @@ func TestParseSourceFixtures(t *testing.T) {
 
 func TestParseTPM2YAMLEmptyBank(t *testing.T) {
 	// at-e5460c7/testfiles_vm/pcrs starts with an empty "sha1:" bank.
-	data := readShared(t, "public/ima-verify/at-e5460c7/testfiles_vm/pcrs")
+	data := readFixture(t, "public/ima-verify/at-e5460c7/testfiles_vm/pcrs")
 	s, err := ParseTPM2YAML(data)
 	if err != nil {
 		t.Fatal(err)

@@ -1,7 +1,7 @@
 //go:build linux
 
 // Package gatetest helps tests run the fanotify gate for real: one skip
-// helper (root and fanotify permission events, else t.Skip), filesystems
+// helper (root and fanotify permission events, else a testenv skip), filesystems
 // mounted for the test, and a workload shell started before marking, so
 // that the test process itself, which may host the agent, never forks or
 // execs on a marked filesystem (a child's exec there would wait on its
@@ -20,25 +20,24 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imago-ima/imago/internal/testenv"
 	"golang.org/x/sys/unix"
 )
 
-// RequireFanotify skips the test unless it runs as root on a kernel with
-// fanotify permission events (CONFIG_FANOTIFY_ACCESS_PERMISSIONS) and
-// FAN_OPEN_EXEC_PERM.
+// RequireFanotify skips the test unless it runs as root (testenv.Root) on
+// a kernel with fanotify permission events (CONFIG_FANOTIFY_ACCESS_PERMISSIONS)
+// and FAN_OPEN_EXEC_PERM (testenv.Env, Kernel).
 func RequireFanotify(tb testing.TB) {
 	tb.Helper()
-	if os.Geteuid() != 0 {
-		tb.Skip("the gate needs root (CAP_SYS_ADMIN for fanotify permission events)")
-	}
+	testenv.Root(tb, "the gate (CAP_SYS_ADMIN for fanotify permission events)")
 	fd, err := unix.FanotifyInit(unix.FAN_CLASS_CONTENT|unix.FAN_CLOEXEC|unix.FAN_REPORT_TID, unix.O_RDONLY)
 	if err != nil {
-		tb.Skipf("fanotify permission events unavailable: %v", err)
+		testenv.Env(tb, testenv.Kernel, "fanotify permission events unavailable: %v", err)
 	}
 	defer unix.Close(fd)
 	dir := tb.TempDir()
 	if err := unix.FanotifyMark(fd, unix.FAN_MARK_ADD, unix.FAN_OPEN_EXEC_PERM|unix.FAN_OPEN_PERM, unix.AT_FDCWD, dir); err != nil {
-		tb.Skipf("fanotify permission marks unavailable: %v", err)
+		testenv.Env(tb, testenv.Kernel, "fanotify permission marks unavailable: %v", err)
 	}
 }
 
@@ -57,7 +56,10 @@ func Mount(tb testing.TB, fstype string) string {
 	}
 	if err := unix.Mount(fstype, dir, fstype, 0, opts); err != nil {
 		os.Remove(dir)
-		tb.Skipf("mounting %s: %v", fstype, err)
+		if os.Geteuid() != 0 {
+			testenv.Root(tb, "mounting "+fstype)
+		}
+		testenv.Env(tb, testenv.Kernel, "mounting %s: %v", fstype, err)
 	}
 	tb.Cleanup(func() {
 		for i := 0; ; i++ {

@@ -13,19 +13,16 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/imago-ima/imago/internal/testenv"
+	"github.com/imago-ima/imago/internal/testfixture"
 	"github.com/imago-ima/imago/pcr"
 	"github.com/imago-ima/imago/tpm/tpmtest"
 )
 
-const fixtures = "../../../shared/fixtures"
-
+// fixture returns testdata/<rel> at the module root (a missing file fails).
 func fixture(t *testing.T, rel string) string {
 	t.Helper()
-	p := filepath.Join(fixtures, rel)
-	if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
-		t.Skipf("fixture %s absent", rel)
-	}
-	return p
+	return testfixture.Path(t, rel)
 }
 
 func hexOf(t *testing.T, s pcr.Set, b pcr.Bank, i int) string {
@@ -130,24 +127,18 @@ func TestLoadSysfs(t *testing.T) {
 // TestTPM2PCRReadSwtpm runs the installed tpm2_pcrread against a swtpm, after
 // extending PCR 10 in both banks with tpm2_pcrextend, and parses its output.
 func TestTPM2PCRReadSwtpm(t *testing.T) {
-	for _, tool := range []string{"tpm2_pcrread", "tpm2_pcrextend"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed", tool)
-		}
-	}
-	if testing.Short() {
-		t.Skip("-short")
-	}
+	testenv.SkipShort(t)
+	pcrread, pcrextend := testenv.Tool(t, "tpm2_pcrread"), testenv.Tool(t, "tpm2_pcrextend")
 	sw := tpmtest.New(t, tpmtest.Options{Banks: []string{"sha1", "sha256"}})
 	sw.Start()
 	tcti := sw.TCTI()
 	d1 := bytes.Repeat([]byte{0x11}, 20)
 	d2 := bytes.Repeat([]byte{0x22}, 32)
 	arg := fmt.Sprintf("10:sha1=%x,sha256=%x", d1, d2)
-	if out, err := exec.Command("tpm2_pcrextend", "-T", tcti, arg).CombinedOutput(); err != nil {
+	if out, err := exec.Command(pcrextend, "-T", tcti, arg).CombinedOutput(); err != nil {
 		t.Fatalf("tpm2_pcrextend: %v\n%s", err, out)
 	}
-	out, err := exec.Command("tpm2_pcrread", "-T", tcti, "sha1:all+sha256:all").Output()
+	out, err := exec.Command(pcrread, "-T", tcti, "sha1:all+sha256:all").Output()
 	if err != nil {
 		t.Fatalf("tpm2_pcrread: %v", err)
 	}
