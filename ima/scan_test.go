@@ -209,3 +209,49 @@ func framingError(err error) bool {
 	}
 	return false
 }
+
+// Scanner's contract (its doc comment, and the README's replay figures):
+// nothing is allocated per record once it runs, template names included.
+func TestScannerAllocs(t *testing.T) {
+	one := readFixture(t, "realkernel/h-ima-buf/binary_runtime_measurements")
+	var data []byte
+	for range 200 { // 3,800 records: ima-ng and ima-buf, names that change
+		data = append(data, one...)
+	}
+	s := NewScanner(bytes.NewReader(data), binary.LittleEndian, 20)
+	for range 19 { // warm up: the first pass over every template name
+		if _, err := s.Next(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// One run of 1,000 records: AllocsPerRun divides by the runs, and
+	// even one allocation in the 1,000 must show.
+	if n := testing.AllocsPerRun(1, func() {
+		for range 1000 {
+			if _, err := s.Next(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}); n != 0 {
+		t.Errorf("%v allocations in 1,000 records", n)
+	}
+}
+
+// lookupHashAlg's doc comment: no allocation.
+func TestLookupHashAlgAllocs(t *testing.T) {
+	names := [][]byte{[]byte("sha256"), []byte("sha1"), []byte("sm3-256"), []byte("nope")}
+	if n := testing.AllocsPerRun(1, func() {
+		for i := range 100 {
+			lookupHashAlg(names[i&3])
+		}
+	}); n != 0 {
+		t.Errorf("%v allocations in 100 calls", n)
+	}
+}
+
+// The README's bound on one record's template data.
+func TestTemplateDataBound(t *testing.T) {
+	if MaxTemplateDataLen != 64<<20 {
+		t.Errorf("MaxTemplateDataLen = %d, the README says 64 MiB", MaxTemplateDataLen)
+	}
+}
