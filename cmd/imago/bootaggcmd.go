@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -23,12 +24,12 @@ func (s *bootaggSource) register(cmd *cobra.Command) {
 	cmd.Flags().StringArrayVar(&s.pcrs, "pcrs", nil, "PCR values (repeatable): ALG,FILE | YAML | JSON | sysfs DIR")
 }
 
-func (c *cli) bootaggPCRs(s *bootaggSource) (pcr.Set, error) {
+func (c *cli) bootaggPCRs(ctx context.Context, s *bootaggSource) (pcr.Set, error) {
 	switch {
 	case s.eventlog != "" && len(s.pcrs) > 0:
 		return nil, usagef("bootagg: give --eventlog or --pcrs, not both")
 	case s.eventlog != "":
-		l, err := c.readEventlog(s.eventlog)
+		l, err := c.readEventlog(ctx, s.eventlog)
 		if err != nil {
 			return nil, err
 		}
@@ -38,7 +39,7 @@ func (c *cli) bootaggPCRs(s *bootaggSource) (pcr.Set, error) {
 		}
 		return set, nil
 	case len(s.pcrs) > 0:
-		return loadPCRs(s.pcrs, c.stdin)
+		return loadPCRs(ctx, s.pcrs, c.stdin)
 	}
 	return nil, usagef("bootagg: --eventlog FILE or --pcrs SRC is required")
 }
@@ -59,7 +60,7 @@ firmware log count as zeros.
 ` + pcrsHelp,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			set, err := c.bootaggPCRs(&src)
+			set, err := c.bootaggPCRs(cmd.Context(), &src)
 			if err != nil {
 				return err
 			}
@@ -112,11 +113,11 @@ Exit status: 0 it matches, 1 it does not, 2 unreadable input.`,
 			var set pcr.Set
 			if !noTPM {
 				var err error
-				if set, err = c.bootaggPCRs(&src); err != nil {
+				if set, err = c.bootaggPCRs(cmd.Context(), &src); err != nil {
 					return err
 				}
 			}
-			e, err := c.firstEntry(args[0], &lf)
+			e, err := c.firstEntry(cmd.Context(), args[0], &lf)
 			if err != nil {
 				return err
 			}
@@ -161,8 +162,8 @@ Exit status: 0 it matches, 1 it does not, 2 unreadable input.`,
 }
 
 // firstEntry reads the first entry of a list.
-func (c *cli) firstEntry(name string, lf *listFlags) (*ima.Entry, error) {
-	in, lr, err := c.openList(name, lf)
+func (c *cli) firstEntry(ctx context.Context, name string, lf *listFlags) (*ima.Entry, error) {
+	in, lr, err := c.openList(ctx, name, lf)
 	if err != nil {
 		return nil, err
 	}

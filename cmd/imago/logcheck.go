@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -33,10 +34,10 @@ func templateMismatches(c *cli, name string, res *replay.Result) error {
 }
 
 // loadPCRs reads every --pcrs SRC and merges them; a later source wins.
-func loadPCRs(srcs []string, stdin io.Reader) (pcr.Set, error) {
+func loadPCRs(ctx context.Context, srcs []string, stdin io.Reader) (pcr.Set, error) {
 	set := make(pcr.Set)
 	for _, s := range srcs {
-		v, err := pcrsrc.Load(s, stdin)
+		v, err := pcrsrc.Load(ctx, s, stdin)
 		if err != nil {
 			return nil, inputErr(fmt.Errorf("--pcrs %s: %w", s, err))
 		}
@@ -80,11 +81,11 @@ does not match its data), 2 unreadable input.`,
 			if len(srcs) == 0 {
 				return usagef("check: at least one --pcrs SRC is required")
 			}
-			target, err := loadPCRs(srcs, c.stdin)
+			target, err := loadPCRs(cmd.Context(), srcs, c.stdin)
 			if err != nil {
 				return err
 			}
-			in, err := c.open(args[0])
+			in, err := c.open(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
@@ -124,8 +125,8 @@ does not match its data), 2 unreadable input.`,
 				}
 				return scanned(in.name, ima.ScanList(r, o))
 			}
-			if in.f == nil {
-				opts.InlinePadded = true
+			if !in.seekable {
+				opts.InlinePadded = true // one pass: stdin, a pipe
 			}
 			rep, err := replay.Check(open, target, opts)
 			if err != nil {

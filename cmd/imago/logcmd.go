@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -73,7 +74,7 @@ func (f *listFlags) listBank(name string) (pcr.Bank, error) {
 }
 
 // openList opens FILE as a measurement list.
-func (c *cli) openList(name string, f *listFlags) (*input, *ima.ListReader, error) {
+func (c *cli) openList(ctx context.Context, name string, f *listFlags) (*input, *ima.ListReader, error) {
 	opts, err := f.options()
 	if err != nil {
 		return nil, nil, err
@@ -83,7 +84,7 @@ func (c *cli) openList(name string, f *listFlags) (*input, *ima.ListReader, erro
 	} else if b != 0 {
 		opts.DigestSize = b.Size()
 	}
-	in, err := c.open(name)
+	in, err := c.open(ctx, name)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -120,7 +121,7 @@ or with --json as a JSON array with one object per entry and every template
 field decoded: digests, names, signature headers, buffers, xattrs, uid/gid/mode.`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			in, lr, err := c.openList(args[0], &lf)
+			in, lr, err := c.openList(cmd.Context(), args[0], &lf)
 			if err != nil {
 				return err
 			}
@@ -210,7 +211,7 @@ An ascii list becomes a little-endian binary list.`,
 			default:
 				return usagef("convert: --to: want ascii, binary or json, got %q", to)
 			}
-			in, lr, err := c.openList(args[0], &lf)
+			in, lr, err := c.openList(cmd.Context(), args[0], &lf)
 			if err != nil {
 				return err
 			}
@@ -349,7 +350,7 @@ reported with its entry index and the exit status is 1.`,
 			if lb != 0 {
 				o.DigestSize = lb.Size()
 			}
-			in, err := c.open(args[0])
+			in, err := c.open(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}

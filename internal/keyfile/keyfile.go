@@ -1,0 +1,140 @@
+// Package keyfile reads the small files that hold keys and certificates:
+// signing keys, certificates and the files of a keyring folder, for the
+// CLI (sign, appraise) and the agent (--keyring). It is the edge that does
+// the file I/O for ima/digsig's pure Keyring.
+//
+// Every read is bounded and only regular files are read: a key is a few
+// KiB, so /dev/zero, a FIFO without a writer, /dev/tty or a 100 GB file
+// given as a key is refused with a clear error at once, never read into
+// memory or waited on. Symbolic links are followed (keyring folders often
+// link to /etc/keys) and the file they reach is what is checked
+// (ctxio.OpenRegular: non-blocking open, then fstat on the descriptor).
+package keyfile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+
+	"github.com/imago-ima/imago/ima/digsig"
+	"github.com/imago-ima/imago/internal/ctxio"
+)
+
+// MaxSize bounds one key or certificate file: 1 MiB holds a PEM bundle of
+// hundreds of certificates; a single key or certificate is a few KiB.
+const MaxSize = 1 << 20
+
+var (
+	// ErrNotRegular: the path is not a regular file (a device, a FIFO, a
+	// socket, a directory where a file is wanted).
+	ErrNotRegular = ctxio.ErrNotRegular
+	// ErrTooLarge: the file is larger than MaxSize.
+	ErrTooLarge = fmt.Errorf("larger than %d bytes, too large for a key or certificate", MaxSize)
+)
+
+// Error is a key file that cannot be used: "PATH: why".
+type Error struct {
+	Path string
+	Err  error
+}
+
+func (e *Error) Error() string { return e.Path + ": " + e.Err.Error() }
+func (e *Error) Unwrap() error { return e.Err }
+
+func fileError(path string, err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err
+	}
+	return &Error{Path: path, Err: err}
+}
+
+// Read returns the contents of the regular file at path, at most MaxSize
+// bytes. Errors are *Error values naming the path and wrapping
+// ErrNotRegular, ErrTooLarge or the system's error.
+func Read(path string) ([]byte, error) {
+	f, err := ctxio.OpenRegular(context.Background(), path)
+	if err != nil {
+		return nil, fileError(path, err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fileError(path, err)
+	}
+	if st.Size() > MaxSize {
+		return nil, fileError(path, ErrTooLarge)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, MaxSize+1))
+	if err != nil {
+		return nil, fileError(path, err)
+	}
+	if len(data) > MaxSize { // grew while read
+		return nil, fileError(path, ErrTooLarge)
+	}
+	return data, nil
+}
+
+// LoadKeyring reads keys into a keyring from each path: a certificate or
+// public key file (DER or PEM, several in one PEM file), or a folder of
+// them, as the kernel's .ima keyring would hold them. A file named
+// directly must load. In a folder, subfolders are passed over, and a file
+// that is not a regular file, is too large or holds no usable key is passed
+// to skip with the reason and left out; with a nil skip, it is an error. A
+// folder that yields no key at all is an error. Every error is an *Error
+// naming the file.
+func LoadKeyring(paths []string, skip func(path string, err error)) (*digsig.Keyring, error) {
+	var kr digsig.Keyring
+	for _, p := range paths {
+		st, err := os.Stat(p)
+		if err != nil {
+			return nil, fileError(p, err)
+		}
+		if !st.IsDir() {
+			if err := addFile(&kr, p); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		ents, err := os.ReadDir(p)
+		if err != nil {
+			return nil, fileError(p, err)
+		}
+		sort.Slice(ents, func(i, j int) bool { return ents[i].Name() < ents[j].Name() })
+		n := 0
+		for _, e := range ents {
+			fp := filepath.Join(p, e.Name())
+			if st, err := os.Stat(fp); err == nil && st.IsDir() {
+				continue
+			}
+			if err := addFile(&kr, fp); err != nil {
+				if skip == nil {
+					return nil, err
+				}
+				skip(fp, err)
+				continue
+			}
+			n++
+		}
+		if n == 0 {
+			return nil, &Error{Path: p, Err: errors.New("no certificate or public key in the folder")}
+		}
+	}
+	return &kr, nil
+}
+
+func addFile(kr *digsig.Keyring, path string) error {
+	data, err := Read(path)
+	if err != nil {
+		return err
+	}
+	if _, err := kr.Add(data); err != nil {
+		return &Error{Path: path, Err: err}
+	}
+	return nil
+}
