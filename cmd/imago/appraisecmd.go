@@ -45,6 +45,9 @@ fs-verity signatures (0x06) need the fs-verity digest and are reported as
 unknown here.`,
 		Args: minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if cmd.Flags().Changed("ima-hash") {
+				fmt.Fprintln(c.stderr, "imago: appraise: --ima-hash is now --hash, the name every imago command uses")
+			}
 			def, err := ima.ParseHashAlg(defAlg)
 			if err != nil {
 				return usagef("--hash: %v", err)
@@ -78,7 +81,7 @@ unknown here.`,
 	cmd.Flags().StringArrayVar(&keyrings, "keyring", nil, "certificate or public key file, or a directory of them (repeatable)")
 	hashFlag(cmd, &defAlg, "hash algorithm for files without security.ima (the kernel's ima_hash=)")
 	cmd.Flags().StringVar(&defAlg, "ima-hash", "sha256", "the old name of --hash")
-	cmd.Flags().MarkDeprecated("ima-hash", "use --hash, the name every imago command uses")
+	cmd.Flags().MarkHidden("ima-hash")
 	cmd.Flags().StringVar(&require, "require", "", "imasig or sigv3: a hash value fails (appraise_type=)")
 	cmd.Flags().StringSliceVar(&algos, "appraise-algos", nil, "allowed hash algorithms, comma-separated (appraise_algos=)")
 	exitStatus(cmd, withCanceled("0 every file passes", "1 a file fails appraisal", "2 bad usage, or a keyring or file cannot be read")...)

@@ -86,6 +86,7 @@ firmware log count as zeros.
 	src.register(cmd)
 	cmd.Flags().BoolVar(&asJSON, "json", false, `print {"<bank>": "<hex>"}`)
 	cmd.AddCommand(newBootaggCheckCommand(c))
+	exitStatus(cmd, withCanceled("0 computed", "2 bad usage, or PCR values or a log that cannot be read")...)
 	return cmd
 }
 
@@ -102,9 +103,7 @@ func newBootaggCheckCommand(c *cli) *cobra.Command {
 boot_aggregate_late, against the boot aggregate computed from PCR values or a
 firmware event log. The rule that matched is printed: sha1 PCR0-7, PCR0-9 for
 other banks, or the pre-5.8 PCR0-7 rule for other banks. With --no-tpm the check
-holds only for the all-zero TPM-bypass aggregate.
-
-Exit status: 0 it matches, 1 it does not, 2 unreadable input.`,
+holds only for the all-zero TPM-bypass aggregate.`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if noTPM && (src.eventlog != "" || len(src.pcrs) > 0) {
@@ -158,12 +157,13 @@ Exit status: 0 it matches, 1 it does not, 2 unreadable input.`,
 	src.register(cmd)
 	lf.register(cmd)
 	cmd.Flags().BoolVar(&noTPM, "no-tpm", false, "hold only for the TPM-bypass (all-zero) aggregate")
+	exitStatus(cmd, withCanceled("0 the boot aggregate matches", "1 it does not", "2 bad usage, or input that cannot be read or parsed")...)
 	return cmd
 }
 
 // firstEntry reads the first entry of a list.
 func (c *cli) firstEntry(ctx context.Context, name string, lf *listFlags) (*ima.Entry, error) {
-	in, lr, err := c.openList(ctx, name, lf)
+	in, lr, err := c.openList(ctx, []string{name}, lf)
 	if err != nil {
 		return nil, err
 	}

@@ -43,6 +43,9 @@ func (e *failedError) Error() string { return e.msg }
 
 func failed(format string, a ...any) error { return &failedError{fmt.Sprintf(format, a...)} }
 
+// asFailure makes err a failed check (exit 1).
+func asFailure(err error) error { return &failedError{err.Error()} }
+
 // unsupportedError marks something this machine or build cannot do (exit 3).
 type unsupportedError struct{ err error }
 

@@ -80,6 +80,7 @@ func newEventlogShowCommand(c *cli) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	exitStatus(cmd, withCanceled("0 the log was printed", "2 bad usage, or a log that cannot be read or parsed")...)
 	return cmd
 }
 
@@ -166,5 +167,6 @@ have events (and PCR 0) are printed.`,
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, `print {"pcrs": {"<bank>": {"<n>": "<hex>"}}}`)
+	exitStatus(cmd, withCanceled("0 replayed", "2 bad usage, or a log that cannot be read or parsed")...)
 	return cmd
 }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/imago-ima/imago/ima"
 	"github.com/imago-ima/imago/internal/ctxio"
 	"github.com/imago-ima/imago/pcr"
 )
@@ -41,6 +42,18 @@ func (c *cli) open(ctx context.Context, name string) (*input, error) {
 	}
 	st, err := f.Stat()
 	return &input{name: name, r: f, f: f, seekable: err == nil && st.Mode().IsRegular()}, nil
+}
+
+// isASCII reports whether the input starts like an ascii list; the bytes
+// looked at are read again by the next reader.
+func (in *input) isASCII() bool {
+	br, ok := in.r.(*bufio.Reader)
+	if !ok {
+		br = bufio.NewReaderSize(in.r, 64<<10)
+		in.r = br
+	}
+	p, _ := br.Peek(4096)
+	return ima.LooksASCII(p)
 }
 
 // reopen rewinds a file input for a second pass; stdin cannot be rewound.

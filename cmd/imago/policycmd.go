@@ -76,6 +76,7 @@ warning each on stderr; the exit status stays 0.`,
 		},
 	}
 	cmd.Flags().StringArrayVar(&builtins, "builtin", nil, "print the built-in policy NAME (tcb, appraise_tcb, secure_boot, critical_data, fail_securely)")
+	exitStatus(cmd, withCanceled("0 the policy is valid", "2 bad usage, a rule the kernel would reject (FILE:LINE:COL), or a file that cannot be read")...)
 	return cmd
 }
 

@@ -51,6 +51,7 @@ func (s *runState) prefix() string {
 const (
 	annotExit      = "imago.exit"      // the EXIT STATUS section
 	annotLifecycle = "imago.lifecycle" // "self": shuts down on a signal itself
+	annotGroup     = "imago.group"     // "yes": only a parent of commands
 )
 
 func newRootCommand(c *cli) *cobra.Command { return newRootCommandState(c, &runState{}) }
@@ -124,10 +125,17 @@ EXIT STATUS
 // end of its Long text becomes that section).
 func finishCommands(cmd *cobra.Command) {
 	cmd.SetHelpTemplate(helpTemplate)
+	if !cmd.HasParent() {
+		// Inherited by every command: a group's usage does not show it as
+		// runnable (it runs only to answer a wrong command).
+		cmd.SetUsageTemplate(strings.Replace(cmd.UsageTemplate(), "{{if .Runnable}}\n  {{.UseLine}}{{end}}",
+			`{{if and .Runnable (ne (index .Annotations "`+annotGroup+`") "yes")}}`+"\n  {{.UseLine}}{{end}}", 1))
+	}
+	if cmd.HasSubCommands() {
+		cmd.SuggestionsMinimumDistance = 2
+	}
 	if cmd.HasSubCommands() && cmd.Run == nil && cmd.RunE == nil {
-		// Runnable now, but only to answer a wrong command: its usage
-		// does not show it as one.
-		cmd.SetUsageTemplate(strings.Replace(cmd.UsageTemplate(), "{{if .Runnable}}\n  {{.UseLine}}{{end}}", "", 1))
+		annotate(cmd, annotGroup, "yes")
 		cmd.Args = cobra.ArbitraryArgs
 		cmd.RunE = func(cmd *cobra.Command, args []string) error { return unknownSubcommand(cmd, args) }
 		if cmd.Annotations[annotExit] == "" {

@@ -79,7 +79,7 @@ func openFIFOAware(ctx context.Context, name string) (*os.File, error) {
 				r.f.Close()
 			}
 		}()
-		return nil, &fs.PathError{Op: "open", Path: name, Err: fmt.Errorf("waiting for a writer: %w", context.Cause(ctx))}
+		return nil, &fs.PathError{Op: "open", Path: name, Err: fmt.Errorf("waiting for a writer: %w", ctx.Err())}
 	}
 }
 

@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -33,24 +34,24 @@ import (
 // Load reads the PCR values that src names (see the package comment); "-"
 // reads stdin (an error when stdin is nil). Errors name the file, and for a
 // malformed dump wrap a *pcr.SourceError with the line. A FIFO is waited on
-// (bash's <(tpm2_pcrread)), and every read ends, when ctx does. A wrapped
-// error keeps its own package's name; only errors that start here say
-// "pcrsrc".
+// (bash's <(tpm2_pcrread)), and every read ends, when ctx does. Every
+// error starts with the source or file it is about (the caller adds the
+// flag, --pcrs); a parse error keeps package pcr's words, named once.
 func Load(ctx context.Context, src string, stdin io.Reader) (pcr.Set, error) {
 	var bank pcr.Bank
 	path := src
 	if alg, rest, ok := strings.Cut(src, ","); ok {
 		b, err := pcr.ParseBank(alg)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%s: %w", src, err)
 		}
 		if !b.Known() {
-			return nil, fmt.Errorf("pcrsrc: %q: bank %s has no known digest size", src, b)
+			return nil, fmt.Errorf("%s: bank %s has no known digest size", src, b)
 		}
 		bank, path = b, rest
 	}
 	if path == "" {
-		return nil, fmt.Errorf("pcrsrc: %q: no file named", src)
+		return nil, fmt.Errorf("%s: no file named", src)
 	}
 	var (
 		set pcr.Set
@@ -58,17 +59,17 @@ func Load(ctx context.Context, src string, stdin io.Reader) (pcr.Set, error) {
 	)
 	if path == "-" {
 		if stdin == nil {
-			return nil, fmt.Errorf("pcrsrc: %q: no standard input", src)
+			return nil, fmt.Errorf("%s: no standard input", src)
 		}
 		set, err = parse(bank, ctxio.NewReader(ctx, stdin), "<stdin>")
 	} else if fi, serr := os.Stat(path); serr != nil {
-		return nil, serr
+		return nil, fileErr(path, serr)
 	} else if fi.IsDir() {
 		set, err = loadSysfs(ctx, path, bank)
 	} else {
 		var f *ctxio.File
 		if f, err = ctxio.Open(ctx, path); err != nil {
-			return nil, err
+			return nil, fileErr(path, err)
 		}
 		set, err = parse(bank, f, path)
 		f.Close()
@@ -78,7 +79,7 @@ func Load(ctx context.Context, src string, stdin io.Reader) (pcr.Set, error) {
 	}
 	if bank != 0 {
 		if len(set[bank]) == 0 {
-			return nil, fmt.Errorf("pcrsrc: %s: no %s PCR in it", path, bank)
+			return nil, fmt.Errorf("%s: no %s PCR in it", path, bank)
 		}
 		set = pcr.Set{bank: set[bank]}
 	}
@@ -91,7 +92,7 @@ func parse(bank pcr.Bank, r io.Reader, name string) (pcr.Set, error) {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	if len(data) > pcr.MaxSourceSize {
-		return nil, fmt.Errorf("pcrsrc: %s: larger than %d bytes", name, pcr.MaxSourceSize)
+		return nil, fmt.Errorf("%s: larger than %d bytes", name, pcr.MaxSourceSize)
 	}
 	s, err := pcr.ParseSource(bank, data)
 	if err != nil {
@@ -109,7 +110,7 @@ func loadSysfs(ctx context.Context, dir string, bank pcr.Bank) (pcr.Set, error) 
 	out := make(pcr.Set)
 	ents, err := os.ReadDir(dir)
 	if err != nil {
-		return nil, err
+		return nil, fileErr(dir, err)
 	}
 	for _, e := range ents {
 		alg, ok := strings.CutPrefix(e.Name(), "pcr-")
@@ -132,13 +133,13 @@ func loadSysfs(ctx context.Context, dir string, bank pcr.Bank) (pcr.Set, error) 
 				continue
 			}
 			if err != nil {
-				return nil, err
+				return nil, fileErr(p, err)
 			}
 			s, err := parse(pcr.SHA1, f, p)
 			f.Close()
 			return s, err
 		}
-		return nil, fmt.Errorf("pcrsrc: %s: no pcr-<alg> folder and no TPM 1.2 pcrs file", dir)
+		return nil, fmt.Errorf("%s: no pcr-<alg> folder and no TPM 1.2 pcrs file", dir)
 	}
 	return out, nil
 }
@@ -146,7 +147,7 @@ func loadSysfs(ctx context.Context, dir string, bank pcr.Bank) (pcr.Set, error) 
 func loadSysfsBank(ctx context.Context, dir string, b pcr.Bank, out pcr.Set) error {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
-		return err
+		return fileErr(dir, err)
 	}
 	sort.Slice(ents, func(i, j int) bool { return ents[i].Name() < ents[j].Name() })
 	for _, e := range ents {
@@ -157,7 +158,7 @@ func loadSysfsBank(ctx context.Context, dir string, b pcr.Bank, out pcr.Set) err
 		p := filepath.Join(dir, e.Name())
 		f, err := ctxio.Open(ctx, p)
 		if err != nil {
-			return err
+			return fileErr(p, err)
 		}
 		buf := make([]byte, maxSysfsValue+1)
 		n, err := io.ReadFull(f, buf)
@@ -166,7 +167,7 @@ func loadSysfsBank(ctx context.Context, dir string, b pcr.Bank, out pcr.Set) err
 			return fmt.Errorf("%s: %w", p, err)
 		}
 		if n > maxSysfsValue {
-			return fmt.Errorf("pcrsrc: %s: longer than %d bytes", p, maxSysfsValue)
+			return fmt.Errorf("%s: longer than %d bytes", p, maxSysfsValue)
 		}
 		line := fmt.Sprintf("PCR-%02d: %s", i, strings.TrimSpace(string(buf[:n])))
 		s, err := pcr.ParseEvmctl(b, []byte(line))
@@ -177,4 +178,14 @@ func loadSysfsBank(ctx context.Context, dir string, b pcr.Bank, out pcr.Set) err
 		out.Put(b, i, v)
 	}
 	return nil
+}
+
+// fileErr is "PATH: why" for a system error (an *fs.PathError's operation
+// says nothing to the user); the context's error stays matchable.
+func fileErr(path string, err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err
+	}
+	return fmt.Errorf("%s: %w", path, err)
 }
