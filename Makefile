@@ -12,11 +12,11 @@ SHELL   := /bin/bash
 all: build
 
 build:
-	$(GO) build -o $(BIN) ./cmd/imago
+	$(GO) build -buildvcs=auto -o $(BIN) ./cmd/imago
 
 # A static binary without the embedded simulator, for an initramfs.
 static:
-	CGO_ENABLED=0 $(GO) build -o bin/imago-static ./cmd/imago
+	CGO_ENABLED=0 $(GO) build -buildvcs=auto -o bin/imago-static ./cmd/imago
 
 demo: build
 	$(BIN) demo

@@ -803,9 +803,9 @@ func (c *capture) compareAggregates(t *testing.T, who string, lines []string, co
 
 // testSignatures: the sig fields decode. In p-ima-sig-signed three files
 // carry security.ima v2 RSA-2048/sha256 signatures by the test key (keyid
-// b2064dbe); each verifies or not as evmctl --verify-sig said (the check of
-// the RSA signature itself uses crypto/rsa here; imago's own verifier is a
-// later issue).
+// b2064dbe); each verifies or not as evmctl --verify-sig said. The RSA check
+// here uses crypto/rsa directly, apart from imago's verifier (ima/digsig,
+// held to the same verdicts by its TestRealKernelSignedList).
 func (c *capture) testSignatures(t *testing.T) {
 	tmpl, err := c.entries(t)[0].Descriptor()
 	if err != nil {

@@ -109,7 +109,7 @@ and whether the embedded TPM simulator (--tpm sim) is built in: it needs cgo.
 			if bi.Revision != "" {
 				fmt.Fprintf(w, "revision:  %s%s\n", bi.Revision, map[bool]string{true: " (modified)"}[bi.Modified])
 			} else {
-				fmt.Fprintln(w, "revision:  unknown (not built from a git checkout, or with -buildvcs=false)")
+				fmt.Fprintln(w, "revision:  unknown (not built in a git clone: a tarball, a git worktree, or -buildvcs=false)")
 			}
 			if bi.Time != "" {
 				fmt.Fprintf(w, "time:      %s\n", bi.Time)
