@@ -3,6 +3,7 @@ module github.com/imago-ima/imago
 go 1.26.8
 
 require (
+	github.com/decred/dcrd/dcrec/secp256k1/v4 v4.4.1
 	github.com/google/go-tpm v0.9.8
 	github.com/spf13/cobra v1.10.2
 	golang.org/x/sys v0.45.0

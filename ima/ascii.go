@@ -49,6 +49,12 @@ type ASCIIReader struct {
 	scratch []byte
 	tokens  [][]byte
 	fields  []fieldText
+
+	// reuse: entries alias scratch and entry (NewASCIIScanner).
+	reuse    bool
+	noFast   bool // tests: the general parser only
+	entry    Entry
+	fieldBuf [3]Field
 }
 
 type fieldText struct {
@@ -186,6 +192,9 @@ func ParseASCIILine(line []byte, order binary.ByteOrder) (*Entry, error) {
 }
 
 func (r *ASCIIReader) parseLine(line []byte) (*Entry, error) {
+	if e, ok := r.parseFast(line); ok {
+		return e, nil
+	}
 	canonical := true
 	// PCR, "%2d".
 	i := 0

@@ -127,3 +127,8 @@ func BenchmarkAppendBinary(b *testing.B) {
 		}
 	}
 }
+
+func BenchmarkASCIIScanner(b *testing.B) {
+	_, asc := generatedList(b, 100000)
+	benchList(b, asc, func(r io.Reader) func() (*Entry, error) { return NewASCIIScanner(r, ReaderOptions{}).Next })
+}

@@ -119,7 +119,7 @@ func ScanList(r io.Reader, opts ReaderOptions) iter.Seq2[*Entry, error] {
 		return func(yield func(*Entry, error) bool) { yield(nil, err) }
 	}
 	if LooksASCII(prefix) {
-		return NewASCIIReader(br, opts).All()
+		return scanASCII(br, opts)
 	}
 	order, dsize := opts.Order, opts.DigestSize
 	if order == nil || dsize == 0 {

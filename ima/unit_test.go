@@ -461,3 +461,43 @@ func TestJSONKernelVersion(t *testing.T) {
 	}
 	t.Fatal("no kernel_version entry")
 }
+
+// TestASCIIFastPathMatchesGeneral reads lines through the fast path and the
+// general parser and wants the same entries, byte for byte.
+func TestASCIIFastPathMatchesGeneral(t *testing.T) {
+	lines := []string{
+		"10 02d7a8ac22a4878f51d9421a1debefe97fae3889 ima-sig sha256:76f8ae56f16b39f55be8145bee2824a6d64a84c009104f58305ea2449479da72 boot_aggregate ",
+		"10 83f995337082103cbdabf65245b03ba2ec8478dd ima-sig sha256:a3525d7a8b5b6bd86867a9d29799429f06fe764818d9caef633f619243734794 /usr/lib/systemd/system-generators/ostree-system-generator 030204d33204490066306402305eccb7e34bbe38a90aa822c58680e27202a592ab229d3713d021bb72842eeaf32fbcb668a3f4c30bba948a17dab82b30023055c9c4fbfc4e13d9d515de662fea2fa4cd136690d1a8289158b33b9fe3d619684b8bfb7f271fec9e3de9b82298ae4488",
+		"10 67bbcd56083572b7e3a4c0b648aa5dd0b636fc97 ima-ng sha256:f2d65f36dbae04c794028a89a7581c452ccca727d9cd6d12504e7aacc1ceaf33 /test",
+		" 9 67bbcd56083572b7e3a4c0b648aa5dd0b636fc97 ima-ng sha1:f2d65f36dbae04c794028a89a7581c452ccca727 /x",
+		"10 67BBCD56083572B7E3A4C0B648AA5DD0B636FC97 ima-ng sha256:F2D65F36DBAE04C794028A89A7581C452CCCA727D9CD6D12504E7AACC1CEAF33 /upper",
+		"10 6f3474e730fb7da4bb26cad2d8f5d9d5482735f6 ima-buf sha256:571016c9f57363c80e08dd4346391c4e70227e41b0247b8a3aa2240a178d3d14 dm_table_load 646d5f76",
+		"10 6f3474e730fb7da4bb26cad2d8f5d9d5482735f6 ima-ngv2 ima:sha256:571016c9f57363c80e08dd4346391c4e70227e41b0247b8a3aa2240a178d3d14 /v2",
+		"10 6f3474e730fb7da4bb26cad2d8f5d9d5482735f6 ima-sigv2 verity:sha256:571016c9f57363c80e08dd4346391c4e70227e41b0247b8a3aa2240a178d3d14 /v2 ",
+	}
+	for _, l := range lines {
+		fast := NewASCIIReader(strings.NewReader(l+"\n"), ReaderOptions{})
+		slow := NewASCIIReader(strings.NewReader(l+"\n"), ReaderOptions{})
+		slow.noFast = true
+		scan := NewASCIIScanner(strings.NewReader(l+"\n"), ReaderOptions{})
+		ef, errf := fast.Next()
+		es, errs := slow.Next()
+		ec, errc := scan.Next()
+		if errf != nil || errs != nil || errc != nil {
+			t.Fatalf("%q: %v / %v / %v", l, errf, errs, errc)
+		}
+		for _, e := range []*Entry{ef, ec} {
+			if e.PCR != es.PCR || !bytes.Equal(e.Digest, es.Digest) || e.Template != es.Template || !bytes.Equal(e.Data, es.Data) || len(e.Fields) != len(es.Fields) {
+				t.Fatalf("%q: fast %+v, general %+v", l, e, es)
+			}
+			for i := range e.Fields {
+				if e.Fields[i].ID != es.Fields[i].ID || !bytes.Equal(e.Fields[i].Data, es.Fields[i].Data) {
+					t.Fatalf("%q: field %d differs", l, i)
+				}
+			}
+		}
+		if fast.Lenient() != slow.Lenient() {
+			t.Errorf("%q: lenient %d vs %d", l, fast.Lenient(), slow.Lenient())
+		}
+	}
+}

@@ -1,9 +1,6 @@
 package replay
 
 import (
-	"crypto/sha1"
-	"crypto/sha256"
-	"crypto/sha512"
 	"fmt"
 	"hash"
 	"iter"
@@ -12,7 +9,6 @@ import (
 	"sync/atomic"
 
 	"github.com/imago-ima/imago/ima"
-	"github.com/imago-ima/imago/internal/sm3"
 	"github.com/imago-ima/imago/pcr"
 )
 
@@ -77,23 +73,7 @@ var _ hash.Hash = arenaWriter{}
 // one-shot Sum functions keep the hot path free of allocations and
 // interface calls.
 func sum(b pcr.Bank, dst *[maxDigest]byte, data []byte) {
-	switch b {
-	case pcr.SHA1:
-		s := sha1.Sum(data)
-		copy(dst[:], s[:])
-	case pcr.SHA256:
-		s := sha256.Sum256(data)
-		copy(dst[:], s[:])
-	case pcr.SHA384:
-		s := sha512.Sum384(data)
-		copy(dst[:], s[:])
-	case pcr.SHA512:
-		s := sha512.Sum512(data)
-		copy(dst[:], s[:])
-	case pcr.SM3256:
-		s := sm3.Sum(data)
-		copy(dst[:], s[:])
-	default:
+	if !b.Sum(dst, data) {
 		panic("imago: internal error: replay of unknown bank " + b.String())
 	}
 }

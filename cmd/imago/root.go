@@ -88,6 +88,8 @@ userspace IMA measurement agent with a TPM.`,
 		newSignCommand(c),
 		newAppraiseCommand(c),
 		newPolicyCommand(c),
+		newVerifyCommand(c),
+		newRuntimePolicyCommand(c),
 		newVersionCommand(c),
 	)
 	root.InitDefaultHelpCmd()

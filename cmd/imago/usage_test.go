@@ -312,6 +312,20 @@ func TestASCIINewlineName(t *testing.T) {
 			t.Errorf("%s ascii: exit %d\n%s", cmd, r.code, r.stderr)
 		}
 	}
+	// verify reads the binary list too (from the directory or the pair):
+	// the TPM's PCR 0-9 for the boot aggregate, the replay's PCR 10 (the
+	// later --pcrs wins).
+	vp := []string{"--pcrs", "sha1," + fixture(t, "a-ima-ng", "pcrs-sha1.txt"),
+		"--pcrs", "sha256," + fixture(t, "a-ima-ng", "pcrs-sha256.txt"), "--pcrs", pcrs}
+	for _, args := range [][]string{{dir}, {ascPath, binPath}} {
+		r := runCLI(t, nil, append(append([]string{"verify"}, args...), vp...)...)
+		if r.code != 0 {
+			t.Errorf("verify %q: exit %d\n%s%s", args, r.code, r.stdout, r.stderr)
+		}
+	}
+	if r := runCLI(t, nil, append([]string{"verify", ascPath}, vp...)...); r.code == 0 {
+		t.Errorf("verify of the ascii list alone passed:\n%s", r.stdout)
+	}
 	// Two lists of one kind are a usage error.
 	if r := runCLI(t, nil, "log", "check", binPath, binPath, "--pcrs", pcrs); r.code != 2 {
 		t.Errorf("two binary lists: exit %d", r.code)
@@ -342,5 +356,20 @@ func TestConvertOutputAtomic(t *testing.T) {
 	want, _ := os.ReadFile(fixture(t, "a-ima-ng", "ascii_runtime_measurements"))
 	if got, _ := os.ReadFile(out); !bytes.Equal(got, want) {
 		t.Error("OUT is not the kernel's ascii list")
+	}
+}
+
+// verify reads the binary list from a directory or a pair, as log check.
+func TestVerifyPrefersBinary(t *testing.T) {
+	dir := fixture(t, "a-ima-ng")
+	pcrs := []string{"--pcrs", "sha1," + filepath.Join(dir, "pcrs-sha1.txt"), "--pcrs", "sha256," + filepath.Join(dir, "pcrs-sha256.txt")}
+	for _, args := range [][]string{
+		{dir},
+		{filepath.Join(dir, "ascii_runtime_measurements"), filepath.Join(dir, "binary_runtime_measurements")},
+	} {
+		r := runCLI(t, nil, append(append([]string{"verify"}, args...), pcrs...)...)
+		if r.code != 0 {
+			t.Errorf("verify %q: exit %d\n%s%s", args, r.code, r.stdout, r.stderr)
+		}
 	}
 }

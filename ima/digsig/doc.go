@@ -45,8 +45,18 @@
 // check, ErrNotSignature for a hash value given to Verify, and
 // *AppraisalError carrying the kernel's integrity status and audit cause.
 //
-// The package is pure: it does no I/O and uses only the standard library's
-// crypto (crypto/x509, crypto/rsa, crypto/ecdsa, crypto/sha*). Sign makes
+// # Keys
+//
+// Keyring.Add reads PEM or DER certificates and public keys; ParseKey reads
+// one key the way Keylime does (certificate, public key or private key, DER
+// or PEM) with the kernel's keyid, and Keyring.AddParsed indexes it under
+// that keyid only. Keys are RSA, ECDSA on the NIST curves, and secp256k1
+// (Secp256k1PublicKey, through github.com/decred/dcrd/dcrec/secp256k1: Go's
+// standard library has no such curve and imago writes no curve code).
+//
+// The package is pure: it does no I/O and uses the standard library's crypto
+// (crypto/x509, crypto/rsa, crypto/ecdsa, crypto/sha*) and decred's
+// secp256k1. Sign makes
 // RSA PKCS#1 v1.5 and deterministic (RFC 6979) ECDSA signatures without a
 // source of randomness.
 package digsig

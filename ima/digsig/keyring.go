@@ -40,6 +40,9 @@ func KeyIDFromSPKI(der []byte) (uint32, error) {
 // KeyIDFromPublicKey is KeyIDFromPublicKeyBytes for an *rsa.PublicKey or
 // *ecdsa.PublicKey.
 func KeyIDFromPublicKey(pub crypto.PublicKey) (uint32, error) {
+	if k, ok := pub.(*Secp256k1PublicKey); ok {
+		return keyIDSecp256k1(k), nil
+	}
 	der, err := x509.MarshalPKIXPublicKey(pub)
 	if err != nil {
 		return 0, fmt.Errorf("digsig: %w: public key: %v", ErrUnsupported, err)
@@ -80,7 +83,7 @@ const MaxKeys = 4096
 // Key is one verification key of a Keyring.
 type Key struct {
 	KeyID  uint32
-	Public crypto.PublicKey  // *rsa.PublicKey or *ecdsa.PublicKey
+	Public crypto.PublicKey  // *rsa.PublicKey, *ecdsa.PublicKey or *Secp256k1PublicKey
 	Cert   *x509.Certificate // nil for a bare public key
 }
 
@@ -123,10 +126,10 @@ func (k *Keyring) add(id uint32, key Key) {
 
 func checkKeyType(pub crypto.PublicKey) error {
 	switch pub.(type) {
-	case *rsa.PublicKey, *ecdsa.PublicKey:
+	case *rsa.PublicKey, *ecdsa.PublicKey, *Secp256k1PublicKey:
 		return nil
 	}
-	return fmt.Errorf("digsig: %w: %T keys (only RSA and ECDSA)", ErrUnsupported, pub)
+	return fmt.Errorf("digsig: %w: %T keys (only RSA, ECDSA and secp256k1)", ErrUnsupported, pub)
 }
 
 // AddCertificate adds a certificate's key under the keyid of its
@@ -207,7 +210,7 @@ func (k *Keyring) Add(data []byte) ([]uint32, error) {
 			}
 		case "PUBLIC KEY":
 			var pub crypto.PublicKey
-			if pub, err = x509.ParsePKIXPublicKey(b.Bytes); err == nil {
+			if pub, err = parsePKIX(b.Bytes); err == nil {
 				id, err = k.AddPublicKey(pub)
 			}
 		case "RSA PUBLIC KEY":
@@ -239,7 +242,7 @@ func (k *Keyring) addDER(der []byte) (uint32, error) {
 	if cerr == nil {
 		return k.AddCertificate(c)
 	}
-	pub, perr := x509.ParsePKIXPublicKey(der)
+	pub, perr := parsePKIX(der)
 	if perr == nil {
 		return k.AddPublicKey(pub)
 	}

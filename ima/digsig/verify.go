@@ -99,7 +99,28 @@ func VerifyHeader(h ima.SigHeader, digest ima.Digest, keys *Keyring) error {
 	if !ok {
 		return fmt.Errorf("digsig: %w: signatures over %s digests", ErrUnsupported, h.HashAlg)
 	}
-	cands := keys.Lookup(h.KeyID)
+	return verifyCandidates(h, msg, ch, keys.Lookup(h.KeyID))
+}
+
+// VerifyHeaderWith is VerifyHeader with the candidate keys given: those
+// of cands whose KeyID is the signature's are tried (a verifier that keeps
+// keys in several rings, such as keys learned from a measurement list,
+// passes them all).
+func VerifyHeaderWith(h ima.SigHeader, digest ima.Digest, cands []Key) error {
+	var match []Key
+	for _, k := range cands {
+		if k.KeyID == h.KeyID {
+			match = append(match, k)
+		}
+	}
+	var ring Keyring
+	for _, k := range match {
+		ring.add(k.KeyID, k)
+	}
+	return VerifyHeader(h, digest, &ring)
+}
+
+func verifyCandidates(h ima.SigHeader, msg []byte, ch crypto.Hash, cands []Key) error {
 	if len(cands) == 0 {
 		return &UnknownKeyError{KeyID: h.KeyID}
 	}
@@ -117,6 +138,8 @@ func verifyKey(pub crypto.PublicKey, ch crypto.Hash, msg, sig []byte) bool {
 		return rsa.VerifyPKCS1v15(pub, ch, msg, sig) == nil
 	case *ecdsa.PublicKey:
 		return ecdsa.VerifyASN1(pub, msg, sig)
+	case *Secp256k1PublicKey:
+		return pub.verify(msg, sig)
 	}
 	return false
 }

@@ -82,59 +82,75 @@ func Read(path string) ([]byte, error) {
 
 // LoadKeyring reads keys into a keyring from each path: a certificate or
 // public key file (DER or PEM, several in one PEM file), or a folder of
-// them, as the kernel's .ima keyring would hold them. A file named
-// directly must load. In a folder, subfolders are passed over, and a file
-// that is not a regular file, is too large or holds no usable key is passed
-// to skip with the reason and left out; with a nil skip, it is an error. A
-// folder that yields no key at all is an error. Every error is an *Error
-// naming the file.
+// them, as the kernel's .ima keyring would hold them (see Walk for which
+// files are read and what is skipped).
 func LoadKeyring(paths []string, skip func(path string, err error)) (*digsig.Keyring, error) {
 	var kr digsig.Keyring
+	err := Walk(paths, skip, func(path string, data []byte) (int, error) {
+		ids, err := kr.Add(data)
+		return len(ids), err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &kr, nil
+}
+
+// Walk reads each path, a key file or a folder of key files, and hands the
+// contents of every file read (Read: a regular file, at most MaxSize) to
+// add, which parses it and returns how many keys it took. A file named
+// directly must load. In a folder, subfolders are passed over, and a file
+// that is not a regular file, is too large or that add refuses is passed to
+// skip with the reason and left out; with a nil skip, it is an error. A
+// folder that yields no key at all is an error. Every error is an *Error
+// naming the file.
+func Walk(paths []string, skip func(path string, err error), add func(path string, data []byte) (int, error)) error {
+	load := func(path string) (int, error) {
+		data, err := Read(path)
+		if err != nil {
+			return 0, err
+		}
+		n, err := add(path, data)
+		if err != nil {
+			return n, &Error{Path: path, Err: err}
+		}
+		return n, nil
+	}
 	for _, p := range paths {
 		st, err := os.Stat(p)
 		if err != nil {
-			return nil, fileError(p, err)
+			return fileError(p, err)
 		}
 		if !st.IsDir() {
-			if err := addFile(&kr, p); err != nil {
-				return nil, err
+			if _, err := load(p); err != nil {
+				return err
 			}
 			continue
 		}
 		ents, err := os.ReadDir(p)
 		if err != nil {
-			return nil, fileError(p, err)
+			return fileError(p, err)
 		}
 		sort.Slice(ents, func(i, j int) bool { return ents[i].Name() < ents[j].Name() })
-		n := 0
+		total := 0
 		for _, e := range ents {
 			fp := filepath.Join(p, e.Name())
 			if st, err := os.Stat(fp); err == nil && st.IsDir() {
 				continue
 			}
-			if err := addFile(&kr, fp); err != nil {
+			n, err := load(fp)
+			if err != nil {
 				if skip == nil {
-					return nil, err
+					return err
 				}
 				skip(fp, err)
 				continue
 			}
-			n++
+			total += n
 		}
-		if n == 0 {
-			return nil, &Error{Path: p, Err: errors.New("no certificate or public key in the folder")}
+		if total == 0 {
+			return &Error{Path: p, Err: errors.New("no certificate or public key in the folder")}
 		}
-	}
-	return &kr, nil
-}
-
-func addFile(kr *digsig.Keyring, path string) error {
-	data, err := Read(path)
-	if err != nil {
-		return err
-	}
-	if _, err := kr.Add(data); err != nil {
-		return &Error{Path: path, Err: err}
 	}
 	return nil
 }

@@ -1,0 +1,233 @@
+package ima
+
+import (
+	"bufio"
+	"bytes"
+	"io"
+	"iter"
+)
+
+// hexVal maps an ASCII byte to its hex digit value; 0xff marks a byte that
+// is not a hex digit, 0x10 bit marks an upper-case digit.
+var hexVal = func() (t [256]byte) {
+	for i := range t {
+		t[i] = 0xff
+	}
+	for c := '0'; c <= '9'; c++ {
+		t[c] = byte(c - '0')
+	}
+	for c := 'a'; c <= 'f'; c++ {
+		t[c] = byte(c-'a') + 10
+	}
+	for c := 'A'; c <= 'F'; c++ {
+		t[c] = byte(c-'A') + 10 | 0x10
+	}
+	return t
+}()
+
+// decodeHexFast appends the bytes of hex text h to dst in one pass that also
+// validates it. ok is false for odd length or a non-hex byte; upper reports
+// an upper-case digit (which the kernel never prints).
+func decodeHexFast(dst, h []byte) (out []byte, ok, upper bool) {
+	if len(h)%2 != 0 {
+		return dst, false, false
+	}
+	n := len(dst)
+	dst = append(dst, make([]byte, len(h)/2)...)
+	o := dst[n:]
+	var acc byte
+	for j := range o {
+		a, b := hexVal[h[2*j]], hexVal[h[2*j+1]]
+		acc |= a | b
+		o[j] = (a&0x0f)<<4 | b&0x0f
+	}
+	return dst, acc&0xe0 == 0, acc&0x10 != 0
+}
+
+// fastShape is a built-in template whose ASCII line the fast path rebuilds:
+// a d-ng or d-ngv2 digest, an n-ng name, and at most one trailing hex field
+// (sig or buf).
+func fastShape(t *Template) bool {
+	if t.Custom || len(t.Fields) < 2 || len(t.Fields) > 3 {
+		return false
+	}
+	if t.Fields[0] != FieldDNG && t.Fields[0] != FieldDNGv2 || t.Fields[1] != FieldNNG {
+		return false
+	}
+	return len(t.Fields) == 2 || t.Fields[2] == FieldSig || t.Fields[2] == FieldBuf
+}
+
+// parseFast rebuilds the common lines (ima-ng, ima-sig, ima-ngv2,
+// ima-sigv2, ima-buf as the kernel prints them: every field present, a name
+// without spaces) in one pass, into r.scratch when r.reuse is set. It
+// returns false, having changed nothing, for any other line; the general
+// parser then handles (or rejects) it.
+func (r *ASCIIReader) parseFast(line []byte) (*Entry, bool) {
+	// "NN <digest> <template> <fields>": the PCR in "%2d".
+	if len(line) < 4 || r.noFast {
+		return nil, false
+	}
+	i := 0
+	if line[0] == ' ' {
+		i = 1
+	}
+	var pcrIdx uint32
+	switch {
+	case i == 1 && isDigit(line[1]) && line[2] == ' ':
+		pcrIdx = uint32(line[1] - '0')
+		i = 3
+	case i == 0 && isDigit(line[0]) && isDigit(line[1]) && line[2] == ' ' && line[0] != '0':
+		pcrIdx = uint32(line[0]-'0')*10 + uint32(line[1]-'0')
+		i = 3
+	default:
+		return nil, false
+	}
+	if pcrIdx > MaxPCRIndex {
+		return nil, false
+	}
+	rest := line[i:]
+	k := bytes.IndexByte(rest, ' ')
+	if k <= 0 || k%2 != 0 || k/2 > MaxDigestSize || (r.dsize != 0 && k/2 != r.dsize) {
+		return nil, false
+	}
+	dhex := rest[:k]
+	rest = rest[k+1:]
+	k = bytes.IndexByte(rest, ' ')
+	if k <= 0 {
+		return nil, false
+	}
+	t := builtinTemplate(rest[:k])
+	if t == nil || !fastShape(t) {
+		return nil, false
+	}
+	rest = rest[k+1:]
+	// Tokens: digest, name[, hex].
+	k = bytes.IndexByte(rest, ' ')
+	if k < 0 {
+		return nil, false
+	}
+	dtok := rest[:k]
+	rest = rest[k+1:]
+	var ntok, xtok []byte
+	if len(t.Fields) == 2 {
+		if bytes.IndexByte(rest, ' ') >= 0 || len(rest) == 0 {
+			return nil, false // a name with spaces: the general parser rejoins it
+		}
+		ntok = rest
+	} else {
+		k = bytes.IndexByte(rest, ' ')
+		if k <= 0 || bytes.IndexByte(rest[k+1:], ' ') >= 0 {
+			return nil, false
+		}
+		ntok, xtok = rest[:k], rest[k+1:]
+	}
+	if bytes.IndexByte(ntok, 0) >= 0 {
+		return nil, false
+	}
+	c := bytes.IndexByte(dtok, ':')
+	if t.Fields[0] == FieldDNGv2 && c >= 0 {
+		c2 := bytes.IndexByte(dtok[c+1:], ':')
+		if c2 < 0 {
+			return nil, false
+		}
+		c += 1 + c2
+	}
+	if c <= 0 || bytes.IndexByte(dtok[c+1:], ':') >= 0 || bytes.IndexByte(dtok[:c], 0) >= 0 {
+		return nil, false
+	}
+	dlen := c + 2 + (len(dtok)-c-1)/2
+	total := 4 + dlen + 4 + len(ntok) + 1
+	if len(t.Fields) == 3 {
+		total += 4 + len(xtok)/2
+	}
+	D := len(dhex) / 2
+	if total > MaxTemplateDataLen {
+		return nil, false
+	}
+	var buf []byte
+	if r.reuse {
+		if cap(r.scratch) < D+total {
+			r.scratch = make([]byte, 0, D+total+256)
+		}
+		buf = r.scratch[:0]
+	} else {
+		buf = make([]byte, 0, D+total)
+	}
+	var ok, up, upper bool
+	if buf, ok, up = decodeHexFast(buf, dhex); !ok {
+		return nil, false
+	}
+	upper = up
+	o := r.order
+	buf = appendU32(o, buf, uint32(dlen))
+	buf = append(buf, dtok[:c+1]...)
+	buf = append(buf, 0)
+	if buf, ok, up = decodeHexFast(buf, dtok[c+1:]); !ok {
+		return nil, false
+	}
+	upper = upper || up
+	buf = appendU32(o, buf, uint32(len(ntok)+1))
+	buf = append(buf, ntok...)
+	buf = append(buf, 0)
+	if len(t.Fields) == 3 {
+		buf = appendU32(o, buf, uint32(len(xtok)/2))
+		if buf, ok, up = decodeHexFast(buf, xtok); !ok {
+			return nil, false
+		}
+		upper = upper || up
+	}
+	if r.dsize == 0 {
+		r.dsize = D
+	}
+	if upper {
+		r.lenient++
+	}
+	var e *Entry
+	var fields []Field
+	if r.reuse {
+		r.scratch = buf
+		r.entry = Entry{}
+		e, fields = &r.entry, r.fieldBuf[:len(t.Fields):len(t.Fields)]
+	} else {
+		e, fields = newEntry(len(t.Fields))
+	}
+	data := buf[D:]
+	e.PCR = pcrIdx
+	e.Digest = buf[:D:D]
+	e.Template = t.Name
+	e.Data = data
+	e.Order = o
+	e.tmpl = t
+	off := 4
+	fields[0] = Field{ID: t.Fields[0], Data: data[off : off+dlen : off+dlen]}
+	off += dlen + 4
+	fields[1] = Field{ID: FieldNNG, Data: data[off : off+len(ntok)+1 : off+len(ntok)+1]}
+	off += len(ntok) + 1
+	if len(t.Fields) == 3 {
+		off += 4
+		fields[2] = Field{ID: t.Fields[2], Data: data[off:len(data):len(data)]}
+	}
+	e.Fields = fields
+	return e, true
+}
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+
+// NewASCIIScanner returns an ASCIIReader for hot paths such as replay and
+// verification: like Scanner for binary lists, the *Entry that Next returns
+// and every byte it points to are valid only until the next call, and the
+// common lines are read without allocating.
+func NewASCIIScanner(r io.Reader, opts ReaderOptions) *ASCIIReader {
+	br, ok := r.(*bufio.Reader)
+	if !ok || br.Size() < 4096 {
+		br = bufio.NewReaderSize(r, scanBuffer)
+	}
+	a := NewASCIIReader(br, opts)
+	a.reuse = true
+	return a
+}
+
+// scanASCII is ScanList's ASCII branch.
+func scanASCII(br *bufio.Reader, opts ReaderOptions) iter.Seq2[*Entry, error] {
+	return NewASCIIScanner(br, opts).All()
+}

@@ -1,0 +1,31 @@
+package ima
+
+// SplitFields returns the entry's fields: e.Fields when a reader set them,
+// else Data split by the entry's template descriptor into dst (reused when
+// it has room), without allocating otherwise. It is for entries from a
+// Scanner, which does not split fields. The legacy "ima" template gives d
+// and n (the name without padding).
+func (e *Entry) SplitFields(dst []Field) ([]Field, error) {
+	if e.Fields != nil {
+		return e.Fields, nil
+	}
+	t, err := e.Descriptor()
+	if err != nil {
+		return nil, err
+	}
+	if t.IsLegacy() {
+		if len(e.Data) < 20 {
+			return nil, malformed("legacy ima template data of %d bytes", len(e.Data))
+		}
+		dst = append(dst[:0], Field{ID: FieldD, Data: e.Data[:20:20]}, Field{ID: FieldN, Data: e.Data[20:]})
+		return dst, nil
+	}
+	if cap(dst) < len(t.Fields) {
+		dst = make([]Field, len(t.Fields))
+	}
+	dst = dst[:len(t.Fields)]
+	if err := splitFields(e.Data, t, e.byteOrder(), dst); err != nil {
+		return nil, err
+	}
+	return dst, nil
+}

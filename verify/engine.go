@@ -1,0 +1,496 @@
+package verify
+
+import (
+	"encoding/hex"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	"github.com/imago-ima/imago/ima"
+	"github.com/imago-ima/imago/ima/digsig"
+	"github.com/imago-ima/imago/pcr"
+)
+
+// Pipeline sizes. A batch holds up to batchEntries entries or about
+// batchArena bytes of template data; at most batchesInFlight batches exist,
+// so memory is bounded whatever the length of the list.
+const (
+	batchEntries    = 512
+	batchArena      = 256 << 10
+	batchesInFlight = 8
+	maxDigest       = 64
+	numPCRs         = pcr.MaxIndex + 1
+)
+
+// span is [off, end) in a batch's arena; off -1 means absent.
+type span struct{ off, end int32 }
+
+func (s span) of(a []byte) []byte {
+	if s.off < 0 {
+		return nil
+	}
+	return a[s.off:s.end:s.end]
+}
+
+// slot is one entry copied into a batch: nothing aliases the iterator's
+// entry, which a Scanner reuses.
+type slot struct {
+	pcr      uint8
+	viol     bool
+	isKey    bool // a buffer holding a key: the reader judged it
+	parseErr bool // template data that does not split into its fields
+	template string
+	input    span // the hash input (template data; legacy ima: padded)
+	name     span // the n-ng or n field, without its NUL
+	listed   span // the listed template digest
+	fields   [ima.MaxTemplateFields]fieldSpan
+	nfields  int
+	keyFails []Failure // the reader's verdict on a key buffer
+}
+
+type fieldSpan struct {
+	id string
+	s  span
+}
+
+// batch is a run of consecutive entries.
+type batch struct {
+	base  int // index of the first entry in the list
+	n     int
+	slots [batchEntries]slot
+	arena []byte
+	// digests[j] holds the n template digests of plan.digestBanks[j],
+	// maxDigest bytes apart; bad[i] marks a listed digest that differs.
+	digests [][]byte
+	bad     [batchEntries]bool
+	// Written by the worker: failures in entry order, the boot
+	// aggregate's verdict.
+	fails []Failure
+	boot  *BootAggregateResult
+	// keys are the keys learned up to the end of the batch.
+	keys  []learned
+	ready chan struct{}
+	refs  atomic.Int32
+	free  chan *batch
+}
+
+func (b *batch) release() {
+	if b.refs.Add(-1) == 0 {
+		b.free <- b
+	}
+}
+
+func (b *batch) reset(base int) {
+	b.base, b.n = base, 0
+	b.arena = b.arena[:0]
+	b.fails = b.fails[:0]
+	b.boot = nil
+	b.keys = nil
+}
+
+// arenaWriter lets ima.Entry.WriteHashInput append the hash input (with the
+// legacy template's padding rule, kept in one place) to an arena.
+type arenaWriter struct{ b *[]byte }
+
+func (w arenaWriter) Write(p []byte) (int, error) { *w.b = append(*w.b, p...); return len(p), nil }
+func (w arenaWriter) Sum(b []byte) []byte         { return b }
+func (w arenaWriter) Reset()                      {}
+func (w arenaWriter) Size() int                   { return 0 }
+func (w arenaWriter) BlockSize() int              { return 1 }
+
+// add copies e into the batch. fields are e's fields.
+func (b *batch) add(e *ima.Entry, fields []ima.Field, legacy bool, parseErr bool) *slot {
+	s := &b.slots[b.n]
+	b.n++
+	*s = slot{pcr: uint8(e.PCR), viol: e.IsViolation(), template: e.Template, parseErr: parseErr, name: span{-1, -1}}
+	start := int32(len(b.arena))
+	b.arena = append(b.arena, e.Digest...)
+	s.listed = span{start, int32(len(b.arena))}
+	in := int32(len(b.arena))
+	e.WriteHashInput(arenaWriter{&b.arena})
+	s.input = span{in, int32(len(b.arena))}
+	// Field offsets inside the copied data: u32 length then data for each
+	// field (ima-spec.md §3.3); the legacy template is d then n.
+	off := in
+	for i, f := range fields {
+		if i >= len(s.fields) {
+			break
+		}
+		if legacy {
+			s.fields[i] = fieldSpan{f.ID, span{off, off + int32(len(f.Data))}}
+			off += int32(len(f.Data))
+		} else {
+			off += 4
+			s.fields[i] = fieldSpan{f.ID, span{off, off + int32(len(f.Data))}}
+			off += int32(len(f.Data))
+		}
+		s.nfields = i + 1
+		if f.ID == ima.FieldNNG || f.ID == ima.FieldN {
+			s.name = s.fields[i].s
+			if n := len(f.Data); n > 0 && f.Data[n-1] == 0 {
+				s.name.end--
+			}
+		}
+	}
+	return s
+}
+
+// plan is what one round computes.
+type plan struct {
+	p           *Policy
+	listBank    pcr.Bank
+	listSize    int
+	digestBanks []pcr.Bank // template digests computed by the workers
+	listSlot    int
+	lanes       []*lane
+	ctx         *roundCtx
+}
+
+func (pl *plan) slotOf(b pcr.Bank) int {
+	for i, d := range pl.digestBanks {
+		if d == b {
+			return i
+		}
+	}
+	pl.digestBanks = append(pl.digestBanks, b)
+	return len(pl.digestBanks) - 1
+}
+
+// worker computes template digests and verdicts of whole batches; batches
+// are independent (learned keys travel with them), so several run at once.
+type worker struct {
+	pl     *plan
+	sink   byte
+	sum    [pcr.MaxDigestSize]byte
+	keys   []digsig.Key
+	fieldb [ima.MaxTemplateFields]ima.Field
+}
+
+func newWorker(pl *plan) *worker { return &worker{pl: pl} }
+
+func (w *worker) run(b *batch) {
+	pl := w.pl
+	for j, bank := range pl.digestBanks {
+		out := b.digests[j]
+		size := bank.Size()
+		for i := 0; i < b.n; i++ {
+			s := &b.slots[i]
+			if s.viol {
+				b.bad[i] = false
+				continue
+			}
+			bank.Sum(&w.sum, s.input.of(b.arena))
+			copy(out[i*maxDigest:], w.sum[:size])
+			if j == pl.listSlot {
+				b.bad[i] = string(w.sum[:size]) != string(s.listed.of(b.arena))
+			}
+		}
+	}
+	p := pl.p
+	if p.rp != nil {
+		var sink byte
+		for i := 0; i < b.n; i++ {
+			if s := &b.slots[i]; s.name.off >= 0 && !s.viol {
+				sink ^= p.rp.Warm(s.name.of(b.arena))
+			}
+		}
+		w.sink = sink
+	}
+	for i := 0; i < b.n; i++ {
+		s := &b.slots[i]
+		idx := b.base + i
+		v := view{index: idx, pcr: int(s.pcr), template: s.template}
+		fields := w.fieldb[:s.nfields]
+		for k := range fields {
+			fields[k] = ima.Field{ID: s.fields[k].id, Data: s.fields[k].s.of(b.arena)}
+		}
+		fillView(&v, fields)
+		if int(s.pcr) != p.opts.PCR {
+			b.fails = append(b.fails, Failure{Entry: idx, Path: string(v.name), ID: IDIMAPCR, Template: s.template,
+				Got: strconv.Itoa(int(s.pcr)), Message: "extended into PCR " + strconv.Itoa(int(s.pcr)) + ", not " + strconv.Itoa(p.opts.PCR)})
+		}
+		switch {
+		case s.viol:
+			if !p.opts.AllowViolations {
+				b.fails = append(b.fails, Failure{Entry: idx, Path: string(v.name), ID: IDViolation, Template: s.template,
+					Message: "violation: measured while open for write, or written while open for read (zero template digest)"})
+			}
+			continue
+		case b.bad[i]:
+			b.fails = append(b.fails, Failure{Entry: idx, Path: string(v.name), ID: IDTemplateHash, Template: s.template,
+				Expected: []string{hex.EncodeToString(s.listed.of(b.arena))},
+				Got:      hex.EncodeToString(b.digests[pl.listSlot][i*maxDigest : i*maxDigest+pl.listSize]),
+				Message:  "the listed template digest is not the hash of the template data"})
+			continue
+		case s.parseErr:
+			b.fails = append(b.fails, Failure{Entry: idx, ID: IDParser, Template: s.template,
+				Message: "template data does not split into the template's fields"})
+			continue
+		}
+		var boot *BootAggregateResult
+		b.fails, boot = p.judge(&v, w.keysFor(b, idx), s.isKey, s.keyFails, pl.ctx, b.fails)
+		if boot != nil && b.boot == nil {
+			b.boot = boot
+		}
+	}
+	close(b.ready)
+}
+
+// keysFor returns the keys an entry may be verified with: the policy's and
+// those learned before it.
+func (w *worker) keysFor(b *batch, idx int) []digsig.Key {
+	w.keys = append(w.keys[:0], w.pl.p.keys...)
+	for _, k := range b.keys {
+		if k.entry < idx {
+			w.keys = append(w.keys, k.key)
+		}
+	}
+	return w.keys
+}
+
+// lane replays one bank in one variant, in entry order.
+type lane struct {
+	bank    pcr.Bank
+	size    int
+	padded  bool
+	slot    int // digests of this bank (padded: of sha1)
+	viol    []byte
+	value   [numPCRs][maxDigest]byte
+	touched uint64 // PCRs extended (in the state or this round)
+	// quoted PCRs and their match interval over prefix lengths k of the
+	// round: value(k) == want for k in [from, to); to -1 is open.
+	hasWant uint64
+	want    [numPCRs][maxDigest]byte
+	from    [numPCRs]int
+	to      [numPCRs]int
+	in      chan *batch
+}
+
+func newLane(b pcr.Bank, padded bool, start map[int][]byte, quoted map[int][]byte, base int) *lane {
+	l := &lane{bank: b, size: b.Size(), padded: padded}
+	l.viol = pcr.ViolationDigest(l.size, !padded)
+	for i, v := range start {
+		copy(l.value[i][:], v)
+		l.touched |= 1 << uint(i)
+	}
+	for i := range l.from {
+		l.from[i], l.to[i] = -1, -1
+	}
+	for i, v := range quoted {
+		if i < 0 || i >= numPCRs || len(v) != l.size {
+			continue
+		}
+		l.hasWant |= 1 << uint(i)
+		copy(l.want[i][:], v)
+		if string(l.want[i][:l.size]) == string(l.value[i][:l.size]) {
+			l.from[i] = base // matches before the round's first entry
+		}
+	}
+	return l
+}
+
+func (l *lane) run(wg *sync.WaitGroup) {
+	defer wg.Done()
+	for b := range l.in {
+		<-b.ready
+		l.process(b)
+		b.release()
+	}
+}
+
+func (l *lane) process(b *batch) {
+	var d [maxDigest]byte
+	var buf [2 * maxDigest]byte
+	digs := b.digests[l.slot]
+	for i := 0; i < b.n; i++ {
+		p := b.slots[i].pcr
+		var ext []byte
+		switch {
+		case b.slots[i].viol:
+			ext = l.viol
+		case l.padded:
+			copy(d[:20], digs[i*maxDigest:])
+			ext = d[:l.size]
+		default:
+			ext = digs[i*maxDigest : i*maxDigest+l.size]
+		}
+		// Extend (TPM 2.0 Part 1 §17.2): value := H(value || digest).
+		vp := &l.value[p]
+		copy(buf[:l.size], vp[:l.size])
+		copy(buf[l.size:], ext)
+		l.bank.Sum(vp, buf[:2*l.size])
+		v := vp[:l.size]
+		bit := uint64(1) << p
+		l.touched |= bit
+		if l.hasWant&bit != 0 {
+			k := b.base + i + 1 // prefix length, in list indexes
+			if string(v) == string(l.want[p][:l.size]) {
+				if l.from[p] < 0 {
+					l.from[p] = k
+				}
+			} else if l.from[p] >= 0 && l.to[p] < 0 {
+				l.to[p] = k
+			}
+		}
+	}
+}
+
+// collector gathers the workers' failures in entry order.
+type collector struct {
+	in       chan *batch
+	fails    []Failure
+	count    int
+	max      int
+	failed   []int // indexes of failing entries
+	boot     *BootAggregateResult
+	violated []int
+}
+
+func (c *collector) run(wg *sync.WaitGroup) {
+	defer wg.Done()
+	for b := range c.in {
+		<-b.ready
+		c.process(b)
+		b.release()
+	}
+}
+
+func (c *collector) process(b *batch) {
+	last := -1
+	for _, f := range b.fails {
+		c.count++
+		if len(c.fails) < c.max {
+			c.fails = append(c.fails, f)
+		}
+		if f.Entry != last {
+			c.failed = append(c.failed, f.Entry)
+			last = f.Entry
+		}
+	}
+	for i := 0; i < b.n; i++ {
+		if b.slots[i].viol {
+			c.violated = append(c.violated, b.base+i)
+		}
+	}
+	if c.boot == nil && b.boot != nil {
+		bb := *b.boot
+		c.boot = &bb
+	}
+}
+
+// pipeline runs a plan over batches the reader sends. Its goroutines
+// start with the second batch: a round that fits one batch (the usual
+// incremental round) runs on the caller's goroutine alone.
+type pipeline struct {
+	pl      *plan
+	pool    *sync.Pool
+	free    chan *batch
+	all     []*batch
+	work    chan *batch
+	col     *collector
+	workWG  sync.WaitGroup
+	laneWG  sync.WaitGroup
+	started bool
+}
+
+func newPipeline(pl *plan, pool *sync.Pool, maxFailures int) *pipeline {
+	return &pipeline{pl: pl, pool: pool, free: make(chan *batch, batchesInFlight), col: &collector{max: maxFailures}}
+}
+
+// get returns an empty batch for entries from base on.
+func (pp *pipeline) get(base int) *batch {
+	var b *batch
+	select {
+	case b = <-pp.free:
+	default:
+		if len(pp.all) < batchesInFlight {
+			b, _ = pp.pool.Get().(*batch)
+			if b == nil {
+				b = &batch{arena: make([]byte, 0, batchArena)}
+			}
+			for len(b.digests) < len(pp.pl.digestBanks) {
+				b.digests = append(b.digests, make([]byte, batchEntries*maxDigest))
+			}
+			b.free = pp.free
+			pp.all = append(pp.all, b)
+		} else {
+			b = <-pp.free
+		}
+	}
+	b.reset(base)
+	return b
+}
+
+func (pp *pipeline) start() {
+	pl := pp.pl
+	pp.work = make(chan *batch, batchesInFlight)
+	workers := min(max(runtime.GOMAXPROCS(0), 1), 8)
+	for range workers {
+		pp.workWG.Add(1)
+		go func() {
+			defer pp.workWG.Done()
+			w := newWorker(pl)
+			for b := range pp.work {
+				w.run(b)
+			}
+		}()
+	}
+	for _, l := range pl.lanes {
+		l.in = make(chan *batch, batchesInFlight)
+		pp.laneWG.Add(1)
+		go l.run(&pp.laneWG)
+	}
+	pp.col.in = make(chan *batch, batchesInFlight)
+	pp.laneWG.Add(1)
+	go pp.col.run(&pp.laneWG)
+	pp.started = true
+}
+
+func (pp *pipeline) send(b *batch) {
+	if !pp.started {
+		pp.start()
+	}
+	b.refs.Store(int32(len(pp.pl.lanes) + 1))
+	b.ready = make(chan struct{})
+	pp.work <- b
+	for _, l := range pp.pl.lanes {
+		l.in <- b
+	}
+	pp.col.in <- b
+}
+
+// finish processes the last batch and waits for everything; the batches
+// go back to the pool.
+func (pp *pipeline) finish(last *batch) {
+	switch {
+	case !pp.started:
+		if last.n > 0 {
+			last.ready = make(chan struct{})
+			newWorker(pp.pl).run(last)
+			for _, l := range pp.pl.lanes {
+				l.process(last)
+			}
+			pp.col.process(last)
+		}
+	default:
+		if last.n > 0 {
+			pp.send(last)
+		}
+		close(pp.work)
+		pp.workWG.Wait()
+		for _, l := range pp.pl.lanes {
+			close(l.in)
+		}
+		close(pp.col.in)
+		pp.laneWG.Wait()
+	}
+	for _, b := range pp.all {
+		b.fails, b.keys, b.boot, b.free = nil, nil, nil, nil
+		for i := range b.slots[:b.n] {
+			b.slots[i].keyFails = nil
+		}
+		pp.pool.Put(b)
+	}
+	pp.all = nil
+}

@@ -1,0 +1,54 @@
+package verify
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/imago-ima/imago/ima"
+	"github.com/imago-ima/imago/pcr"
+)
+
+// FuzzState: a stored State is decoded or refused, never a panic; one that
+// decodes can start a round.
+func FuzzState(f *testing.F) {
+	f.Add([]byte(`{"next": 3, "list_bank": "sha1", "pcrs": [{"bank": "sha1", "pcr": 10, "value": "` + string(bytes.Repeat([]byte("ab"), 20)) + `"}]}`))
+	f.Add([]byte(`{"next": 0, "keys": [{"keyring": ".ima", "entry": 1, "keyid": 1, "data": "AAAA"}]}`))
+	p, err := NewPolicy(Options{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		s, err := ParseState(data)
+		if err != nil {
+			if s != nil {
+				t.Fatal("a state with an error")
+			}
+			return
+		}
+		_, _, _ = p.Verify(s, Round{Entries: Entries(nil), Quoted: pcr.Set{pcr.SHA1: {10: make([]byte, 20)}}})
+	})
+}
+
+// FuzzVerify: any list bytes, read as the CLI reads them, give a report or
+// an error under a policy with keys, never a panic.
+func FuzzVerify(f *testing.F) {
+	for _, name := range []string{"measurements.txt", "signatures.txt", "bad-signatures.txt", "keyrings.txt"} {
+		f.Add(readFile(f, kl+name))
+	}
+	p, err := NewPolicy(Options{RuntimePolicy: loadPolicy(f, "runtime-policy-test.json"), Keys: loadKeys(f, "rsa2048pub.pem", "secp256k1.pem")})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		rep, st, err := p.Verify(nil, Round{Entries: ima.ScanList(bytes.NewReader(data), ima.ReaderOptions{})})
+		if err != nil {
+			if rep != nil || st != nil {
+				t.Fatal("a report with an error")
+			}
+			return
+		}
+		if st.Next != rep.Read || rep.Consumed != rep.Read {
+			t.Fatalf("offline round consumed %d of %d, state at %d", rep.Consumed, rep.Read, st.Next)
+		}
+	})
+}
