@@ -74,9 +74,15 @@ func Dir(tb testing.TB) string {
 // not exist.
 func Path(tb testing.TB, name string) string {
 	tb.Helper()
-	p := filepath.Join(Dir(tb), filepath.FromSlash(name))
+	return existing(tb, Dir(tb), name, "fixtures are part of the repository: restore it, or fix the name")
+}
+
+// existing returns dir/name, failing the test if it does not exist.
+func existing(tb testing.TB, dir, name, hint string) string {
+	tb.Helper()
+	p := filepath.Join(dir, filepath.FromSlash(name))
 	if _, err := os.Stat(p); err != nil {
-		tb.Fatalf("testfixture: %v (fixtures are part of the repository: restore it, or fix the name)", err)
+		tb.Fatalf("testfixture: %v (%s)", err, hint)
 	}
 	return p
 }
@@ -85,7 +91,12 @@ func Path(tb testing.TB, name string) string {
 // cannot be read.
 func Read(tb testing.TB, name string) []byte {
 	tb.Helper()
-	b, err := os.ReadFile(Path(tb, name))
+	return read(tb, Path(tb, name))
+}
+
+func read(tb testing.TB, path string) []byte {
+	tb.Helper()
+	b, err := os.ReadFile(path)
 	if err != nil {
 		tb.Fatalf("testfixture: %v", err)
 	}
@@ -115,21 +126,13 @@ func SharedDir(tb testing.TB) string {
 // the file.
 func Extra(tb testing.TB, name string) string {
 	tb.Helper()
-	p := filepath.Join(SharedDir(tb), filepath.FromSlash(name))
-	if _, err := os.Stat(p); err != nil {
-		tb.Fatalf("testfixture: ../shared is present but %v", err)
-	}
-	return p
+	return existing(tb, SharedDir(tb), name, "../shared is present but lacks it")
 }
 
 // ReadExtra returns the contents of ../shared/fixtures/<name> (see Extra).
 func ReadExtra(tb testing.TB, name string) []byte {
 	tb.Helper()
-	b, err := os.ReadFile(Extra(tb, name))
-	if err != nil {
-		tb.Fatalf("testfixture: %v", err)
-	}
-	return b
+	return read(tb, Extra(tb, name))
 }
 
 // ExtraGlob is Glob over ../shared/fixtures (see Extra).
