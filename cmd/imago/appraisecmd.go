@@ -11,6 +11,7 @@ import (
 
 	"github.com/imago-ima/imago/ima"
 	"github.com/imago-ima/imago/ima/digsig"
+	"github.com/imago-ima/imago/internal/ctxio"
 	"github.com/imago-ima/imago/internal/keyfile"
 	"github.com/imago-ima/imago/internal/xattr"
 )
@@ -127,7 +128,7 @@ func runAppraise(ctx context.Context, c *cli, kr *digsig.Keyring, def ima.HashAl
 				return ctx.Err()
 			}
 			w.Flush()
-			fmt.Fprintf(c.stderr, "imago: appraise: %v\n", pathErr(path, err))
+			fmt.Fprintf(c.stderr, "imago: appraise: %v\n", ctxio.Named(path, err))
 			bad++
 			continue
 		}

@@ -4,10 +4,8 @@ import (
 	"bufio"
 	"context"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 
 	"github.com/spf13/cobra"
 
@@ -83,7 +81,7 @@ func runHash(ctx context.Context, c *cli, alg ima.HashAlg, noXattr bool, files [
 				return ctx.Err()
 			}
 			w.Flush()
-			fmt.Fprintf(c.stderr, "imago: hash: %v\n", pathErr(path, err))
+			fmt.Fprintf(c.stderr, "imago: hash: %v\n", ctxio.Named(path, err))
 			bad++
 			continue
 		}
@@ -112,14 +110,4 @@ func hashFile(ctx context.Context, path string, alg ima.HashAlg) (ima.Digest, er
 		return ima.Digest{}, err
 	}
 	return ima.Digest{Alg: alg, Sum: h.Sum(nil)}, nil
-}
-
-// pathErr is "PATH: why", whether or not err is an *fs.PathError (whose
-// operation, "open", says nothing to the user).
-func pathErr(path string, err error) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) && pe.Path == path {
-		return fmt.Errorf("%s: %w", path, pe.Err)
-	}
-	return fmt.Errorf("%s: %w", path, err)
 }

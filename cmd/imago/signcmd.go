@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/imago-ima/imago/ima/digsig"
+	"github.com/imago-ima/imago/internal/ctxio"
 	"github.com/imago-ima/imago/internal/keyfile"
 	"github.com/imago-ima/imago/internal/xattr"
 )
@@ -72,7 +73,7 @@ KEY and CERT must be regular files of at most 1 MiB.`,
 						return ctx.Err()
 					}
 					w.Flush()
-					fmt.Fprintf(c.stderr, "imago: sign: %v\n", pathErr(path, err))
+					fmt.Fprintf(c.stderr, "imago: sign: %v\n", ctxio.Named(path, err))
 					bad++
 					continue
 				}

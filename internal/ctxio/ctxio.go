@@ -164,3 +164,28 @@ func Kind(m fs.FileMode) string {
 	}
 	return "mode " + m.String()
 }
+
+// PathError is "PATH: why": a file a user named, and what is wrong with it.
+// Unlike *fs.PathError it does not print the system call ("open"), which
+// says nothing to the user.
+type PathError struct {
+	Path string
+	Err  error
+}
+
+func (e *PathError) Error() string { return e.Path + ": " + e.Err.Error() }
+func (e *PathError) Unwrap() error { return e.Err }
+
+// Named returns err as a *PathError for path: an *fs.PathError gives its
+// cause, a *PathError for the same path is returned as it is.
+func Named(path string, err error) error {
+	var ne *PathError
+	if errors.As(err, &ne) && ne.Path == path {
+		return err
+	}
+	var pe *fs.PathError
+	if errors.As(err, &pe) && pe.Path == path {
+		err = pe.Err
+	}
+	return &PathError{Path: path, Err: err}
+}

@@ -16,7 +16,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -38,21 +37,9 @@ var (
 )
 
 // Error is a key file that cannot be used: "PATH: why".
-type Error struct {
-	Path string
-	Err  error
-}
+type Error = ctxio.PathError
 
-func (e *Error) Error() string { return e.Path + ": " + e.Err.Error() }
-func (e *Error) Unwrap() error { return e.Err }
-
-func fileError(path string, err error) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		err = pe.Err
-	}
-	return &Error{Path: path, Err: err}
-}
+func fileError(path string, err error) error { return ctxio.Named(path, err) }
 
 // Read returns the contents of the regular file at path, at most MaxSize
 // bytes. Errors are *Error values naming the path and wrapping

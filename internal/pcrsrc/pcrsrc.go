@@ -20,7 +20,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -63,13 +62,13 @@ func Load(ctx context.Context, src string, stdin io.Reader) (pcr.Set, error) {
 		}
 		set, err = parse(bank, ctxio.NewReader(ctx, stdin), "<stdin>")
 	} else if fi, serr := os.Stat(path); serr != nil {
-		return nil, fileErr(path, serr)
+		return nil, ctxio.Named(path, serr)
 	} else if fi.IsDir() {
 		set, err = loadSysfs(ctx, path, bank)
 	} else {
 		var f *ctxio.File
 		if f, err = ctxio.Open(ctx, path); err != nil {
-			return nil, fileErr(path, err)
+			return nil, ctxio.Named(path, err)
 		}
 		set, err = parse(bank, f, path)
 		f.Close()
@@ -110,7 +109,7 @@ func loadSysfs(ctx context.Context, dir string, bank pcr.Bank) (pcr.Set, error) 
 	out := make(pcr.Set)
 	ents, err := os.ReadDir(dir)
 	if err != nil {
-		return nil, fileErr(dir, err)
+		return nil, ctxio.Named(dir, err)
 	}
 	for _, e := range ents {
 		alg, ok := strings.CutPrefix(e.Name(), "pcr-")
@@ -133,7 +132,7 @@ func loadSysfs(ctx context.Context, dir string, bank pcr.Bank) (pcr.Set, error) 
 				continue
 			}
 			if err != nil {
-				return nil, fileErr(p, err)
+				return nil, ctxio.Named(p, err)
 			}
 			s, err := parse(pcr.SHA1, f, p)
 			f.Close()
@@ -147,7 +146,7 @@ func loadSysfs(ctx context.Context, dir string, bank pcr.Bank) (pcr.Set, error) 
 func loadSysfsBank(ctx context.Context, dir string, b pcr.Bank, out pcr.Set) error {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
-		return fileErr(dir, err)
+		return ctxio.Named(dir, err)
 	}
 	sort.Slice(ents, func(i, j int) bool { return ents[i].Name() < ents[j].Name() })
 	for _, e := range ents {
@@ -158,7 +157,7 @@ func loadSysfsBank(ctx context.Context, dir string, b pcr.Bank, out pcr.Set) err
 		p := filepath.Join(dir, e.Name())
 		f, err := ctxio.Open(ctx, p)
 		if err != nil {
-			return fileErr(p, err)
+			return ctxio.Named(p, err)
 		}
 		buf := make([]byte, maxSysfsValue+1)
 		n, err := io.ReadFull(f, buf)
@@ -178,14 +177,4 @@ func loadSysfsBank(ctx context.Context, dir string, b pcr.Bank, out pcr.Set) err
 		out.Put(b, i, v)
 	}
 	return nil
-}
-
-// fileErr is "PATH: why" for a system error (an *fs.PathError's operation
-// says nothing to the user); the context's error stays matchable.
-func fileErr(path string, err error) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		err = pe.Err
-	}
-	return fmt.Errorf("%s: %w", path, err)
 }
