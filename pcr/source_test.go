@@ -1,9 +1,11 @@
 package pcr
 
 import (
+	"bytes"
 	"encoding/hex"
 	"errors"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/imago-ima/imago/internal/testfixture"
@@ -209,6 +211,40 @@ func FuzzParseTPM2YAML(f *testing.F) {
 			// A dump that parses is recognisable, unless it starts with
 			// lines DetectFormat cannot place (other tpm2_quote keys).
 			_ = data
+		}
+	})
+}
+
+// FuzzParseJSON: imago's PCR JSON never panics, a failed parse returns no
+// set, and a set that parses marshals back to JSON that parses to the same
+// values.
+func FuzzParseJSON(f *testing.F) {
+	f.Add([]byte(`{"sha256": {"10": "` + strings.Repeat("ab", 32) + `"}}`))
+	f.Add([]byte(`{"entries": 3, "pcrs": {"sha1": {"0": "` + strings.Repeat("00", 20) + `", "23": "` + strings.Repeat("ff", 20) + `"}}}`))
+	f.Add([]byte(`{"pcrs": 5}`))
+	f.Add([]byte(`{"sha256": {"x": "zz"}}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		s, err := ParseJSON(data)
+		if err != nil {
+			if s != nil {
+				t.Fatal("set with error")
+			}
+			return
+		}
+		js, err := s.MarshalJSON()
+		if err != nil {
+			t.Fatalf("marshal: %v", err)
+		}
+		s2, err := ParseJSON(js)
+		if err != nil {
+			t.Fatalf("re-parse %s: %v", js, err)
+		}
+		for b, m := range s {
+			for i, v := range m {
+				if w, ok := s2.Get(b, i); !ok || !bytes.Equal(v, w) {
+					t.Fatalf("%s PCR %d: %x, then %x", b, i, v, w)
+				}
+			}
 		}
 	})
 }
