@@ -3,23 +3,18 @@ package agent
 import (
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/imago-ima/imago/ima"
 	"github.com/imago-ima/imago/internal/journal"
 	"github.com/imago-ima/imago/pcr"
-	"github.com/imago-ima/imago/tpm"
 )
 
 // Files in Config.StateDir.
@@ -27,70 +22,77 @@ const (
 	listFile    = "binary_runtime_measurements"
 	pendingFile = "pending"
 	stateFile   = "state.json"
+	sessionFile = "tpm-session"
 	lockFile    = "lock"
 	previousDir = "previous"
 )
 
 // Errors.
 var (
-	// ErrListMismatch: on restart the durable list does not replay to the
-	// TPM's PCRs (the TPM was reset, or the list was cut or edited). The
-	// agent refuses to start; see the package documentation for the way out.
+	// ErrListMismatch: the durable list does not replay to the TPM's PCRs
+	// (the TPM was reset, or the list was cut or edited), or state.json
+	// does not describe the list. The agent refuses to start; the error
+	// says the way out.
 	ErrListMismatch = errors.New("agent: the measurement list does not match the TPM")
+	// ErrCorrupt: the durable list or the queue is damaged other than by a
+	// torn final record; the file is left as it is.
+	ErrCorrupt = errors.New("agent: the measurement list is damaged")
+	// ErrTPMReset: the TPM was reset (or replaced) under the running agent:
+	// its PCRs no longer hold the list. The agent goes to the failed state.
+	ErrTPMReset = errors.New("agent: the TPM was reset")
 	// ErrLocked: another agent holds the state directory.
 	ErrLocked = errors.New("agent: another agent is running on this state directory")
+	// ErrSocketInUse: another agent serves the socket path.
+	ErrSocketInUse = errors.New("agent: another agent serves this socket")
+	// ErrSocketPath: something other than a socket is at the socket path.
+	ErrSocketPath = errors.New("agent: the socket path is taken")
+	// ErrNotSupported: the agent runs on Linux only.
+	ErrNotSupported = errors.New("agent: the measurement agent runs on Linux only")
 	// errHashUnavailable: initialising with an algorithm that cannot be
 	// computed (the kernel's crypto allocation failure).
 	errHashUnavailable = errors.New("agent: hash algorithm cannot be computed")
 )
 
-// persisted is state.json: what initialisation decided, so that a restart
-// carries on the same list the same way.
-type persisted struct {
-	Version   int      `json:"version"`
-	BootID    string   `json:"boot_id"`
-	Mode      string   `json:"mode"` // "tpm" or "bypass"
-	Aggregate string   `json:"aggregate"`
-	Hash      string   `json:"hash"`
-	Template  string   `json:"template"`
-	PCR       int      `json:"pcr"`
-	TPM       string   `json:"tpm"`
-	Banks     []string `json:"banks,omitempty"`
-	Sizes     []int    `json:"sizes,omitempty"`
-	// Base is the PCR's value in each bank before the aggregate was
-	// extended (zeros unless something else extended it first).
-	Base pcr.Set `json:"base,omitempty"`
-}
-
 // Agent is a running measurement agent. Its methods are safe for concurrent
-// use; measurements are serialised.
+// use; entries are listed one at a time.
 type Agent struct {
 	cfg   Config
 	log   *slog.Logger
 	order byteOrder
 	tpmOn bool
 
+	// mu is the list lock: it serialises listing (list, queue, exports,
+	// TPM) and guards the fields below up to vmu.
 	mu       sync.Mutex
-	state    State
-	name     string
-	hash     ima.HashAlg // effective ima_hash_algo
-	tmpl     *ima.Template
-	pcr      uint32
 	tpm      TPM
-	banks    []BankInfo
-	base     pcr.Set
+	base     pcr.Set // the agent's PCR before the aggregate, per bank
+	expected pcr.Set // what the TPM's PCRs hold if it is in step with the list
+	reset    uint32  // the TPM's reset count the list was extended under
+	restart  uint32  // and its restart count, last seen
 	list     *journal.File
 	pending  *journal.File
-	entries  int
-	queued   int
-	seen     map[fileKey]fileState
 	dup      map[string]struct{}
 	exp      *exports
-	failErr  error
+
+	// vmu guards the view: these fields are written with mu and vmu held,
+	// and read with either, so that Status never waits for a listing.
+	vmu     sync.RWMutex
+	state   State
+	name    string
+	hash    ima.HashAlg // effective ima_hash_algo
+	tmpl    *ima.Template
+	pcr     uint32
+	banks   []BankInfo
+	entries int
+	queued  int
+	failErr error
+	expErr  error // the exports could not be brought up to date
+
+	seen     seenCache
 	bootID   string
-	lock     *os.File
+	locks    []*os.File // the state directory's and the socket's
+	tmu      sync.Mutex
 	tm       Timings
-	hbuf     []byte // file read buffer, used under mu
 	fatal    chan error
 	stop     chan struct{}
 	stopOnce sync.Once
@@ -109,10 +111,14 @@ func Run(ctx context.Context, cfg Config) error {
 	return a.Serve(ctx)
 }
 
-// New prepares the directories, takes the state directory's lock, and runs
-// the first stage (or recovers the list left by a previous run). A deferred
-// agent watches for the late stage until ctx is done or Close.
+// New prepares the directories, takes the state directory's and the
+// socket's locks, and runs the first stage (or recovers the list left by a
+// previous run). A deferred agent watches for the late stage until ctx is
+// done or Close.
 func New(ctx context.Context, cfg Config) (*Agent, error) {
+	if err := supported(); err != nil {
+		return nil, err
+	}
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
@@ -127,7 +133,6 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 		tmpl:  cfg.Template,
 		pcr:   uint32(cfg.PCR),
 		hash:  effectiveHash(cfg.hash),
-		seen:  make(map[fileKey]fileState),
 		dup:   make(map[string]struct{}),
 		fatal: make(chan error, 1),
 		stop:  make(chan struct{}),
@@ -154,7 +159,12 @@ func (a *Agent) start(ctx context.Context) error {
 			return fmt.Errorf("agent: %w", err)
 		}
 	}
-	if err := a.takeLock(); err != nil {
+	if err := a.takeLock(filepath.Join(a.cfg.StateDir, lockFile), fmt.Errorf("%w (%s)", ErrLocked, a.cfg.StateDir)); err != nil {
+		return err
+	}
+	// A second agent on the same socket path would take the socket over
+	// from the first; the lock next to it says a live agent serves it.
+	if err := a.takeLock(a.cfg.Socket+".lock", fmt.Errorf("%w (%s)", ErrSocketInUse, a.cfg.Socket)); err != nil {
 		return err
 	}
 	id, err := os.ReadFile(a.cfg.BootIDFile)
@@ -165,7 +175,6 @@ func (a *Agent) start(ctx context.Context) error {
 	if a.pending, err = journal.Open(filepath.Join(a.cfg.StateDir, pendingFile)); err != nil {
 		return err
 	}
-
 	st, err := a.loadState()
 	if err != nil {
 		return err
@@ -178,376 +187,48 @@ func (a *Agent) start(ctx context.Context) error {
 			return err
 		}
 	}
-	if err := a.countPending(); err != nil {
+	if _, err := a.readQueue(); err != nil {
 		return err
 	}
 	return a.firstStage(ctx)
 }
 
-func (a *Agent) takeLock() error {
-	f, err := os.OpenFile(filepath.Join(a.cfg.StateDir, lockFile), os.O_RDWR|os.O_CREATE, 0o600)
+// takeLock takes an exclusive lock on the file at path (created if need
+// be) for the agent's lifetime; held is the error when another process
+// holds it.
+func (a *Agent) takeLock(path string, held error) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|oNoFollow, 0o600)
 	if err != nil {
-		return fmt.Errorf("agent: %w", err)
+		return fmt.Errorf("agent: lock: %w", err)
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
 		f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return fmt.Errorf("%w (%s)", ErrLocked, a.cfg.StateDir)
-		}
-		return fmt.Errorf("agent: lock %s: %w", a.cfg.StateDir, err)
+		return fmt.Errorf("agent: lock %s: not a regular file", path)
 	}
-	a.lock = f
+	if err := flockFile(f); err != nil {
+		f.Close()
+		if errors.Is(err, errWouldBlock) {
+			return held
+		}
+		return fmt.Errorf("agent: lock %s: %w", path, err)
+	}
+	a.locks = append(a.locks, f)
 	return nil
 }
 
-// firstStage runs init_ima(late=false). Called with a.mu held.
-func (a *Agent) firstStage(ctx context.Context) error {
-	var t TPM
-	if a.tpmOn && !a.cfg.InitLate {
-		var err error
-		if t, err = a.open(); err != nil {
-			return err
-		}
-	}
-	d := FirstStage(a.tpmOn, a.cfg.InitLate, t != nil)
-	a.logDecision(d, "first stage")
-	switch d.Action {
-	case Defer:
-		a.state = Deferred
-		a.notify("STATUS=deferred: waiting for the TPM")
-		a.wg.Add(1)
-		go a.watch(ctx)
-		return nil
-	default:
-		return a.initialise(d, t)
-	}
+// update changes the view (the fields under vmu). Called with a.mu held.
+func (a *Agent) update(f func()) {
+	a.vmu.Lock()
+	f()
+	a.vmu.Unlock()
 }
 
-func (a *Agent) logDecision(d Decision, stage string) {
-	if d.Log != "" {
-		a.log.Info(d.Log, "stage", stage)
-	}
-	if d.Action == Defer && d.Log == "" {
-		a.log.Info("initialisation deferred to the late stage (--init late)", "stage", stage)
-	}
-}
-
-// open opens the TPM: nil, nil when none is there now. Errors that no
-// waiting can cure (a bad URI, the simulator not built in) are returned; any
-// other failure to open (a timeout, a TPM that answers garbage) counts as no
-// TPM, as tpm_default_chip finds no chip: the staged start then waits or
-// goes to bypass, and says why.
-func (a *Agent) open() (TPM, error) {
-	t, err := a.cfg.Open(a.cfg.TPM)
-	switch {
-	case err == nil:
-		return t, nil
-	case errors.Is(err, a.cfg.ErrNoTPM):
-		a.log.Debug("no TPM", "tpm", a.cfg.TPM, "err", err)
-		return nil, nil
-	case errors.Is(err, tpm.ErrBadURI), errors.Is(err, tpm.ErrSimulatorNotBuilt),
-		errors.Is(err, tpm.ErrSimulatorInUse), errors.Is(err, tpm.ErrDisabled):
-		return nil, err
-	}
-	a.log.Warn("the TPM did not open; counting it as not there", "tpm", a.cfg.TPM, "err", err)
-	return nil, nil
-}
-
-// watch runs the late stage on whichever comes first: the TPM appears, the
-// wait expires (or there is no TPM to wait for), ctx is done or Close.
-func (a *Agent) watch(ctx context.Context) {
-	defer a.wg.Done()
-	if !a.tpmOn {
-		a.lateOrFatal(TriggerNoTPM)
-		return
-	}
-	timer := time.NewTimer(a.cfg.TPMWait)
-	defer timer.Stop()
-	tick := time.NewTicker(a.cfg.PollInterval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-a.stop:
-			return
-		case <-timer.C:
-			a.lateOrFatal(TriggerWaitExpired)
-			return
-		case <-tick.C:
-			if a.State() != Deferred {
-				return
-			}
-			if !a.cfg.Available(a.cfg.TPM) {
-				continue
-			}
-			if err := a.Late(TriggerTPMAppeared); err == nil || !errors.Is(err, errNotYet) {
-				if err != nil {
-					a.setFatal(err)
-				}
-				return
-			}
-		}
-	}
-}
-
-func (a *Agent) lateOrFatal(tr Trigger) {
-	if err := a.Late(tr); err != nil {
-		a.setFatal(err)
-	}
-}
-
-func (a *Agent) setFatal(err error) {
-	select {
-	case a.fatal <- err:
-	default:
-	}
-}
-
-// errNotYet: the TPM looked present but did not open; keep waiting.
-var errNotYet = errors.New("agent: TPM not ready yet")
-
-// Late runs the late stage (init_ima(late=true)) now: nothing if already
-// initialised; otherwise open the TPM and initialise with it, or in bypass,
-// naming the aggregate boot_aggregate_late.
-func (a *Agent) Late(tr Trigger) error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if LateStage(a.state, a.tpmOn, false).Action == Nothing {
-		return nil
-	}
-	var t TPM
-	if a.tpmOn {
-		var err error
-		t, err = a.open()
-		if err != nil {
-			return err
-		}
-		if t == nil && tr == TriggerTPMAppeared {
-			return errNotYet
-		}
-	}
-	d := LateStage(a.state, a.tpmOn, t != nil)
-	a.log.Info("late stage", "trigger", string(tr))
-	a.logDecision(d, "late stage")
-	return a.initialise(d, t)
-}
-
-// initialise is ima_init_core with init_ima's default-hash retry.
-func (a *Agent) initialise(d Decision, t TPM) error {
-	err := a.initCore(d, t, a.cfg.hash)
-	if errors.Is(err, errHashUnavailable) && a.cfg.hash != DefaultHash {
-		a.log.Warn(fmt.Sprintf("Allocating %s failed, going to use default hash algorithm %s", a.cfg.hash, DefaultHash))
-		err = a.initCore(d, t, DefaultHash)
-	}
-	if err != nil {
-		if t != nil {
-			t.Close()
-		}
-		return err
-	}
-	a.notify(fmt.Sprintf("STATUS=%s (%s)", a.state, a.name))
-	return nil
-}
-
-// initCore lists the aggregate and the queued measurements. Called with
-// a.mu held.
-func (a *Agent) initCore(d Decision, t TPM, hash ima.HashAlg) error {
-	if hash.New() == nil {
-		return fmt.Errorf("%w: %s", errHashUnavailable, hash)
-	}
-	st := &persisted{Version: 1, BootID: a.bootID, Aggregate: d.Name, Hash: hash.String(),
-		Template: a.tmpl.Name, PCR: int(a.pcr), TPM: a.cfg.TPM, Mode: "bypass"}
-	var (
-		banks []BankInfo
-		set   pcr.Set
-		known []pcr.Bank
-	)
-	if d.Action == InitTPM {
-		st.Mode = "tpm"
-		bs, err := t.Banks()
-		if err != nil {
-			return fmt.Errorf("agent: TPM banks: %w", err)
-		}
-		var all []pcr.Bank
-		for _, b := range bs {
-			n, err := t.DigestSize(b)
-			if err != nil {
-				return fmt.Errorf("agent: TPM bank %s: %w", b, err)
-			}
-			banks = append(banks, BankInfo{Bank: b, Size: n})
-			st.Banks = append(st.Banks, b.String())
-			st.Sizes = append(st.Sizes, n)
-			all = append(all, b)
-			if b.Known() {
-				known = append(known, b)
-			} else {
-				a.log.Warn("PCR bank with an algorithm imago cannot compute: extended with the padded SHA-1 digest (ima-spec.md §4.3)", "bank", b.String())
-			}
-		}
-		if len(banks) == 0 {
-			return errors.New("agent: the TPM has no allocated PCR bank")
-		}
-		idx := []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}
-		if !slices.Contains(idx, int(a.pcr)) {
-			idx = append(idx, int(a.pcr))
-		}
-		var err2 error
-		if set, err2 = t.ReadPCRs(all, idx); err2 != nil {
-			return fmt.Errorf("agent: reading PCRs for the boot aggregate: %w", err2)
-		}
-		st.Base = make(pcr.Set)
-		for _, b := range banks {
-			v, ok := set.Get(b.Bank, int(a.pcr))
-			if !ok {
-				return fmt.Errorf("agent: PCR %d of bank %s not read", a.pcr, b.Bank)
-			}
-			st.Base.Put(b.Bank, int(a.pcr), v)
-			if !isZero(v) {
-				a.log.Warn("the PCR is not zero before the boot aggregate: verifiers that replay from zero will not match", "pcr", a.pcr, "bank", b.Bank.String())
-			}
-		}
-	}
-	agg, err := computeAggregate(set, known, hash)
-	if err != nil {
-		return err
-	}
-	if set != nil {
-		if _, ok := aggregateBank(known, hash); !ok {
-			a.log.Warn("No suitable TPM algorithm for boot aggregate")
-		}
-	}
-	ev := &event{Name: d.Name, Alg: agg.Alg, Digest: agg.Digest, D: agg.D}
-	e, err := buildEntry(a.tmpl, ev, a.pcr, a.order)
-	if err != nil {
-		return err
-	}
-
-	// Persist the decision, then list the aggregate. A crash in between
-	// leaves a state file and an empty list, which a restart undoes.
-	data, _ := json.MarshalIndent(st, "", "  ")
-	if err := journal.WriteFileAtomic(filepath.Join(a.cfg.StateDir, stateFile), append(data, '\n'), 0o600); err != nil {
-		return err
-	}
-	if a.list, err = journal.Open(filepath.Join(a.cfg.StateDir, listFile)); err != nil {
-		return err
-	}
-	if a.list.Size() != 0 {
-		return fmt.Errorf("agent: %s is not empty at initialisation", a.list.Path())
-	}
-	a.hash, a.name, a.banks, a.base = hash, d.Name, banks, st.Base
-	a.entries = 0
-	if d.Action == InitTPM {
-		a.tpm, a.state = t, Initialised
-	} else {
-		a.tpm, a.state = nil, Bypass
-	}
-	if a.exp, err = newExports(a.cfg.RuntimeDir, exportBanks(banks), a.order); err != nil {
-		return err
-	}
-	a.log.Info("initialised", "aggregate", d.Name, "state", a.state.String(), "hash", hash.String(),
-		"template", a.tmpl.Name, "pcr", a.pcr, "banks", bankNames(banks), "aggregate_digest", fmt.Sprintf("%s:%x", agg.Alg, agg.Digest))
-	if err := a.commit(e); err != nil {
-		return err
-	}
-	a.dup[a.dupKey(e)] = struct{}{}
-	return a.drainPending(0)
-}
-
-// drainPending lists the queued measurements from the skip-th on, in order,
-// then empties the queue. Called with a.mu held.
-func (a *Agent) drainPending(skip int) error {
-	if a.pending.Size() == 0 {
-		a.queued = 0
-		return nil
-	}
-	n := 0
-	r := ima.NewReader(a.pending.ReaderAt(), ima.ReaderOptions{Order: a.order, DigestSize: 20, AllowUnknownTemplates: true})
-	for {
-		e, err := r.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return fmt.Errorf("agent: queued measurements: %w", err)
-		}
-		if n >= skip {
-			if err := a.commit(e); err != nil {
-				return err
-			}
-		}
-		n++
-	}
-	if n > 0 {
-		a.log.Info("listed the measurements queued while deferred", "count", n-skip)
-	}
-	a.queued = 0
-	return a.pending.Truncate(0)
-}
-
-// countPending counts the queue and fills the duplicate table from it
-// (measurements queued by an earlier run that was still deferred).
-func (a *Agent) countPending() error {
-	a.queued = 0
-	if a.pending.Size() == 0 {
-		return nil
-	}
-	r := ima.NewReader(a.pending.ReaderAt(), ima.ReaderOptions{Order: a.order, DigestSize: 20, AllowUnknownTemplates: true})
-	var good int64
-	for {
-		e, err := r.Next()
-		if err == io.EOF && good == a.pending.Size() {
-			break
-		}
-		if err == io.EOF || err != nil || !validRecord(e) {
-			a.log.Warn("dropping a torn record at the end of the queue (never acknowledged)", "offset", good, "bytes", a.pending.Size()-good, "err", err)
-			if err := a.pending.Truncate(good); err != nil {
-				return err
-			}
-			break
-		}
-		good = r.Offset()
-		a.dup[a.dupKey(e)] = struct{}{}
-		a.queued++
-	}
-	return nil
-}
-
-// commit appends e to the list durably, extends it, and updates the
-// exports. Called with a.mu held.
-func (a *Agent) commit(e *ima.Entry) error {
-	rec, err := appendBinary(nil, e, e.Digest, a.order)
-	if err != nil {
-		return err
-	}
-	t0 := time.Now()
-	if err := a.list.Append(rec); err != nil {
-		return err
-	}
-	t1 := time.Now()
-	a.tm.Append += t1.Sub(t0)
-	a.entries++
-	var digests map[pcr.Bank][]byte
-	if a.state == Initialised {
-		digests = bankDigests(e, e.Digest, a.banks)
-		err := a.tpm.Extend(int(e.PCR), digests)
-		a.tm.Extend += time.Since(t1)
-		if err != nil {
-			a.state = Failed
-			a.failErr = fmt.Errorf("agent: TPM extend failed; the list is one entry ahead of the TPM (a restart recovers it): %w", err)
-			a.log.Error("TPM extend failed", "err", err)
-			return a.failErr
-		}
-	}
-	t2 := time.Now()
-	err = a.exp.append(e, digests)
-	a.tm.Export += time.Since(t2)
-	a.tm.Committed++
-	if err != nil {
-		a.log.Error("updating the exports failed", "err", err)
-		return err
-	}
-	return nil
+// params returns the template, hash and PCR the list is kept with (set at
+// initialisation, which may happen while measurements are hashed).
+func (a *Agent) params() (*ima.Template, ima.HashAlg, uint32) {
+	a.vmu.RLock()
+	defer a.vmu.RUnlock()
+	return a.tmpl, a.hash, a.pcr
 }
 
 // Timings are cumulative times of the steps of the entries listed so far,
@@ -560,8 +241,8 @@ type Timings struct {
 
 // Timings returns the cumulative step timings.
 func (a *Agent) Timings() Timings {
-	a.mu.Lock()
-	defer a.mu.Unlock()
+	a.tmu.Lock()
+	defer a.tmu.Unlock()
 	return a.tm
 }
 
@@ -575,8 +256,8 @@ func (a *Agent) dupKey(e *ima.Entry) string {
 
 // State returns the agent's state.
 func (a *Agent) State() State {
-	a.mu.Lock()
-	defer a.mu.Unlock()
+	a.vmu.RLock()
+	defer a.vmu.RUnlock()
 	return a.state
 }
 
@@ -591,13 +272,17 @@ type Status struct {
 	PCR       int      `json:"pcr"`
 	Entries   int      `json:"entries"`
 	Pending   int      `json:"pending"`
-	Error     string   `json:"error,omitempty"`
+	// Error is why the agent failed (state "failed"), with the way out.
+	Error string `json:"error,omitempty"`
+	// Exports is set while the exports could not be brought up to date
+	// (measurements are refused until they are).
+	Exports string `json:"exports,omitempty"`
 }
 
-// Status returns the agent's status.
+// Status returns the agent's status. It never waits for a measurement.
 func (a *Agent) Status() Status {
-	a.mu.Lock()
-	defer a.mu.Unlock()
+	a.vmu.RLock()
+	defer a.vmu.RUnlock()
 	s := Status{State: a.state.String(), Aggregate: a.name, TPM: a.cfg.TPM, Banks: bankNames(a.banks),
 		Hash: a.hash.String(), Template: a.tmpl.Name, PCR: int(a.pcr), Entries: a.entries, Pending: a.queued}
 	if !a.tpmOn {
@@ -605,6 +290,9 @@ func (a *Agent) Status() Status {
 	}
 	if a.failErr != nil {
 		s.Error = a.failErr.Error()
+	}
+	if a.expErr != nil {
+		s.Exports = a.expErr.Error()
 	}
 	return s
 }
@@ -623,7 +311,8 @@ func (a *Agent) notify(state string) {
 	}
 }
 
-// Close stops the agent's goroutines and closes the TPM and files.
+// Close stops the agent's goroutines and closes the TPM (flushing its
+// guard session) and files.
 func (a *Agent) Close() error {
 	a.stopOnce.Do(func() { close(a.stop) })
 	a.wg.Wait()
@@ -633,6 +322,9 @@ func (a *Agent) Close() error {
 	if a.tpm != nil {
 		errs = append(errs, a.tpm.Close())
 		a.tpm = nil
+		// The guard was flushed: a later start must not flush the handle,
+		// which another client may hold by then.
+		os.Remove(filepath.Join(a.cfg.StateDir, sessionFile))
 	}
 	for _, f := range []*journal.File{a.list, a.pending} {
 		if f != nil {
@@ -644,10 +336,10 @@ func (a *Agent) Close() error {
 		errs = append(errs, a.exp.close())
 		a.exp = nil
 	}
-	if a.lock != nil {
-		errs = append(errs, a.lock.Close())
-		a.lock = nil
+	for _, f := range a.locks {
+		errs = append(errs, f.Close())
 	}
+	a.locks = nil
 	return errors.Join(errs...)
 }
 
@@ -660,22 +352,6 @@ func isZero(b []byte) bool {
 	return true
 }
 
-// validRecord checks a record read back from the list or queue: its SHA-1
-// template digest must be its template data's, or all zeros for a violation
-// entry (ima-spec.md §5.2; the gate lists them). A torn record fails this
-// even when its lengths parse, unless the tear left 20 zero bytes where the
-// digest goes, which a replay against the TPM then catches.
-func validRecord(e *ima.Entry) bool {
-	if len(e.Digest) != 20 {
-		return false
-	}
-	if isZero(e.Digest) {
-		return true
-	}
-	d := e.TemplateDigest(pcr.SHA1)
-	return string(d) == string(e.Digest)
-}
-
 // ReadPCRs reads PCRs idx of every allocated bank through the agent's TPM
 // (for `imago demo`, whose simulator lives in the agent's process). It is an
 // error in bypass or while deferred.
@@ -683,7 +359,7 @@ func (a *Agent) ReadPCRs(idx []int) (pcr.Set, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.tpm == nil {
-		return nil, fmt.Errorf("agent: no TPM (%s)", a.state)
+		return nil, fmt.Errorf("agent: no TPM (%s)", a.State())
 	}
 	var banks []pcr.Bank
 	for _, b := range a.banks {

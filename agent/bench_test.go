@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imago-ima/imago/internal/testenv"
 	"github.com/imago-ima/imago/pcr"
 	"github.com/imago-ima/imago/tpm"
 	"github.com/imago-ima/imago/tpm/tpmtest"
@@ -21,7 +22,7 @@ import (
 func BenchmarkMeasure(b *testing.B) {
 	b.Run("sim", func(b *testing.B) {
 		if !tpm.Available("sim") {
-			b.Skip("simulator not built in")
+			testenv.Missing(b, "cgo", "the TPM simulator is not built in (CGO_ENABLED=0)")
 		}
 		benchMeasure(b, "sim")
 	})
@@ -58,7 +59,7 @@ func benchMeasure(b *testing.B, uri string) {
 	b.ResetTimer()
 	start := time.Now()
 	for i := 0; i < b.N; i++ {
-		if r := a.Measure(paths[i : i+1]); r[0].Status != StatusMeasured {
+		if r := a.Measure(context.Background(), paths[i:i+1]); r[0].Status != StatusMeasured {
 			b.Fatalf("%+v", r[0])
 		}
 	}

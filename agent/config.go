@@ -14,12 +14,17 @@ import (
 	"github.com/imago-ima/imago/tpm"
 )
 
-// TPM is what the agent needs of a TPM; *tpm.TPM has these methods.
+// TPM is what the agent needs of a TPM; *tpm.TPM has these methods (see
+// there: Extend goes through the guard session once StartGuard was
+// called).
 type TPM interface {
 	Banks() ([]pcr.Bank, error)
 	DigestSize(b pcr.Bank) (int, error)
 	ReadPCRs(banks []pcr.Bank, indexes []int) (pcr.Set, error)
 	Extend(index int, digests map[pcr.Bank][]byte) error
+	ReadClock() (tpm.ClockInfo, error)
+	StartGuard() (uint32, error)
+	FlushSession(handle uint32) error
 	Close() error
 }
 
@@ -33,6 +38,14 @@ const (
 	DefaultSocket       = "/run/imago/agent.sock"
 	DefaultSecurityFS   = "/sys/kernel/security"
 	DefaultHash         = ima.HashSHA256 // the build-time CONFIG_IMA_DEFAULT_HASH analogue
+	// DefaultHashTimeout bounds hashing one file: sha256 runs at about
+	// 650 MB/s on a small VM, so about 190 GB; what takes longer is a file
+	// that does not end (a pseudo file) or does not answer (a hung network
+	// or FUSE filesystem).
+	DefaultHashTimeout = 5 * time.Minute
+	// DefaultMaxConnsPerUID bounds the socket connections one uid holds
+	// open at once, so that no client can take every file descriptor.
+	DefaultMaxConnsPerUID = 32
 )
 
 // Config configures Run. Zero fields take the defaults above.
@@ -57,6 +70,12 @@ type Config struct {
 	StateDir, RuntimeDir, Socket string
 	// SocketUIDs are the peer uids allowed besides root and the agent's own.
 	SocketUIDs []int
+	// MaxConnsPerUID bounds the connections one uid holds open (0:
+	// DefaultMaxConnsPerUID); a client past it is answered CodeBusy.
+	MaxConnsPerUID int
+	// HashTimeout bounds hashing one file (0: DefaultHashTimeout; negative:
+	// no bound); a file not hashed in time is not measured (CodeHashTimeout).
+	HashTimeout time.Duration
 	// TPMWait bounds the deferred state; PollInterval is how often the TPM
 	// is looked for while deferred.
 	TPMWait, PollInterval time.Duration
@@ -110,6 +129,15 @@ func (c *Config) setDefaults() error {
 	}
 	if c.Socket == "" {
 		c.Socket = DefaultSocket
+	}
+	if c.MaxConnsPerUID <= 0 {
+		c.MaxConnsPerUID = DefaultMaxConnsPerUID
+	}
+	switch {
+	case c.HashTimeout == 0:
+		c.HashTimeout = DefaultHashTimeout
+	case c.HashTimeout < 0:
+		c.HashTimeout = 0
 	}
 	if c.TPMWait == 0 {
 		c.TPMWait = DefaultTPMWait

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/imago-ima/imago/ima"
+	"github.com/imago-ima/imago/internal/testenv"
 	"github.com/imago-ima/imago/tpm/tpmtest"
 )
 
@@ -27,6 +29,11 @@ const childEnv = "IMAGO_AGENT_TEST_CHILD"
 
 type childConfig struct {
 	TPM, StateDir, RuntimeDir, Socket, Log string
+	// NoFile, if set, is the agent's RLIMIT_NOFILE.
+	NoFile uint64
+	// Client, if set, makes the child a client: it asks the agent at this
+	// socket for its status and prints the error code it gets (or "ok").
+	Client string
 }
 
 func TestMain(m *testing.M) {
@@ -41,6 +48,27 @@ func runChild(v string) int {
 	if err := json.Unmarshal([]byte(v), &cc); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
+	}
+	if cc.Client != "" {
+		_, err := QueryStatus(context.Background(), cc.Client)
+		var re *RemoteError
+		switch {
+		case err == nil:
+			fmt.Println("ok")
+		case errors.As(err, &re):
+			fmt.Println(re.Code)
+		case errors.Is(err, ErrNotRunning):
+			fmt.Println("not-running")
+		default:
+			fmt.Println("error:", err)
+		}
+		return 0
+	}
+	if cc.NoFile > 0 {
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &syscall.Rlimit{Cur: cc.NoFile, Max: cc.NoFile}); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 2
+		}
 	}
 	lf, err := os.OpenFile(cc.Log, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
@@ -60,31 +88,38 @@ func runChild(v string) int {
 	return 0
 }
 
+// startChild runs this test binary as a child agent (or client) with cc;
+// exited receives its exit.
+func startChild(t *testing.T, cc childConfig) (cmd *exec.Cmd, exited <-chan error) {
+	t.Helper()
+	b, _ := json.Marshal(cc)
+	cmd = exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), childEnv+"="+string(b))
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ch := make(chan error, 1)
+	go func() { ch <- cmd.Wait() }()
+	return cmd, ch
+}
+
 // TestCrashKill9 kills the agent process with SIGKILL many times while a
 // client streams measurements. After each restart every acknowledged entry
 // is in the list and the list replays to the TPM in every bank.
 func TestCrashKill9(t *testing.T) {
-	if testing.Short() {
-		t.Skip("short")
-	}
+	testenv.SkipShort(t)
 	s := tpmtest.New(t, tpmtest.Options{Banks: []string{"sha1", "sha256"}})
 	s.Start()
 	cfg, _ := testConfig(t, s.URI)
 	logPath := filepath.Join(t.TempDir(), "agent.log")
-	cc, _ := json.Marshal(childConfig{TPM: s.URI, StateDir: cfg.StateDir, RuntimeDir: cfg.RuntimeDir, Socket: cfg.Socket, Log: logPath})
+	cc := childConfig{TPM: s.URI, StateDir: cfg.StateDir, RuntimeDir: cfg.RuntimeDir, Socket: cfg.Socket, Log: logPath}
 	dir := t.TempDir()
 	acked := map[string]string{} // template digest -> path
 	rounds := 12
 	seq := 0
 	rng := rand.New(rand.NewPCG(1, 2))
 	for round := range rounds + 1 {
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), childEnv+"="+string(cc))
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		waited := make(chan error, 1)
-		go func() { waited <- cmd.Wait() }()
+		cmd, waited := startChild(t, cc)
 		deadline := time.Now().Add(30 * time.Second)
 		for {
 			if _, err := QueryStatus(context.Background(), cfg.Socket); err == nil {

@@ -27,6 +27,8 @@ import (
 	"github.com/imago-ima/imago/gate"
 	"github.com/imago-ima/imago/ima"
 	"github.com/imago-ima/imago/internal/gatetest"
+	"github.com/imago-ima/imago/internal/keyfile"
+	"github.com/imago-ima/imago/internal/testenv"
 	"github.com/imago-ima/imago/pcr"
 	"github.com/imago-ima/imago/policy"
 	"github.com/imago-ima/imago/tpm/tpmtest"
@@ -431,9 +433,7 @@ func makeKey(t *testing.T) (keyPEM, keyDir string) {
 
 func evmctl(t *testing.T, args ...string) string {
 	t.Helper()
-	if _, err := exec.LookPath("evmctl"); err != nil {
-		t.Skip("evmctl not installed")
-	}
+	testenv.Tool(t, "evmctl")
 	out, err := exec.Command("evmctl", args...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("evmctl %s: %v\n%s", strings.Join(args, " "), err, out)
@@ -464,7 +464,7 @@ func TestGateAppraise(t *testing.T) {
 	writeScript(t, unsigned, "# unsigned")
 	evmctl(t, "ima_sign", "--key", keyPEM, "-a", "sha256", signed)
 	sig := getxattrT(t, signed)
-	keys, err := LoadKeyring(keyDir)
+	keys, err := keyfile.LoadKeyring([]string{keyDir}, func(string, error) {})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -545,9 +545,7 @@ func TestGateAppraiseFix(t *testing.T) {
 // is measured), both watched by one gate.
 func TestGatePolicyConditions(t *testing.T) {
 	gatetest.RequireFanotify(t)
-	if _, err := exec.LookPath("setpriv"); err != nil {
-		t.Skip("setpriv not installed")
-	}
+	testenv.Tool(t, "setpriv")
 	tmp, ram := gatetest.Mount(t, "tmpfs"), gatetest.Mount(t, "ramfs")
 	user, root, onRam := filepath.Join(tmp, "user.sh"), filepath.Join(tmp, "root.sh"), filepath.Join(ram, "ram.sh")
 	writeScript(t, user, "# user")
@@ -579,9 +577,7 @@ func TestGatePolicyConditions(t *testing.T) {
 // TestGatePolicyConditions: user.sh on tmpfs decided "no measure".
 func TestGateFSDeviceReused(t *testing.T) {
 	gatetest.RequireFanotify(t)
-	if _, err := exec.LookPath("setpriv"); err != nil {
-		t.Skip("setpriv not installed")
-	}
+	testenv.Tool(t, "setpriv")
 	sh := gatetest.StartShell(t)
 	rules := fmt.Sprintf("dont_measure fsmagic=0x%x\nmeasure func=BPRM_CHECK uid=1000\n", policy.RamfsMagic)
 	asUser := "setpriv --reuid=1000 --regid=1000 --clear-groups "
@@ -615,7 +611,7 @@ func TestGateFSDeviceReused(t *testing.T) {
 		unmountTmp()
 		return
 	}
-	t.Skip("the tmpfs never got the ramfs's device number")
+	testenv.Env(t, testenv.Kernel, "the kernel never gave the tmpfs the unmounted ramfs's device number")
 }
 
 // mountFS mounts a fresh fstype on a new directory; unmount unmounts it
@@ -628,7 +624,8 @@ func mountFS(t *testing.T, fstype string) (dir string, dev uint64, unmount func(
 	}
 	if err := unix.Mount(fstype, dir, fstype, 0, "mode=0755"); err != nil {
 		os.Remove(dir)
-		t.Skipf("mounting %s: %v", fstype, err)
+		testenv.Root(t, "mounting "+fstype)
+		t.Fatalf("mounting %s: %v", fstype, err)
 	}
 	done := false
 	unmount = func() {
@@ -669,11 +666,10 @@ func BenchmarkGateCachedDecision(b *testing.B) {
 		b.Fatal(err)
 	}
 	gc := GateConfig{Policy: NewGatePolicy(p)}
-	h := &gateHandler{a: a, cfg: gc, log: a.log, needs: gc.Policy.Needs(),
-		versions: map[fileKey]map[fileVersion]*versionInfo{}, inodes: map[fileKey]*inodeInfo{}, execs: map[int]fileKey{}}
+	h := &gateHandler{a: a, ctx: context.Background(), cfg: gc, log: a.log, needs: gc.Policy.Needs()}
 	f, err := os.Open("/bin/sh")
 	if err != nil {
-		b.Skip(err)
+		b.Fatal(err)
 	}
 	defer f.Close()
 	ev := &gate.Event{Kind: gate.Exec, Fd: int(f.Fd()), Pid: os.Getpid()}

@@ -263,9 +263,9 @@ func (g *policyGate) Evaluate(f *Facts) Verdict {
 	if d.HasPCR {
 		v.PCR = d.PCR
 	}
-	for a := range 32 {
-		if d.AppraiseAlgos.Has(policy.HashAlgo(a)) {
-			v.Require.AllowedAlgos = append(v.Require.AllowedAlgos, ima.HashAlg(a))
+	for a := ima.HashAlg(0); a.Valid(); a++ {
+		if d.AppraiseAlgos.Has(a) {
+			v.Require.AllowedAlgos = append(v.Require.AllowedAlgos, a)
 		}
 	}
 	return v

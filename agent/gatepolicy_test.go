@@ -40,7 +40,7 @@ func TestViolationExtend(t *testing.T) {
 		}
 	}
 	dir := t.TempDir()
-	x, err := newExports(dir, banks, binary.NativeEndian)
+	x, err := newExports(dir, banks, binary.NativeEndian, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

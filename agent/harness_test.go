@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/imago-ima/imago/ima"
+	"github.com/imago-ima/imago/internal/testenv"
 	"github.com/imago-ima/imago/pcr"
 	"github.com/imago-ima/imago/replay"
 	"github.com/imago-ima/imago/tpm"
@@ -224,9 +225,7 @@ func entryDigest(e *ima.Entry) string {
 // match in every bank. It returns evmctl's verbose output.
 func evmctlCheck(t *testing.T, list string, pcrs pcr.Set) string {
 	t.Helper()
-	if _, err := exec.LookPath("evmctl"); err != nil {
-		t.Skip("evmctl not installed")
-	}
+	testenv.Tool(t, "evmctl")
 	dir := t.TempDir()
 	// evmctl 1.4 takes at most two --pcrs files, and knows only sha1 and
 	// sha256 there ("Unknown algorithm 'sha384'"): check one bank per run;

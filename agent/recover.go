@@ -5,14 +5,41 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/imago-ima/imago/ima"
 	"github.com/imago-ima/imago/internal/journal"
 	"github.com/imago-ima/imago/pcr"
+)
+
+// persisted is state.json: what initialisation decided, so that a restart
+// carries on the same list the same way. It is checked against the list
+// before anything is done with either.
+type persisted struct {
+	Version   int      `json:"version"`
+	BootID    string   `json:"boot_id"`
+	Mode      string   `json:"mode"` // modeTPM or modeBypass
+	Aggregate string   `json:"aggregate"`
+	Hash      string   `json:"hash"`
+	Template  string   `json:"template"`
+	PCR       int      `json:"pcr"`
+	TPM       string   `json:"tpm"`
+	Banks     []string `json:"banks,omitempty"`
+	Sizes     []int    `json:"sizes,omitempty"`
+	// Base is the PCR's value in each bank before the aggregate was
+	// extended (zeros unless something else extended it first).
+	Base pcr.Set `json:"base,omitempty"`
+	// ResetCount is the TPM's reset count when the list began (TPM mode).
+	ResetCount *uint32 `json:"reset_count,omitempty"`
+}
+
+// Modes of persisted.Mode.
+const (
+	modeTPM    = "tpm"
+	modeBypass = "bypass"
 )
 
 // loadState reads state.json: nil if there is none, or if it belongs to an
@@ -32,8 +59,10 @@ func (a *Agent) loadState() (*persisted, error) {
 		return nil, fmt.Errorf("agent: %w", err)
 	}
 	var st persisted
-	if err := json.Unmarshal(data, &st); err != nil {
-		return nil, fmt.Errorf("agent: %s: %w", path, err)
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&st); err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrListMismatch, path, err)
 	}
 	if st.BootID == a.bootID {
 		return &st, nil
@@ -54,6 +83,7 @@ func (a *Agent) loadState() (*persisted, error) {
 			return nil, fmt.Errorf("agent: %w", err)
 		}
 	}
+	os.Remove(filepath.Join(a.cfg.StateDir, sessionFile)) // that TPM was reset: the handle means nothing
 	if err := journal.SyncDir(a.cfg.StateDir); err != nil {
 		return nil, err
 	}
@@ -64,38 +94,123 @@ func (a *Agent) loadState() (*persisted, error) {
 	return nil, nil
 }
 
-// readList reads the list back. A bad record with nothing valid after it is
-// a torn final record (it was never acknowledged: the client is answered
-// after the fdatasync) and is cut off; the TPM comparison that follows
-// catches anything else.
-func (a *Agent) readList() ([]*ima.Entry, error) {
-	r := ima.NewReader(a.list.ReaderAt(), ima.ReaderOptions{Order: a.order, DigestSize: 20, AllowUnknownTemplates: true})
-	var (
-		out  []*ima.Entry
-		good int64
-	)
-	for {
-		e, err := r.Next()
-		if err == io.EOF && good == a.list.Size() {
-			return out, nil
-		}
-		// A lone 0x0a after the last record reads as a clean end
-		// (ima.Reader's trailing newline); for the agent it is the first
-		// byte of a torn record (PCR 10, little-endian).
-		if err == io.EOF || err != nil || !validRecord(e) {
-			if err == nil {
-				err = errors.New("SHA-1 template digest does not match the template data")
-			}
-			a.log.Warn("dropping a torn record at the end of the list (never acknowledged)",
-				"entry", len(out), "offset", good, "bytes", a.list.Size()-good, "err", err)
-			if err := a.list.Truncate(good); err != nil {
-				return nil, err
-			}
-			return out, nil
-		}
-		good = r.Offset()
-		out = append(out, e)
+// stateMismatch is an error for a state.json that does not describe the
+// list: the agent refuses to start rather than carry on another way (a
+// state edited to "bypass" would otherwise stop the TPM checks).
+func (a *Agent) stateMismatch(format string, args ...any) error {
+	return fmt.Errorf("%w: %s does not describe the list: %s; the files are left as they are. If %s was edited, restore it; "+
+		"to start a new list, stop the agent and move %s aside (keep it as evidence)",
+		ErrListMismatch, filepath.Join(a.cfg.StateDir, stateFile), fmt.Sprintf(format, args...), stateFile, a.cfg.StateDir)
+}
+
+// checkState checks state.json's own consistency and its agreement with the
+// list's first entry, the boot aggregate: its name, template and PCR; its
+// digest zero in bypass and not zero with a TPM (a TPM's PCRs never hash to
+// zeros); and, with a TPM, its algorithm the one the kernel's bank choice
+// gives for the hash.
+func (a *Agent) checkState(st *persisted, first *ima.Entry) (hash ima.HashAlg, tmpl *ima.Template, banks []BankInfo, err error) {
+	if st.Version != 1 {
+		return 0, nil, nil, a.stateMismatch("version %d", st.Version)
 	}
+	hash, err = ima.ParseHashAlg(st.Hash)
+	if err != nil || hash.New() == nil {
+		return 0, nil, nil, a.stateMismatch("hash %q cannot be computed", st.Hash)
+	}
+	if tmpl, err = ima.LookupTemplate(st.Template); err != nil {
+		return 0, nil, nil, a.stateMismatch("template: %v", err)
+	}
+	if st.PCR < 0 || st.PCR > 23 {
+		return 0, nil, nil, a.stateMismatch("PCR %d", st.PCR)
+	}
+	if len(st.Banks) != len(st.Sizes) {
+		return 0, nil, nil, a.stateMismatch("%d banks and %d sizes", len(st.Banks), len(st.Sizes))
+	}
+	var known []pcr.Bank
+	for i, name := range st.Banks {
+		b, err := pcr.ParseBank(name)
+		if err != nil || st.Sizes[i] <= 0 || st.Sizes[i] > 64 || b.Known() && st.Sizes[i] != b.Size() {
+			return 0, nil, nil, a.stateMismatch("bank %q of %d bytes", name, st.Sizes[i])
+		}
+		banks = append(banks, BankInfo{Bank: b, Size: st.Sizes[i]})
+		if b.Known() {
+			known = append(known, b)
+		}
+	}
+	switch st.Mode {
+	case modeTPM:
+		if len(banks) == 0 || st.Base == nil {
+			return 0, nil, nil, a.stateMismatch("mode tpm without banks or base")
+		}
+		for _, b := range known {
+			if v, ok := st.Base.Get(b, st.PCR); !ok || len(v) != b.Size() {
+				return 0, nil, nil, a.stateMismatch("no base value for bank %s PCR %d", b, st.PCR)
+			}
+		}
+	case modeBypass:
+		if len(banks) != 0 || st.Base != nil || st.ResetCount != nil {
+			return 0, nil, nil, a.stateMismatch("mode bypass with TPM banks, base or reset count")
+		}
+	default:
+		return 0, nil, nil, a.stateMismatch("mode %q (want %s or %s)", st.Mode, modeTPM, modeBypass)
+	}
+	if name := aggregateName(first); name != st.Aggregate || (name != BootAggregate && name != BootAggregateLate) {
+		return 0, nil, nil, a.stateMismatch("the first entry is %q, the state names the aggregate %q", name, st.Aggregate)
+	}
+	if first.Template != tmpl.Name || int(first.PCR) != st.PCR {
+		return 0, nil, nil, a.stateMismatch("the aggregate is listed with template %q in PCR %d, the state says %q in PCR %d",
+			first.Template, first.PCR, tmpl.Name, st.PCR)
+	}
+	alg, digest, ok := aggregateDigest(first)
+	if !ok {
+		return hash, tmpl, banks, nil // a template without a digest field: nothing more to compare
+	}
+	switch zero := isZero(digest); {
+	case st.Mode == modeBypass && !zero:
+		return 0, nil, nil, a.stateMismatch("mode bypass, but the boot aggregate is a TPM's (%s:%x)", alg, digest)
+	case st.Mode == modeTPM && zero:
+		return 0, nil, nil, a.stateMismatch("mode tpm, but the boot aggregate is zeros (TPM-bypass)")
+	}
+	want := hash
+	if st.Mode == modeTPM {
+		if b, ok := aggregateBank(known, hash); ok {
+			want, _ = ima.HashAlgForBank(b)
+		}
+	}
+	if alg != 0 && alg != want && !tmpl.IsLegacy() {
+		return 0, nil, nil, a.stateMismatch("hash %s, but the boot aggregate is %s (the kernel's bank choice gives %s)", hash, alg, want)
+	}
+	return hash, tmpl, banks, nil
+}
+
+// aggregateName is the name field of an entry (n or n-ng).
+func aggregateName(e *ima.Entry) string {
+	for _, f := range e.Fields {
+		if f.ID == ima.FieldNNG || f.ID == ima.FieldN {
+			return string(bytes.TrimRight(f.Data, "\x00"))
+		}
+	}
+	return ""
+}
+
+// aggregateDigest returns the aggregate entry's digest: the d-ng or
+// d-ngv2 field's algorithm and value, else the legacy d field (alg 0).
+func aggregateDigest(e *ima.Entry) (ima.HashAlg, []byte, bool) {
+	for _, f := range e.Fields {
+		switch f.ID {
+		case ima.FieldDNG, ima.FieldDNGv2:
+			d, err := ima.ParseDigestField(f.ID, f.Data)
+			if err != nil {
+				return 0, nil, false
+			}
+			return d.Alg, d.Sum, true
+		}
+	}
+	for _, f := range e.Fields {
+		if f.ID == ima.FieldD {
+			return 0, f.Data, true
+		}
+	}
+	return 0, nil, false
 }
 
 // recoverList carries on the list of an earlier run of this boot. It returns
@@ -105,35 +220,27 @@ func (a *Agent) recoverList(st *persisted) (done bool, err error) {
 	if a.list, err = journal.Open(filepath.Join(a.cfg.StateDir, listFile)); err != nil {
 		return false, err
 	}
-	entries, err := a.readList()
+	sc, err := a.scan(a.list, st.Mode == modeTPM)
 	if err != nil {
 		return false, err
 	}
-	if len(entries) == 0 {
+	entries := sc.entries
+	if len(entries) == 0 && sc.good == 0 {
 		a.log.Info("the previous run stopped before listing the aggregate; starting again")
+		if err := a.cutTorn(a.list, sc); err != nil {
+			return false, err
+		}
 		a.list.Close()
 		a.list = nil
 		return false, os.Remove(filepath.Join(a.cfg.StateDir, stateFile))
 	}
-	hash, err := ima.ParseHashAlg(st.Hash)
-	if err != nil || hash.New() == nil {
-		return false, fmt.Errorf("agent: %s: hash %q: cannot carry on this list", stateFile, st.Hash)
-	}
-	tmpl, err := ima.LookupTemplate(st.Template)
+	hash, tmpl, banks, err := a.checkState(st, entries[0])
 	if err != nil {
-		return false, fmt.Errorf("agent: %s: %w", stateFile, err)
+		return false, err
 	}
 	if st.Hash != a.cfg.hash.String() || st.Template != a.tmpl.Name || st.PCR != int(a.pcr) {
 		a.log.Warn("carrying on the list with the settings it was started with",
 			"hash", st.Hash, "template", st.Template, "pcr", st.PCR)
-	}
-	a.hash, a.tmpl, a.pcr, a.name = hash, tmpl, uint32(st.PCR), st.Aggregate
-	for i, name := range st.Banks {
-		b, err := pcr.ParseBank(name)
-		if err != nil || i >= len(st.Sizes) {
-			return false, fmt.Errorf("agent: %s: bad bank %q", stateFile, name)
-		}
-		a.banks = append(a.banks, BankInfo{Bank: b, Size: st.Sizes[i]})
 	}
 	a.base = st.Base
 
@@ -145,9 +252,7 @@ func (a *Agent) recoverList(st *persisted) (done bool, err error) {
 	}
 	k := len(entries) - 1
 	if len(queued) > 0 {
-		if k > len(queued) {
-			k = len(queued)
-		}
+		k = min(k, len(queued))
 		for i := 0; i < k; i++ {
 			if !bytes.Equal(entries[i+1].Data, queued[i].Data) {
 				return false, fmt.Errorf("%w: entry %d differs from queued measurement %d", ErrListMismatch, i+1, i)
@@ -155,60 +260,50 @@ func (a *Agent) recoverList(st *persisted) (done bool, err error) {
 		}
 	}
 
-	if st.Mode == "tpm" {
-		if err := a.checkTPM(entries); err != nil {
+	var t TPM
+	state := Bypass
+	a.update(func() { a.hash, a.tmpl, a.pcr, a.name, a.banks = hash, tmpl, uint32(st.PCR), st.Aggregate, banks })
+	if st.Mode == modeTPM {
+		if t, err = a.checkTPM(entries, st, sc.torn); err != nil {
 			return false, err
 		}
-		a.state = Initialised
+		state = Initialised
 	} else {
-		a.state = Bypass
+		a.expected = a.replay(entries)
 	}
-	if a.exp, err = newExports(a.cfg.RuntimeDir, exportBanks(a.banks), a.order); err != nil {
+	// Only now that the TPM agrees is a torn final record cut.
+	if err := a.cutTorn(a.list, sc); err != nil {
+		if t != nil {
+			t.Close()
+		}
+		return false, err
+	}
+	a.tpm = t
+	if a.exp, err = newExports(a.cfg.RuntimeDir, exportBanks(banks), a.order, a.listEntries()); err != nil {
 		return false, err
 	}
 	for _, e := range entries {
 		a.dup[a.dupKey(e)] = struct{}{}
-		var digests map[pcr.Bank][]byte
-		if a.state == Initialised {
-			digests = bankDigests(e, e.Digest, a.banks)
-		}
-		if err := a.exp.append(e, digests); err != nil {
-			return false, err
-		}
 	}
-	a.entries = len(entries)
+	a.update(func() { a.entries = len(entries) })
 	if len(queued) > 0 {
 		if err := a.drainPending(k); err != nil {
 			return false, err
 		}
 	}
+	a.update(func() { a.state = state })
 	a.log.Info("recovered the list", "entries", a.entries, "state", a.state.String(), "aggregate", a.name)
 	a.notify(fmt.Sprintf("STATUS=%s (%s, recovered %d entries)", a.state, a.name, a.entries))
 	return true, nil
 }
 
-func (a *Agent) readQueue() ([]*ima.Entry, error) {
-	if err := a.countPending(); err != nil {
-		return nil, err
-	}
-	var out []*ima.Entry
-	r := ima.NewReader(a.pending.ReaderAt(), ima.ReaderOptions{Order: a.order, DigestSize: 20, AllowUnknownTemplates: true})
-	for {
-		e, err := r.Next()
-		if err == io.EOF {
-			return out, nil
-		}
-		if err != nil {
-			return nil, fmt.Errorf("agent: queued measurements: %w", err)
-		}
-		out = append(out, e)
-	}
-}
-
-// checkTPM replays the list and compares it with the TPM in every bank: equal
-// carries on; exactly one entry ahead (a crash between the fsync and the
-// extend) extends that entry; anything else is ErrListMismatch.
-func (a *Agent) checkTPM(entries []*ima.Entry) error {
+// checkTPM opens the TPM, starts a guard, and compares the list with the
+// TPM in every bank: the reset count must be the list's, and the PCRs
+// equal to the list's replay (carry on), or exactly one entry behind (a
+// crash between the fsync and the extend: extend that entry). Anything else
+// is ErrListMismatch. torn says a torn final record follows the entries: it
+// was never extended, so the TPM must match the entries exactly.
+func (a *Agent) checkTPM(entries []*ima.Entry, st *persisted, torn bool) (TPM, error) {
 	t, err := a.open()
 	deadline := time.Now().Add(a.cfg.TPMWait)
 	for err == nil && t == nil && time.Now().Before(deadline) {
@@ -216,10 +311,10 @@ func (a *Agent) checkTPM(entries []*ima.Entry) error {
 		t, err = a.open()
 	}
 	if err != nil {
-		return fmt.Errorf("agent: the list was extended into a TPM, which does not open: %w", err)
+		return nil, fmt.Errorf("agent: the list was extended into a TPM, which does not open: %w", err)
 	}
 	if t == nil {
-		return fmt.Errorf("%w: the list was extended into TPM %s, which is not there", ErrListMismatch, a.cfg.TPM)
+		return nil, fmt.Errorf("%w: the list was extended into TPM %s, which is not there", ErrListMismatch, a.cfg.TPM)
 	}
 	ok := false
 	defer func() {
@@ -227,70 +322,62 @@ func (a *Agent) checkTPM(entries []*ima.Entry) error {
 			t.Close()
 		}
 	}()
+	clock, err := t.ReadClock()
+	if err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
+	a.flushStaleGuard(t, clock)
+	if err := a.startGuard(t); err != nil {
+		return nil, err
+	}
+	mismatch := func(why string, args ...any) error {
+		return fmt.Errorf("%w: %s; the TPM was reset or the list was cut or changed. Nothing more is measured into it. "+
+			"To start a new list, stop the agent and move %s aside (keep it as evidence)",
+			ErrListMismatch, fmt.Sprintf(why, args...), a.cfg.StateDir)
+	}
+	if st.ResetCount != nil && *st.ResetCount != clock.ResetCount {
+		return nil, mismatch("the TPM's reset count is %d, the list began at %d", clock.ResetCount, *st.ResetCount)
+	}
+	a.reset, a.restart = clock.ResetCount, clock.RestartCount
 	bs, err := t.Banks()
 	if err != nil {
-		return fmt.Errorf("agent: TPM banks: %w", err)
+		return nil, fmt.Errorf("agent: TPM banks: %w", err)
 	}
 	var all []pcr.Bank
 	for _, b := range a.banks {
 		all = append(all, b.Bank)
 	}
-	if fmt.Sprint(bs) != fmt.Sprint(all) {
-		return fmt.Errorf("%w: the TPM's banks are %v, the list was extended into %v", ErrListMismatch, bs, all)
-	}
-	pcrs := map[int]bool{}
-	for _, e := range entries {
-		pcrs[int(e.PCR)] = true
+	if !slices.Equal(bs, all) {
+		return nil, mismatch("the TPM's banks are %v, the list was extended into %v", bs, all)
 	}
 	var idx []int
-	for i := range pcrs {
-		idx = append(idx, i)
+	for _, e := range entries {
+		if !slices.Contains(idx, int(e.PCR)) {
+			idx = append(idx, int(e.PCR))
+		}
 	}
 	got, err := t.ReadPCRs(all, idx)
 	if err != nil {
-		return fmt.Errorf("agent: reading PCRs: %w", err)
+		return nil, fmt.Errorf("agent: reading PCRs: %w", err)
 	}
-	replay := func(n int) pcr.Set {
-		s := make(pcr.Set)
-		for _, b := range a.banks {
-			if !b.Bank.Known() {
-				continue // cannot be replayed; not compared
-			}
-			for i := range pcrs {
-				v, ok := a.base.Get(b.Bank, i)
-				if !ok {
-					v = make([]byte, b.Size)
-				}
-				s.Put(b.Bank, i, v)
-			}
-		}
-		for _, e := range entries[:n] {
-			for b, d := range bankDigests(e, e.Digest, a.banks) {
-				if b.Known() {
-					v, _ := s.Get(b, int(e.PCR))
-					s.Put(b, int(e.PCR), pcr.Extend(b, v, d))
-				}
-			}
-		}
-		return s
+	full := a.replay(entries)
+	if diffSets(full, got) == "" {
+		a.expected, ok = full, true
+		return t, nil
 	}
-	full := replay(len(entries))
-	if diff := diffSets(full, got); diff == "" {
-		a.tpm, ok = t, true
-		return nil
+	if torn {
+		return nil, mismatch("%d entries replay to %s, the TPM has %s, and a damaged record follows them", len(entries), formatSet(full), formatSet(got))
 	}
-	if diff := diffSets(replay(len(entries)-1), got); diff == "" {
+	if diffSets(a.replay(entries[:len(entries)-1]), got) == "" {
 		last := entries[len(entries)-1]
 		a.log.Warn("the list is one entry ahead of the TPM (a crash between writing and extending): extending it", "entry", len(entries)-1)
 		if err := t.Extend(int(last.PCR), bankDigests(last, last.Digest, a.banks)); err != nil {
-			return fmt.Errorf("agent: extending the last entry: %w", err)
+			return nil, fmt.Errorf("agent: extending the last entry: %w", err)
 		}
-		a.tpm, ok = t, true
-		return nil
+		a.expected, ok = full, true
+		return t, nil
 	}
-	return fmt.Errorf("%w: %d entries replay to %s, the TPM has %s; the TPM was reset or the list was cut or changed. "+
-		"Nothing more is measured into it. To start a new list, stop the agent and move %s aside (keep it as evidence)",
-		ErrListMismatch, len(entries), formatSet(full), formatSet(got), a.cfg.StateDir)
+	return nil, mismatch("%d entries replay to %s, the TPM has %s", len(entries), formatSet(full), formatSet(got))
 }
 
 func diffSets(want, got pcr.Set) string {

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/imago-ima/imago/internal/testenv"
 	"github.com/imago-ima/imago/tpm"
 )
 
@@ -17,7 +18,7 @@ import (
 // PCR 10 in every bank (sha1, sha256, sha384, sha512).
 func TestSimulator(t *testing.T) {
 	if !tpm.Available("sim") {
-		t.Skip("simulator not built in (CGO_ENABLED=0)")
+		testenv.Missing(t, "cgo", "the TPM simulator is not built in (CGO_ENABLED=0)")
 	}
 	for _, tc := range []struct {
 		name     string
@@ -49,7 +50,7 @@ func TestSimulator(t *testing.T) {
 			}
 			defer a.Close()
 			files := writeFiles(t, 3, "sim")
-			first := a.Measure(files[:1])
+			first := a.Measure(context.Background(), files[:1])
 			if tc.late && first[0].Status != StatusQueued {
 				t.Fatalf("%+v", first[0])
 			}
@@ -59,7 +60,7 @@ func TestSimulator(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			a.Measure(files[1:])
+			a.Measure(context.Background(), files[1:])
 			st := a.Status()
 			if st.State != "initialised" || st.Aggregate != tc.wantAgg || st.Entries != 4 {
 				t.Fatalf("status %+v\n%s", st, logs)

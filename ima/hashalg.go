@@ -133,9 +133,14 @@ func ParseHashAlg(s string) (HashAlg, error) {
 	return 0, fmt.Errorf("ima: unknown hash algorithm %q", s)
 }
 
-// lookupHashAlg is ParseHashAlg on bytes without allocating: exact kernel
-// names only, as they appear in d-ng prefixes.
-func lookupHashAlg(b []byte) (HashAlg, bool) {
+// LookupHashAlg returns the algorithm whose kernel name is exactly name, as
+// the kernel's match_string(hash_algo_name, ...) finds it (appraise_algos=,
+// ima_hash=, d-ng prefixes); unlike ParseHashAlg it accepts no other
+// spelling.
+func LookupHashAlg(name string) (HashAlg, bool) { return lookupHashAlg(name) }
+
+// lookupHashAlg is LookupHashAlg on a string or bytes, without allocating.
+func lookupHashAlg[T string | []byte](b T) (HashAlg, bool) {
 	for i := range hashAlgInfo {
 		if hashAlgInfo[i].name == string(b) {
 			return HashAlg(i), true

@@ -102,6 +102,22 @@ func builtinTemplate(name []byte) *Template {
 	return nil
 }
 
+// Format returns the template's field ids joined by '|', the form
+// ima_template_fmt= takes.
+func (t *Template) Format() string { return strings.Join(t.Fields, "|") }
+
+// LookupBuiltinTemplate finds a built-in descriptor by its name or by its
+// format, as the kernel's lookup_template_desc does for template= in a
+// policy rule and for ima_template= (ima-spec.md §3.1).
+func LookupBuiltinTemplate(s string) (*Template, bool) {
+	for _, t := range builtinTemplates {
+		if t.Name == s || t.Format() == s {
+			return t, true
+		}
+	}
+	return nil, false
+}
+
 // LookupTemplate returns the descriptor for a template name as written in a
 // list: a built-in name, or a custom format string ("d-ng|n-ng|iuid") made
 // only of known field ids (at most 15, each at most 16 characters). Anything

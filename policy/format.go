@@ -3,6 +3,8 @@ package policy
 import (
 	"io"
 	"strconv"
+
+	"github.com/imago-ima/imago/ima"
 )
 
 // maxFSNameShown is what ima_policy_show prints of fsname=: it goes through
@@ -82,14 +84,14 @@ func AppendRule(b []byte, r *Rule) []byte {
 	if r.AppraiseAlgos != 0 {
 		b = append(b, "appraise_algos="...)
 		n := 0
-		for i := range hashAlgoNames {
-			if !r.AppraiseAlgos.Has(HashAlgo(i)) {
+		for a := ima.HashAlg(0); a.Valid(); a++ {
+			if !r.AppraiseAlgos.Has(a) {
 				continue
 			}
 			if n > 0 {
 				b = append(b, ',')
 			}
-			b = append(b, hashAlgoNames[i]...)
+			b = append(b, a.String()...)
 			n++
 		}
 		b = append(b, ' ')

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/imago-ima/imago/ima"
 )
 
 // Limits on input (go-style: every length bounded before allocation).
@@ -487,13 +489,9 @@ func (rp *ruleParser) unknown(t token) error {
 	return rp.errAt(t, "unknown token")
 }
 
-func hashAlgoByName(s string) (HashAlgo, bool) {
-	for i, n := range hashAlgoNames {
-		if n == s {
-			return HashAlgo(i), true
-		}
-	}
-	return 0, false
+func hashAlgoByName(s string) (ima.HashAlg, bool) {
+	a, ok := ima.LookupHashAlg(s)
+	return a, ok && a.Valid()
 }
 
 // splitOptList follows ima_alloc_rule_opt_list: '|'-separated, no empty item.

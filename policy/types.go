@@ -1,6 +1,10 @@
 package policy
 
-import "strconv"
+import (
+	"strconv"
+
+	"github.com/imago-ima/imago/ima"
+)
 
 // Action is a rule's action keyword (ima-spec.md §8.2).
 type Action uint8
@@ -186,53 +190,21 @@ const (
 
 var lsmNames = [numLSM]string{"obj_user", "obj_role", "obj_type", "subj_user", "subj_role", "subj_type"}
 
-// HashAlgo is a kernel hash algorithm id (enum hash_algo, ima-spec.md §1.1).
-type HashAlgo uint8
-
-// hashAlgoNames is hash_algo_name[], indexed by id (ima-spec.md §1.1).
-var hashAlgoNames = [...]string{
-	"md4", "md5", "sha1", "rmd160", "sha256", "sha384", "sha512", "sha224",
-	"rmd128", "rmd256", "rmd320", "wp256", "wp384", "wp512", "tgr128",
-	"tgr160", "tgr192", "sm3", "streebog256", "streebog512", "sha3-256",
-	"sha3-384", "sha3-512",
-}
-
-func (h HashAlgo) String() string {
-	if int(h) < len(hashAlgoNames) {
-		return hashAlgoNames[h]
-	}
-	return "hash_algo(" + strconv.Itoa(int(h)) + ")"
-}
-
 // AlgoSet is a bitfield of allowed hash algorithms (appraise_algos=), bit i
 // for id i, as the kernel's allowed_algos. Zero means no restriction.
 type AlgoSet uint32
 
 // Has reports whether the set allows algorithm a.
-func (s AlgoSet) Has(a HashAlgo) bool { return a < 32 && s&(1<<a) != 0 }
+func (s AlgoSet) Has(a ima.HashAlg) bool { return a < 32 && s&(1<<a) != 0 }
 
-// builtinTemplates are the template descriptors the kernel knows by name or
-// by format (ima_template.c builtin_templates; ima-spec.md §3.1).
-var builtinTemplates = [...]struct{ name, fmt string }{
-	{"ima", "d|n"},
-	{"ima-ng", "d-ng|n-ng"},
-	{"ima-ngv2", "d-ngv2|n-ng"},
-	{"ima-sig", "d-ng|n-ng|sig"},
-	{"ima-sigv2", "d-ngv2|n-ng|sig"},
-	{"ima-buf", "d-ng|n-ng|buf"},
-	{"ima-modsig", "d-ng|n-ng|sig|d-modsig|modsig"},
-	{"evm-sig", "d-ng|n-ng|evmsig|xattrnames|xattrlengths|xattrvalues|iuid|igid|imode"},
-}
-
-// lookupTemplate finds a template by name or format, as
+// lookupTemplate finds a built-in template by name or format, as
 // lookup_template_desc does, and returns its name.
 func lookupTemplate(s string) (string, bool) {
-	for _, t := range builtinTemplates {
-		if t.name == s || t.fmt == s {
-			return t.name, true
-		}
+	t, ok := ima.LookupBuiltinTemplate(s)
+	if !ok {
+		return "", false
 	}
-	return "", false
+	return t.Name, true
 }
 
 // Rule is one parsed policy rule. The zero value of each condition means

@@ -3,6 +3,7 @@ package tpm
 import (
 	"testing"
 
+	"github.com/imago-ima/imago/internal/testenv"
 	"github.com/imago-ima/imago/pcr"
 	"github.com/imago-ima/imago/tpm/tpmtest"
 )
@@ -24,7 +25,7 @@ func BenchmarkExtend(b *testing.B) {
 	}
 	b.Run("sim", func(b *testing.B) {
 		if !simBuiltIn {
-			b.Skip("simulator not built in")
+			testenv.Missing(b, "cgo", "the TPM simulator is not built in (CGO_ENABLED=0)")
 		}
 		tp, err := Open("sim")
 		if err != nil {

@@ -1,7 +1,6 @@
 package tpm
 
 import (
-	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -9,10 +8,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
-
-	"github.com/google/go-tpm/tpm2/transport"
-	"github.com/google/go-tpm/tpm2/transport/linuxtpm"
 )
 
 // devDir is where auto looks for TPM nodes.
@@ -74,27 +69,4 @@ func findDevice(dir string) (string, error) {
 func isCharDevice(p string) bool {
 	fi, err := os.Stat(p)
 	return err == nil && fi.Mode()&fs.ModeCharDevice != 0
-}
-
-// openDevice opens a TPM character device through go-tpm's linuxtpm
-// transport. An absent node, or one whose driver is gone, is ErrNoTPM.
-func openDevice(path string) (transport.TPMCloser, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("%w: %w", ErrNoTPM, err)
-		}
-		return nil, err
-	}
-	if fi.Mode()&fs.ModeCharDevice == 0 {
-		return nil, fmt.Errorf("%w: %s (%s)", linuxtpm.ErrFileIsNotDevice, fi.Mode(), path)
-	}
-	t, err := linuxtpm.Open(path)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENXIO) || errors.Is(err, syscall.ENODEV) {
-			return nil, fmt.Errorf("%w: %w", ErrNoTPM, err)
-		}
-		return nil, err
-	}
-	return t, nil
 }

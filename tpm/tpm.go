@@ -62,6 +62,11 @@ type TPM struct {
 	sizes        map[pcr.Bank]int
 	// restarts counts ReadPCRs restarts, for tests.
 	restarts int
+	// The guard session (StartGuard): guarded is set once one was started;
+	// guard is nil while it is lost.
+	guard      tpm2.Session
+	guardClose func() error
+	guarded    bool
 }
 
 // Open opens the TPM the URI names (see the package documentation) and checks
@@ -169,6 +174,7 @@ func (tp *TPM) Close() error {
 		return nil
 	}
 	tp.closed = true
+	tp.closeGuard()
 	if err := tp.t.Close(); err != nil {
 		return fmt.Errorf("tpm: close %s: %w", tp.name, err)
 	}
@@ -451,12 +457,39 @@ func (tp *TPM) Extend(index int, digests map[pcr.Bank][]byte) error {
 		}
 		vals.Digests = append(vals.Digests, tpm2.TPMTHA{HashAlg: tpm2.TPMIAlgHash(b), Digest: d})
 	}
+	auth := tpm2.PasswordAuth(nil)
+	if tp.guarded {
+		if tp.guard == nil {
+			return fmt.Errorf("tpm: %s: extend PCR %d: %w", tp.name, index, ErrGuardLost)
+		}
+		auth = tp.guard
+	}
 	_, err := run(tp.t, tpm2.PCRExtend{
-		PCRHandle: tpm2.AuthHandle{Handle: tpm2.TPMHandle(index), Auth: tpm2.PasswordAuth(nil)},
+		PCRHandle: tpm2.AuthHandle{Handle: tpm2.TPMHandle(index), Auth: auth},
 		Digests:   vals,
 	}.Execute)
 	if err != nil {
+		if tp.guarded {
+			// Whatever failed, the session's state is no longer known:
+			// nothing more goes through it.
+			tp.guard, tp.guardClose = nil, nil
+			if guardGone(err) {
+				err = fmt.Errorf("%w: %w", ErrGuardLost, err)
+			}
+		}
 		return fmt.Errorf("tpm: %s: extend PCR %d: %w", tp.name, index, err)
 	}
 	return nil
+}
+
+// guardGone reports a response code that says the session is not the one
+// started: not loaded (a reset TPM, a different TPM, flushed), or another
+// session under its handle (its HMAC does not verify).
+func guardGone(err error) bool {
+	for _, rc := range []tpm2.TPMRC{tpm2.TPMRCReferenceS0, tpm2.TPMRCBadAuth, tpm2.TPMRCAuthFail} {
+		if errors.Is(err, rc) {
+			return true
+		}
+	}
+	return false
 }

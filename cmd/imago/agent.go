@@ -7,13 +7,14 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/imago-ima/imago/agent"
+	"github.com/imago-ima/imago/gate"
 	"github.com/imago-ima/imago/ima"
+	"github.com/imago-ima/imago/internal/keyfile"
 	"github.com/imago-ima/imago/internal/sdnotify"
 	"github.com/imago-ima/imago/tpm"
 )
@@ -25,9 +26,11 @@ type agentFlags struct {
 	stateDir, runtimeDir      string
 	socket                    string
 	tpmWait, poll             time.Duration
+	hashTimeout               time.Duration
+	maxConns                  int
 	logLevel, logFormat       string
 
-	// The gate (issue 4).
+	// The gate.
 	watch                  []string
 	policy, keyring        string
 	appraise, gateFail     string
@@ -58,14 +61,29 @@ starts in bypass at once ("No TPM chip found, activating TPM-bypass!").
 tcp://HOST:PORT (swtpm --server), unix:///PATH, sim (embedded simulator, cgo
 builds only) or none.
 
+Every measurement is appended to the list and fsynced, exported, and extended
+under a TPM session that a reset TPM no longer has, before 'imago measure'
+is answered; an error means nothing was committed. If the TPM is reset or
+replaced while the agent runs, the agent fails: it extends nothing more,
+'imago status' shows why and how to recover, and 'imago measure' exits 1.
+
 On restart the list is replayed and compared with the TPM: a list one entry
 ahead (a crash between write and extend) is completed; any other mismatch (the
-TPM was reset, the list was cut) stops the agent with exit status 1. To start
-a new list then, stop the agent and move --state-dir aside. A list from an
-earlier boot is moved to <state-dir>/previous/<boot id>/ by itself.
+TPM was reset, the list was cut, state.json edited) or a damaged record before
+the last one stops the agent with exit status 1, leaving the files as they
+are. To start a new list then, stop the agent and move --state-dir aside. A
+list from an earlier boot is moved to <state-dir>/previous/<boot id>/ by
+itself.
 
-Exit status: 0 stopped by a signal, 1 the list does not match the TPM, 2 bad
-usage or a start-up failure, 3 the simulator is not built in.`,
+A file is hashed outside the agent's lock, for at most --hash-timeout; the
+socket admits root and the agent's uid, at most --socket-max-conns
+connections per uid. With --watch, a gate that stops (its fanotify group
+failing) stops the agent with exit status 4, which the service restarts.
+
+Exit status: 0 stopped by a signal, 1 the list does not match the TPM or is
+damaged, 2 bad usage or a start-up failure (another agent holds the state
+directory or the socket), 3 not supported here (not Linux, the simulator not
+built in), 4 the gate stopped (a restart cures it).`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := f.config(cmd, c.stderr)
@@ -103,6 +121,8 @@ usage or a start-up failure, 3 the simulator is not built in.`,
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug | info | warn | error")
 	fl.StringVar(&f.logFormat, "log-format", "text", "text | json")
 	fl.MarkHidden("poll")
+	fl.DurationVar(&f.hashTimeout, "hash-timeout", agent.DefaultHashTimeout, "longest time to hash one file; a file not hashed by then is not measured (0: no limit)")
+	fl.IntVar(&f.maxConns, "socket-max-conns", agent.DefaultMaxConnsPerUID, "connections one uid may hold open on the socket at once")
 	fl.StringArrayVar(&f.watch, "watch", nil, "gate: hold execs and opens on the filesystem of this path until measured (and appraised); repeatable")
 	fl.StringVar(&f.policy, "policy", "tcb", "gate: IMA policy, a file or a built-in name (tcb, appraise_tcb, secure_boot, ...)")
 	fl.StringVar(&f.keyring, "keyring", "", "gate: directory of x509 certificates (PEM or DER) that appraise rules verify signatures with")
@@ -130,7 +150,10 @@ func (f *agentFlags) gateConfig(log *slog.Logger) (agent.GateConfig, error) {
 		log.Warn("policy: "+w.String(), "policy", f.policy)
 	}
 	if f.keyring != "" {
-		if gc.Keyring, err = agent.LoadKeyring(f.keyring); err != nil {
+		gc.Keyring, err = keyfile.LoadKeyring([]string{f.keyring}, func(path string, err error) {
+			log.Warn("keyring: skipping a file", "path", path, "err", err)
+		})
+		if err != nil {
 			return gc, usagef("--keyring: %v", err)
 		}
 	} else if pol.Needs().Appraise && mode != agent.AppraiseOff {
@@ -185,6 +208,9 @@ func (f *agentFlags) config(cmd *cobra.Command, stderr io.Writer) (agent.Config,
 	if f.tpmWait <= 0 || f.poll <= 0 {
 		return cfg, usagef("--tpm-wait and --poll must be positive")
 	}
+	if f.hashTimeout < 0 || f.maxConns <= 0 {
+		return cfg, usagef("--hash-timeout must not be negative and --socket-max-conns must be positive")
+	}
 	logger, err := newLogger(stderr, f.logLevel, f.logFormat)
 	if err != nil {
 		return cfg, err
@@ -192,6 +218,10 @@ func (f *agentFlags) config(cmd *cobra.Command, stderr io.Writer) (agent.Config,
 	cfg.TPM, cfg.Hash, cfg.Template, cfg.PCR = f.tpm, hash, t, f.pcr
 	cfg.StateDir, cfg.RuntimeDir, cfg.Socket = f.stateDir, f.runtimeDir, f.socket
 	cfg.TPMWait, cfg.PollInterval, cfg.Logger = f.tpmWait, f.poll, logger
+	cfg.HashTimeout, cfg.MaxConnsPerUID = f.hashTimeout, f.maxConns
+	if f.hashTimeout == 0 {
+		cfg.HashTimeout = -1 // no limit
+	}
 	return cfg, nil
 }
 
@@ -215,11 +245,14 @@ func agentErr(err error) error {
 	switch {
 	case err == nil, errors.Is(err, context.Canceled):
 		return nil
-	case errors.Is(err, tpm.ErrSimulatorNotBuilt):
+	case errors.Is(err, tpm.ErrSimulatorNotBuilt), errors.Is(err, agent.ErrNotSupported), errors.Is(err, gate.ErrNotSupported):
 		return &unsupportedError{err}
-	case errors.Is(err, agent.ErrListMismatch):
+	case errors.Is(err, agent.ErrGateStopped):
+		return &restartError{err}
+	case errors.Is(err, agent.ErrListMismatch), errors.Is(err, agent.ErrCorrupt):
 		return failed("%v", err)
-	case errors.Is(err, agent.ErrKernelPCR), errors.Is(err, agent.ErrLocked):
+	case errors.Is(err, agent.ErrKernelPCR), errors.Is(err, agent.ErrLocked),
+		errors.Is(err, agent.ErrSocketInUse), errors.Is(err, agent.ErrSocketPath):
 		return usagef("%v", err)
 	}
 	return err
@@ -230,17 +263,19 @@ func socketFlag(cmd *cobra.Command, p *string) {
 	cmd.Flags().StringVar(p, "socket", agent.DefaultSocket, "the agent's socket")
 }
 
-// clientErr maps a client call's error to an exit status.
+// clientErr maps a client call's error to an exit status, by the code the
+// agent answered with (never by its text).
 func clientErr(err error) error {
-	if err == nil {
+	switch {
+	case err == nil:
 		return nil
-	}
-	if errors.Is(err, agent.ErrNotRunning) {
-		return fmt.Errorf("%w (is 'imago agent' running? --socket names its socket)", err)
-	}
-	var re *agent.RemoteError
-	if errors.As(err, &re) && strings.Contains(re.Msg, "does not match the TPM") {
+	case errors.Is(err, agent.ErrNotRunning):
+		return inputErr(fmt.Errorf("%w (is 'imago agent' running? --socket names its socket)", err))
+	case errors.Is(err, agent.ErrFailed):
 		return failed("%v", err)
+	case errors.Is(err, agent.ErrRefused), errors.Is(err, agent.ErrBusy), errors.Is(err, agent.ErrTooLong),
+		errors.Is(err, agent.ErrBadRequest), errors.Is(err, agent.ErrStopping), errors.Is(err, agent.ErrNotReady):
+		return inputErr(err)
 	}
 	return err
 }

@@ -8,9 +8,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/imago-ima/imago/internal/testenv"
 	"github.com/imago-ima/imago/pcr"
 	"github.com/imago-ima/imago/tpm"
 	"github.com/imago-ima/imago/tpm/tpmtest"
@@ -141,6 +143,37 @@ func TestAgentCLI(t *testing.T) {
 	}
 }
 
+// TestAgentCLIFailed: the TPM is reset under the agent (swtpm killed and
+// started again). `imago measure` exits 1 and says the agent failed;
+// `imago status` exits 1 and prints why and how to recover. Before, the
+// measurement was "measured" into the reset TPM and both exited 0.
+func TestAgentCLIFailed(t *testing.T) {
+	s := tpmtest.New(t, tpmtest.Options{Banks: []string{"sha256"}})
+	s.Start()
+	dirs, _, socket := agentDirs(t)
+	startAgentCLI(t, socket, append(dirs, "--tpm", s.URI, "--tpm-wait", "5s")...)
+	files := tempFiles(t, 2)
+	if r := runCLI(t, nil, "measure", "--socket", socket, files[0]); r.code != 0 {
+		t.Fatalf("measure: %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	s.Stop()
+	s.Start()
+	r := runCLI(t, nil, "measure", "--socket", socket, files[1])
+	if r.code != exitFailed || !strings.Contains(r.stdout, "error ") || !strings.Contains(r.stdout, "the TPM was reset") {
+		t.Fatalf("measure into a reset TPM: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	r = runCLI(t, nil, "status", "--socket", socket)
+	if r.code != exitFailed || !strings.Contains(r.stdout, "state:     failed") || !strings.Contains(r.stdout, "To recover: reboot") {
+		t.Fatalf("status: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	// A FIFO is refused at once: exit 2.
+	fifo := filepath.Join(t.TempDir(), "fifo")
+	syscall.Mkfifo(fifo, 0o600)
+	if r := runCLI(t, nil, "measure", "--socket", socket, fifo); r.code != exitFailed {
+		t.Fatalf("measure of a FIFO while failed: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
+
 // TestAgentCLIDeferredLate: no TPM; `imago late` ends the wait in bypass.
 func TestAgentCLIDeferredLate(t *testing.T) {
 	s := tpmtest.New(t, tpmtest.Options{})
@@ -187,7 +220,7 @@ func TestDemo(t *testing.T) {
 		if r := runCLI(t, nil, "demo"); r.code != exitUnsupported {
 			t.Fatalf("demo without the simulator: exit %d", r.code)
 		}
-		t.Skip("simulator not built in")
+		testenv.Missing(t, "cgo", "the TPM simulator is not built in (CGO_ENABLED=0)")
 	}
 	r := runCLI(t, nil, "demo", "--dir", t.TempDir())
 	if r.code != 0 || !strings.Contains(r.stdout, "boot_aggregate_late") || !strings.Contains(r.stdout, "result: the list replays") {

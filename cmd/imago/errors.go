@@ -52,6 +52,14 @@ type unsupportedError struct{ err error }
 func (e *unsupportedError) Error() string { return e.err.Error() }
 func (e *unsupportedError) Unwrap() error { return e.err }
 
+// restartError marks a failure of a long-running command that a restart
+// cures (the agent's fanotify gate stopped): exit 4, which the service unit
+// restarts.
+type restartError struct{ err error }
+
+func (e *restartError) Error() string { return e.err.Error() }
+func (e *restartError) Unwrap() error { return e.err }
+
 // errSilent wraps an error whose report was already printed.
 var errSilent = errors.New("already reported")
 
@@ -70,12 +78,15 @@ func exitCode(err error) int {
 		ie *inputError
 		fe *failedError
 		ne *unsupportedError
+		re *restartError
 	)
 	switch {
 	case err == nil:
 		return exitOK
 	case errors.Is(err, context.Canceled):
 		return exitCanceled
+	case errors.As(err, &re):
+		return exitRestart
 	case errors.As(err, &fe):
 		return exitFailed
 	case errors.As(err, &ue), errors.As(err, &ie):

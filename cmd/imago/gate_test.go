@@ -3,12 +3,14 @@
 package main
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/imago-ima/imago/internal/gatetest"
 )
@@ -40,5 +42,43 @@ func TestAgentWatch(t *testing.T) {
 	}
 	if r := runCLI(t, nil, "agent", "--watch", mnt, "--policy", "no-such-policy-file", "--tpm", "none"); r.code != 2 {
 		t.Errorf("a missing policy file: exit %d, want 2\n%s", r.code, r.stderr)
+	}
+}
+
+// TestAgentGateDies: the gate's reading loop fails while `imago agent
+// --watch` runs (its fanotify descriptor broken for real). The agent stops
+// with exit status 4 and says why, so that systemd restarts it. Before, it
+// kept running and answering status as if healthy while the kernel allowed
+// every access unmeasured.
+func TestAgentGateDies(t *testing.T) {
+	gatetest.RequireFanotify(t)
+	mnt := gatetest.Mount(t, "tmpfs")
+	args, _, socket := agentDirs(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan result, 1)
+	go func() {
+		var out, errb strings.Builder
+		code := run(ctx, append([]string{"agent", "--tpm", "none", "--pcr", "11", "--watch", mnt, "--policy", "tcb"}, args...),
+			strings.NewReader(""), &out, &errb)
+		done <- result{code, out.String(), errb.String()}
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for runCLI(t, nil, "status", "--socket", socket).code != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("imago agent did not answer")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := gatetest.BreakFanotify(t); n != 1 {
+		t.Fatalf("%d fanotify descriptors", n)
+	}
+	select {
+	case r := <-done:
+		if r.code != exitRestart || !strings.Contains(r.stderr, "the gate stopped") || !strings.Contains(r.stderr, "reading events") {
+			t.Fatalf("exit %d, stderr:\n%s", r.code, r.stderr)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the agent kept running with its gate dead")
 	}
 }

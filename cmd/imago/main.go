@@ -7,6 +7,7 @@
 //	1   verification failed: a PCR, boot aggregate or template digest does not match
 //	2   bad usage, or input that cannot be read or parsed
 //	3   not supported here (no TPM, no fanotify, simulator not built in)
+//	4   the agent stopped on a failure a restart cures (its gate stopped)
 //	130 canceled (SIGINT, SIGTERM)
 package main
 
@@ -118,5 +119,6 @@ const (
 	exitFailed      = 1
 	exitUsage       = 2
 	exitUnsupported = 3
+	exitRestart     = 4
 	exitCanceled    = 130
 )

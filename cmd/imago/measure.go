@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -18,13 +19,21 @@ func newMeasureCommand(c *cli) *cobra.Command {
 		Use:   "measure PATH...",
 		Short: "Ask the running agent to measure files",
 		Long: `Ask the running agent to measure files. It answers once each entry is in the
-durable list, extended into the TPM and exported (or, while it waits for the
+durable list, exported and extended into the TPM (or, while it waits for the
 TPM, queued durably). One line per path: measured, queued, unchanged (measured
 before and not changed since), duplicate (an identical record is listed) or
-error.
+error. Paths are taken as bytes: any name the filesystem allows is measured
+as that file (--json writes a name that is not UTF-8 as {"hex": ...}).
 
-Exit status: 0 every path measured, 2 a path could not be measured or the
-agent cannot be reached.`,
+Only regular files are measured, as the kernel's IMA measures them; FIFOs,
+devices and directories are refused. Hashing one file is bounded by the
+agent's --hash-timeout.
+
+Exit status: 0 every path measured (or queued, unchanged, duplicate), 1 the
+agent has failed (its list and the TPM can no longer be kept in step: see
+'imago status'), 2 a path could not be measured, or the agent cannot be
+reached, refused the request or is busy.
+`,
 		Args: minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			res, err := agent.MeasurePaths(cmd.Context(), socket, args)
@@ -49,13 +58,19 @@ agent cannot be reached.`,
 				}
 				w.Flush()
 			}
-			n := 0
+			n, failedN := 0, 0
 			for _, r := range res {
-				if r.Status == agent.StatusError {
+				if err := r.Err(); err != nil {
 					n++
+					if errors.Is(err, agent.ErrFailed) {
+						failedN++
+					}
 				}
 			}
-			if n > 0 {
+			switch {
+			case failedN > 0:
+				return silent(failed("measure: the agent has failed; %d of %d path(s) not measured", n, len(res)))
+			case n > 0:
 				return silent(inputErr(fmt.Errorf("measure: %d of %d path(s) not measured", n, len(res))))
 			}
 			return nil

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/sys/unix"
 
 	"github.com/imago-ima/imago/ima"
 	"github.com/imago-ima/imago/internal/treehash"
@@ -218,9 +217,4 @@ func drawProgress(w io.Writer, pr *treehash.Progress, start time.Time) {
 	}
 	rate := float64(bytes) / time.Since(start).Seconds() / (1 << 20)
 	fmt.Fprintf(w, "\r\x1b[K[%s] %d/%d files, %.1f/%.1f MiB, %.0f MiB/s", bar, files, tf, float64(bytes)/(1<<20), float64(tb)/(1<<20), rate)
-}
-
-func isTerminal(f *os.File) bool {
-	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
-	return err == nil
 }

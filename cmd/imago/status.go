@@ -23,10 +23,18 @@ bypass (no TPM: nothing extended) or failed; the boot aggregate's name; the
 TPM, its banks, the hash, the template, the PCR and the number of entries and
 of measurements queued while deferred. --json prints
 {"state": "deferred", "aggregate": ..., "tpm": ..., "banks": [...], "hash": ...,
-"template": ..., "pcr": 10, "entries": 0, "pending": 0}.
+"template": ..., "pcr": 10, "entries": 0, "pending": 0}, with "error" (why the
+agent failed, and how to recover) and "exports" (why the exports are not up
+to date) when they apply.
 
-Exit status: 0 the agent answered, 1 it has failed (a TPM extend failed),
-2 it cannot be reached.`,
+The agent fails when its list and the TPM can no longer be kept in step: the
+TPM was reset or replaced under it, or an extend whose outcome the TPM
+cannot tell. It then lists and extends nothing more; the error says how to
+recover (reboot, or move the state directory aside and restart).
+
+Exit status: 0 the agent answered and has not failed, 1 it has failed, 2 it
+cannot be reached or refused the request.
+`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			st, err := agent.QueryStatus(cmd.Context(), socket)
@@ -63,6 +71,9 @@ func printStatus(w io.Writer, st agent.Status, asJSON bool) error {
 		st.State, agg, st.TPM, banks, st.Hash, st.Template, st.PCR, st.Entries, st.Pending)
 	if err == nil && st.Error != "" {
 		_, err = fmt.Fprintf(w, "error:     %s\n", st.Error)
+	}
+	if err == nil && st.Exports != "" {
+		_, err = fmt.Fprintf(w, "exports:   %s\n", st.Exports)
 	}
 	return err
 }

@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/imago-ima/imago/internal/testenv"
 )
 
 // TestReadFS: the magic is what stat -f reports for the filesystem, the
@@ -29,9 +31,9 @@ func TestReadFS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Command("stat", "-f", "-c", "%t %T", "/").Output()
+	out, err := exec.Command(testenv.Tool(t, "stat"), "-f", "-c", "%t %T", "/").Output()
 	if err != nil {
-		t.Skipf("stat -f: %v", err)
+		t.Fatalf("stat -f: %v", err)
 	}
 	hexType, name, _ := strings.Cut(strings.TrimSpace(string(out)), " ")
 	if want, _ := strconv.ParseUint(hexType, 16, 64); fs.Magic != want {
@@ -45,9 +47,7 @@ func TestReadFS(t *testing.T) {
 // TestOpenForWrite: a read lease is refused exactly while a writer holds
 // the file.
 func TestOpenForWrite(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("leases on another's file need CAP_LEASE; run as root")
-	}
+	testenv.Root(t, "leases on another's file (CAP_LEASE)")
 	p := filepath.Join(t.TempDir(), "f")
 	os.WriteFile(p, []byte("x"), 0o644)
 	r, err := os.Open(p)
@@ -56,7 +56,7 @@ func TestOpenForWrite(t *testing.T) {
 	}
 	defer r.Close()
 	if w, ok := OpenForWrite(int(r.Fd())); !ok || w {
-		t.Skipf("leases unavailable here (ok=%v writers=%v)", ok, w)
+		testenv.Env(t, testenv.Kernel, "leases unavailable here (ok=%v writers=%v; fs.leases-enable=0?)", ok, w)
 	}
 	w, err := os.OpenFile(p, os.O_WRONLY, 0)
 	if err != nil {
@@ -86,9 +86,7 @@ func TestReadCred(t *testing.T) {
 // so ReadFS must not answer from what an earlier filesystem with the same
 // st_dev was. The magics are linux/magic.h's RAMFS_MAGIC and TMPFS_MAGIC.
 func TestReadFSDeviceReused(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("mounting needs root")
-	}
+	testenv.Root(t, "mounting a ramfs and a tmpfs")
 	const ramfsMagic, tmpfsMagic = 0x858458f6, 0x01021994
 	reused := false
 	for i := 0; i < 10 && !reused; i++ {
@@ -96,7 +94,7 @@ func TestReadFSDeviceReused(t *testing.T) {
 		for j, fstype := range []string{"ramfs", "tmpfs"} {
 			dir := t.TempDir()
 			if err := unix.Mount(fstype, dir, fstype, 0, "mode=0755"); err != nil {
-				t.Skipf("mounting %s: %v", fstype, err)
+				t.Fatalf("mounting %s: %v", fstype, err)
 			}
 			f, err := os.Open(dir)
 			if err != nil {

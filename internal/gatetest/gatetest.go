@@ -20,13 +20,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/imago-ima/imago/internal/testenv"
 	"golang.org/x/sys/unix"
+
+	"github.com/imago-ima/imago/internal/testenv"
 )
 
-// RequireFanotify skips the test unless it runs as root (testenv.Root) on
-// a kernel with fanotify permission events (CONFIG_FANOTIFY_ACCESS_PERMISSIONS)
-// and FAN_OPEN_EXEC_PERM (testenv.Env, Kernel).
+// RequireFanotify skips the test (through testenv) unless it runs as root
+// on a kernel with fanotify permission events
+// (CONFIG_FANOTIFY_ACCESS_PERMISSIONS) and FAN_OPEN_EXEC_PERM.
 func RequireFanotify(tb testing.TB) {
 	tb.Helper()
 	testenv.Root(tb, "the gate (CAP_SYS_ADMIN for fanotify permission events)")
@@ -46,20 +47,25 @@ func RequireFanotify(tb testing.TB) {
 // as stopping an agent that watches it).
 func Mount(tb testing.TB, fstype string) string {
 	tb.Helper()
-	dir, err := os.MkdirTemp("", "imago-gate-"+fstype)
-	if err != nil {
-		tb.Fatal(err)
-	}
 	opts := "size=64m,mode=0755"
 	if fstype == "ramfs" {
 		opts = "mode=0755"
 	}
+	return MountOpts(tb, fstype, opts)
+}
+
+// MountOpts is Mount with the filesystem's mount options ("size=64k" makes
+// a tmpfs that fills up for real). It needs root.
+func MountOpts(tb testing.TB, fstype, opts string) string {
+	tb.Helper()
+	testenv.Root(tb, "mounting a "+fstype)
+	dir, err := os.MkdirTemp("", "imago-gate-"+fstype)
+	if err != nil {
+		tb.Fatal(err)
+	}
 	if err := unix.Mount(fstype, dir, fstype, 0, opts); err != nil {
 		os.Remove(dir)
-		if os.Geteuid() != 0 {
-			testenv.Root(tb, "mounting "+fstype)
-		}
-		testenv.Env(tb, testenv.Kernel, "mounting %s: %v", fstype, err)
+		tb.Fatalf("mounting %s: %v", fstype, err)
 	}
 	tb.Cleanup(func() {
 		for i := 0; ; i++ {
@@ -180,4 +186,35 @@ func (s *Shell) MustRun(line string) string {
 		s.tb.Fatalf("shell: %q exited %d: %s", line, rc, out)
 	}
 	return out
+}
+
+// BreakFanotify makes this process's fanotify groups fail: each fanotify
+// descriptor is replaced (dup2) by a directory's, so the gate's next read
+// fails (EISDIR) as a broken descriptor would, and the kernel, its group
+// released, allows whatever was pending. It returns how many it broke.
+func BreakFanotify(tb testing.TB) int {
+	tb.Helper()
+	dir, err := unix.Open(tb.TempDir(), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer unix.Close(dir)
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	n := 0
+	for _, e := range fds {
+		fd, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if l, _ := os.Readlink("/proc/self/fd/" + e.Name()); l == "anon_inode:[fanotify]" {
+			if err := unix.Dup3(dir, fd, unix.O_CLOEXEC); err != nil {
+				tb.Fatal(err)
+			}
+			n++
+		}
+	}
+	return n
 }

@@ -9,6 +9,10 @@ import (
 	"sync"
 )
 
+// ErrBroken: an append failed and could not be undone; every later call
+// of the File fails with an error wrapping it.
+var ErrBroken = errors.New("journal: broken")
+
 // File is an append-only file whose appends are durable when they return.
 // It is safe for concurrent use; appends are serialised.
 type File struct {
@@ -75,7 +79,7 @@ func (j *File) Append(rec []byte) error {
 	}
 	if err != nil {
 		if terr := j.f.Truncate(j.size); terr != nil {
-			j.err = fmt.Errorf("journal: %s: append failed (%v) and could not be undone: %w", j.path, err, terr)
+			j.err = fmt.Errorf("%w: %s: append failed (%v) and could not be undone: %w", ErrBroken, j.path, err, terr)
 			return j.err
 		}
 		return fmt.Errorf("journal: %s: append: %w", j.path, err)

@@ -1,7 +1,8 @@
 // Package keyfile reads the small files that hold keys and certificates:
-// signing keys, certificates and the files of a keyring folder, for the
-// CLI (sign, appraise) and the agent (--keyring). It is the edge that does
-// the file I/O for ima/digsig's pure Keyring.
+// signing keys, certificates and the files of a keyring folder. It is the
+// one loader behind `imago appraise --keyring`, `imago agent --keyring`,
+// `imago verify --keyring` and every --key flag: the edge that does the
+// file I/O for ima/digsig's pure Keyring.
 //
 // Every read is bounded and only regular files are read: a key is a few
 // KiB, so /dev/zero, a FIFO without a writer, /dev/tty or a 100 GB file
@@ -24,9 +25,16 @@ import (
 	"github.com/imago-ima/imago/internal/ctxio"
 )
 
-// MaxSize bounds one key or certificate file: 1 MiB holds a PEM bundle of
-// hundreds of certificates; a single key or certificate is a few KiB.
-const MaxSize = 1 << 20
+// Limits.
+const (
+	// MaxSize bounds one key or certificate file: 1 MiB holds a PEM
+	// bundle of hundreds of certificates; a single key or certificate is
+	// a few KiB.
+	MaxSize = 1 << 20
+	// MaxDirEntries bounds the entries of a keyring folder that are
+	// looked at.
+	MaxDirEntries = 4096
+)
 
 var (
 	// ErrNotRegular: the path is not a regular file (a device, a FIFO, a
@@ -34,6 +42,11 @@ var (
 	ErrNotRegular = ctxio.ErrNotRegular
 	// ErrTooLarge: the file is larger than MaxSize.
 	ErrTooLarge = fmt.Errorf("larger than %d bytes, too large for a key or certificate", MaxSize)
+	// ErrTooManyEntries: a keyring folder holds more than MaxDirEntries
+	// entries.
+	ErrTooManyEntries = fmt.Errorf("more than %d entries, too many for a keyring folder", MaxDirEntries)
+	// ErrNoKeys: a keyring folder from which no key was loaded.
+	ErrNoKeys = errors.New("no certificate or public key in the folder")
 )
 
 // Error is a key file that cannot be used: "PATH: why".
@@ -114,9 +127,9 @@ func Walk(paths []string, skip func(path string, err error), add func(path strin
 			}
 			continue
 		}
-		ents, err := os.ReadDir(p)
+		ents, err := readDir(p)
 		if err != nil {
-			return fileError(p, err)
+			return err
 		}
 		sort.Slice(ents, func(i, j int) bool { return ents[i].Name() < ents[j].Name() })
 		total := 0
@@ -136,8 +149,25 @@ func Walk(paths []string, skip func(path string, err error), add func(path strin
 			total += n
 		}
 		if total == 0 {
-			return &Error{Path: p, Err: errors.New("no certificate or public key in the folder")}
+			return &Error{Path: p, Err: ErrNoKeys}
 		}
 	}
 	return nil
+}
+
+// readDir reads at most MaxDirEntries entries of a folder.
+func readDir(dir string) ([]os.DirEntry, error) {
+	d, err := os.Open(dir)
+	if err != nil {
+		return nil, fileError(dir, err)
+	}
+	defer d.Close()
+	ents, err := d.ReadDir(MaxDirEntries + 1)
+	if err != nil && err != io.EOF {
+		return nil, fileError(dir, err)
+	}
+	if len(ents) > MaxDirEntries {
+		return nil, &Error{Path: dir, Err: ErrTooManyEntries}
+	}
+	return ents, nil
 }

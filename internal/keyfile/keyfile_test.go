@@ -139,3 +139,37 @@ func TestLoadKeyring(t *testing.T) {
 		t.Errorf("empty folder: %v", err)
 	}
 }
+
+// TestBoundedReads came with the agent's loader: before one loader served
+// both, `imago appraise --keyring /dev/zero` and an agent keyring folder
+// holding a link to /dev/zero ran out of memory, and a FIFO hung them.
+func TestBoundedReads(t *testing.T) {
+	dir := t.TempDir()
+	must(t, os.WriteFile(filepath.Join(dir, "good.der"), newCert(t, []byte{1, 2, 3, 4}), 0o644))
+	must(t, os.Symlink("/dev/zero", filepath.Join(dir, "zero.pem")))
+	must(t, syscall.Mkfifo(filepath.Join(dir, "fifo.pem"), 0o600))
+	bigFile := filepath.Join(dir, "big.pem")
+	must(t, os.WriteFile(bigFile, nil, 0o644))
+	must(t, os.Truncate(bigFile, 100<<30)) // sparse: 100 GiB
+	why := map[string]error{}
+	within(t, 10*time.Second, func() {
+		if _, err := LoadKeyring([]string{dir}, func(p string, err error) { why[filepath.Base(p)] = err }); err != nil {
+			t.Errorf("LoadKeyring: %v", err)
+		}
+	})
+	for name, want := range map[string]error{"zero.pem": ErrNotRegular, "fifo.pem": ErrNotRegular, "big.pem": ErrTooLarge} {
+		if !errors.Is(why[name], want) {
+			t.Errorf("%s: skipped with %v, want %v", name, why[name], want)
+		}
+	}
+	for _, p := range []string{"/dev/zero", filepath.Join(dir, "zero.pem"), filepath.Join(dir, "fifo.pem")} {
+		within(t, 10*time.Second, func() {
+			if _, err := LoadKeyring([]string{p}, nil); !errors.Is(err, ErrNotRegular) {
+				t.Errorf("LoadKeyring(%s): %v, want ErrNotRegular", p, err)
+			}
+		})
+	}
+	if _, err := LoadKeyring([]string{bigFile}, nil); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("LoadKeyring(100 GiB file): %v", err)
+	}
+}

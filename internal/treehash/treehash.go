@@ -12,7 +12,6 @@ package treehash
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -23,9 +22,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/imago-ima/imago/ima"
 )
@@ -148,7 +144,7 @@ func Hash(ctx context.Context, root string, opts Options) ([]File, []error, erro
 			errs = append(errs, &Error{rel, err})
 			return nil
 		}
-		if s, ok := info.Sys().(*syscall.Stat_t); ok && s.Uid != 0 && !opts.AllOwners {
+		if uid, ok := ownerUID(info); ok && uid != 0 && !opts.AllOwners {
 			return nil
 		}
 		jobs = append(jobs, job{abs: p, rel: rel, size: info.Size()})
@@ -225,34 +221,7 @@ func Hash(ctx context.Context, root string, opts Options) ([]File, []error, erro
 	return files, errs, nil
 }
 
-// hashFile writes the file's bytes to h, opening it without following a
-// symlink put in its place since the walk.
-func hashFile(path string, h io.Writer, buf []byte) (int64, error) {
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NOCTTY|unix.O_NONBLOCK, 0)
-	if err != nil {
-		return 0, err
-	}
-	f := os.NewFile(uintptr(fd), path)
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return 0, err
-	}
-	if !st.Mode().IsRegular() {
-		return 0, errors.New("no longer a regular file")
-	}
-	return io.CopyBuffer(h, onlyReader{f}, buf)
-}
-
 // onlyReader hides WriteTo/ReadFrom so that io.CopyBuffer uses buf.
 type onlyReader struct{ r io.Reader }
 
 func (o onlyReader) Read(p []byte) (int, error) { return o.r.Read(p) }
-
-func fsType(path string) (int64, error) {
-	var s unix.Statfs_t
-	if err := unix.Statfs(path, &s); err != nil {
-		return 0, err
-	}
-	return int64(s.Type), nil
-}

@@ -25,6 +25,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imago-ima/imago/internal/testenv"
 	"github.com/imago-ima/imago/pcr"
 )
 
@@ -48,6 +49,7 @@ type Swtpm struct {
 
 	tb        testing.TB
 	noStartup bool
+	banks     []string
 	mu        sync.Mutex
 	cmd       *exec.Cmd
 	done      chan struct{}
@@ -65,14 +67,12 @@ type Options struct {
 	NoStartup bool
 }
 
-// Skip skips the test if swtpm or swtpm_setup is not installed.
+// Skip skips the test (testenv.Tool: a failure under CI) if swtpm or
+// swtpm_setup is not installed.
 func Skip(tb testing.TB) {
 	tb.Helper()
-	for _, p := range []string{"swtpm", "swtpm_setup"} {
-		if _, err := exec.LookPath(p); err != nil {
-			tb.Skipf("%s not installed: %v", p, err)
-		}
-	}
+	testenv.Tool(tb, "swtpm")
+	testenv.Tool(tb, "swtpm_setup")
 }
 
 // StartSwtpm sets up and starts a tcp swtpm with the given banks (default
@@ -96,12 +96,10 @@ func New(tb testing.TB, o Options) *Swtpm {
 		banks = []string{"sha256"}
 	}
 	dir := tb.TempDir()
-	setup := exec.Command("swtpm_setup", "--tpm2", "--tpmstate", dir,
-		"--pcr-banks", strings.Join(banks, ","), "--overwrite")
-	if out, err := setup.CombinedOutput(); err != nil {
-		tb.Fatalf("tpmtest: swtpm_setup --pcr-banks %s: %v\n%s", strings.Join(banks, ","), err, out)
+	s := &Swtpm{Dir: dir, tb: tb, noStartup: o.NoStartup, banks: banks}
+	if err := s.manufacture(); err != nil {
+		tb.Fatal(err)
 	}
-	s := &Swtpm{Dir: dir, tb: tb, noStartup: o.NoStartup}
 	if o.Unix {
 		// sun_path is short (108 bytes); TempDir paths can be long.
 		sd, err := os.MkdirTemp("", "swtpm")
@@ -117,6 +115,28 @@ func New(tb testing.TB, o Options) *Swtpm {
 	}
 	tb.Cleanup(s.Stop)
 	return s
+}
+
+// manufacture makes a new TPM state in s.Dir with swtpm_setup: new seeds,
+// counters from the start, the banks asked for.
+func (s *Swtpm) manufacture() error {
+	setup := exec.Command("swtpm_setup", "--tpm2", "--tpmstate", s.Dir,
+		"--pcr-banks", strings.Join(s.banks, ","), "--overwrite")
+	if out, err := setup.CombinedOutput(); err != nil {
+		return fmt.Errorf("tpmtest: swtpm_setup --pcr-banks %s: %v\n%s", strings.Join(s.banks, ","), err, out)
+	}
+	return nil
+}
+
+// Replace stops the emulator, if it runs, and manufactures a new TPM in
+// its place: a different TPM (new seeds, fresh counters) at the same
+// address. Start powers it on.
+func (s *Swtpm) Replace() {
+	s.tb.Helper()
+	s.Stop()
+	if err := s.manufacture(); err != nil {
+		s.tb.Fatal(err)
+	}
 }
 
 // freePortPair returns a port P with P and P+1 free on 127.0.0.1 now.
@@ -298,9 +318,7 @@ func (s *Swtpm) PCRExtend(tb testing.TB, spec string) {
 // client, so a held connection would otherwise hang it).
 func runTool(tb testing.TB, name string, args ...string) []byte {
 	tb.Helper()
-	if _, err := exec.LookPath(name); err != nil {
-		tb.Skipf("%s not installed: %v", name, err)
-	}
+	testenv.Tool(tb, name)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()

@@ -1,0 +1,50 @@
+//go:build unix
+
+package treehash
+
+import (
+	"errors"
+	"io"
+	"io/fs"
+	"os"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// hashFile writes the file's bytes to h, opening it without following a
+// symlink put in its place since the walk.
+func hashFile(path string, h io.Writer, buf []byte) (int64, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NOCTTY|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return 0, err
+	}
+	f := os.NewFile(uintptr(fd), path)
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	if !st.Mode().IsRegular() {
+		return 0, errors.New("no longer a regular file")
+	}
+	return io.CopyBuffer(h, onlyReader{f}, buf)
+}
+
+// fsType is the filesystem type of path (statfs f_type).
+func fsType(path string) (int64, error) {
+	var s unix.Statfs_t
+	if err := unix.Statfs(path, &s); err != nil {
+		return 0, err
+	}
+	return int64(s.Type), nil
+}
+
+// ownerUID is the file's owner, when the system says.
+func ownerUID(info fs.FileInfo) (uint32, bool) {
+	s, ok := info.Sys().(*syscall.Stat_t)
+	if !ok {
+		return 0, false
+	}
+	return s.Uid, true
+}
