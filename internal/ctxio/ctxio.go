@@ -159,6 +159,8 @@ func Kind(m fs.FileMode) string {
 		return "a character device"
 	case m&fs.ModeDevice != 0:
 		return "a block device"
+	case m&fs.ModeSymlink != 0:
+		return "a symbolic link"
 	case m.IsRegular():
 		return "a regular file"
 	}
