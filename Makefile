@@ -63,6 +63,7 @@ fuzz:
 bench:
 	bash bench/replay.sh
 	bash bench/measure.sh
+	bash bench/verify.sh
 
 clean:
 	rm -rf bin

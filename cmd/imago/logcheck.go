@@ -66,6 +66,7 @@ func newLogCheckCommand(c *cli) *cobra.Command {
 		ignore    bool
 		asJSON    bool
 		banksFlag []string
+		adopter   string // issue 11
 	)
 	cmd := &cobra.Command{
 		Use:   "check FILE --pcrs SRC [--pcrs SRC]...",
@@ -121,6 +122,7 @@ changes nothing.
 				}
 			}
 			opts := replay.Options{Banks: known, ListBank: lb}
+			var head bootHead // issue 11: a bypass list, adopted or not
 			first := true
 			open := func() iter.Seq2[*ima.Entry, error] {
 				o, _ := lf.options()
@@ -129,7 +131,7 @@ changes nothing.
 				}
 				if first {
 					first = false
-					seq := scanned(in.name, ima.ScanList(in.r, o))
+					seq := head.capture(scanned(in.name, ima.ScanList(in.r, o)))
 					if ascii {
 						seq = asciiGuard(in.name, lb, seq, asFailure)
 					}
@@ -151,17 +153,30 @@ changes nothing.
 				return inputErr(err)
 			}
 			_ = ignore
+			bypass := head.bypass(rep)
+			evidence, err := adopterEvidence(adopter, bypass, target, rep)
+			if err != nil {
+				return err
+			}
 			if asJSON {
-				if err := writeJSON(c.stdout, checkJSON(rep)); err != nil {
+				if err := writeJSON(c.stdout, checkJSON(rep, bypass, evidence)); err != nil {
 					return err
 				}
 			} else {
 				printCheck(c.stdout, rep)
+				if bypass != nil {
+					printBypass(c.stdout, bypass)
+				}
+				if evidence != nil {
+					printAdopter(c.stdout, evidence)
+				}
 			}
 			if tErr := templateMismatches(c, in.name, &rep.Result, ascii); tErr != nil {
 				return tErr
 			}
 			switch err := rep.Err(); {
+			case err == nil && evidence != nil && !evidence.Matched:
+				return failed("%s: the adopter's list is no evidence: %s", in.name, evidence.Problem)
 			case err == nil:
 				return nil
 			case errors.Is(err, replay.ErrNothingChecked):
@@ -180,6 +195,7 @@ changes nothing.
 	cmd.Flags().BoolVar(&ignore, "ignore-violations", false, "accepted for evmctl compatibility; violations are always replayed as 0xFF")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the verdict as JSON")
 	cmd.Flags().StringArrayVar(&banksFlag, "bank", nil, "check only these banks (default: every bank in the PCR values)")
+	cmd.Flags().StringVar(&adopter, "adopter-list", "", "for a TPM-bypass list adopted by a late TPM: the adopter's own list (imago agent --adopt-kernel-list), checked against the same PCR values as the evidence for the real boot aggregate")
 	exitStatus(cmd, withCanceled("0 every bank matches", "1 a bank does not match, or a listed template digest does not match its data", "2 bad usage, or input that cannot be read or parsed")...)
 	return cmd
 }
@@ -222,15 +238,17 @@ type mismatchJSON struct {
 	Computed string `json:"computed"`
 }
 
-func checkJSON(rep *replay.Report) any {
+func checkJSON(rep *replay.Report, bypass *bootAggJSON, adopter *adopterJSON) any {
 	out := struct {
 		Matched            bool             `json:"matched"`
+		BootAggregate      *bootAggJSON     `json:"boot_aggregate,omitempty"`
+		Adopter            *adopterJSON     `json:"adopter,omitempty"`
 		Entries            int              `json:"entries"`
 		Violations         int              `json:"violations"`
 		Checks             []checkEntryJSON `json:"checks"`
 		TemplateMismatches int              `json:"template_mismatches"`
 		FirstMismatches    []mismatchJSON   `json:"first_template_mismatches,omitempty"`
-	}{Matched: rep.Matched(), Entries: rep.Entries, Violations: rep.Violations, TemplateMismatches: rep.TemplateMismatchCount}
+	}{Matched: rep.Matched() && (adopter == nil || adopter.Matched), BootAggregate: bypass, Adopter: adopter, Entries: rep.Entries, Violations: rep.Violations, TemplateMismatches: rep.TemplateMismatchCount}
 	for _, ch := range rep.Checks {
 		j := checkEntryJSON{Bank: ch.Bank.String(), PCR: ch.PCR, Matched: ch.Matched,
 			Want: hex.EncodeToString(ch.Want), Got: hex.EncodeToString(ch.Got)}

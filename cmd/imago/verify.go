@@ -12,7 +12,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/imago-ima/imago/ima"
 	"github.com/imago-ima/imago/ima/digsig"
 	"github.com/imago-ima/imago/internal/keyfile"
 	"github.com/imago-ima/imago/pcr"
@@ -163,7 +162,13 @@ func (c *cli) loadRuntimePolicy(ctx context.Context, o *verifyOpts) (*runtimepol
 			return nil, err
 		}
 		defer in.Close()
-		rp, err := runtimepolicy.Compile(in.r, runtimepolicy.Options{Key: key})
+		ro := runtimepolicy.Options{Key: key}
+		if in.f != nil {
+			if st, err := in.f.Stat(); err == nil {
+				ro.SizeHint = st.Size()
+			}
+		}
+		rp, err := runtimepolicy.Compile(in.r, ro)
 		switch {
 		case errors.Is(err, runtimepolicy.ErrNeedsKey):
 			return nil, inputErr(fmt.Errorf("%s is a signed policy (DSSE envelope): give the key it was signed with, --policy-key PUB", o.policy))
@@ -262,7 +267,12 @@ func runVerify(ctx context.Context, c *cli, o *verifyOpts, list string) error {
 		return err
 	}
 	defer in.Close()
-	round := verify.Round{Entries: scanned(in.name, ima.ScanList(in.r, ropts)), PCRs: pcrs, EventLog: evlog}
+	if in.f != nil {
+		// A signal ends a read that waits (a FIFO): the file is closed.
+		stop := context.AfterFunc(ctx, func() { in.f.Close() })
+		defer stop()
+	}
+	round := verify.Round{List: ctxReader{ctx, in.r}, ListOptions: ropts, PCRs: pcrs, EventLog: evlog}
 	// The PCR values check the list only if they hold its PCR.
 	quoted := false
 	for _, b := range pcrs.Banks() {
@@ -279,7 +289,10 @@ func runVerify(ctx context.Context, c *cli, o *verifyOpts, list string) error {
 	}
 	rep, _, err := p.Verify(state, round)
 	if err != nil {
-		return inputErr(err)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return inputErr(fmt.Errorf("%s: %w", in.name, err))
 	}
 	if o.asJSON {
 		if err := writeJSON(c.stdout, verifyJSON(rep, rp, quoted)); err != nil {
@@ -292,6 +305,19 @@ func runVerify(ctx context.Context, c *cli, o *verifyOpts, list string) error {
 		return silent(failed("%s: the list fails verification", in.name))
 	}
 	return nil
+}
+
+// ctxReader fails reads once ctx ends.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
 }
 
 func printVerify(w io.Writer, name string, rep *verify.Report, rp *runtimepolicy.Compiled, pcrsNoList bool, imaPCR int) {
