@@ -34,6 +34,11 @@ func main() {
 // and are waited for.
 const signalGrace = 300 * time.Millisecond
 
+// testReadyEnv names a file that runMain creates once SIGINT and SIGTERM
+// are handled, for tests that send them (before that, a signal ends the
+// process the default way, killed by it).
+const testReadyEnv = "IMAGO_TEST_SIGNALS_READY"
+
 // errSignal is the cause of a context canceled by a signal.
 type errSignal struct{ sig os.Signal }
 
@@ -57,6 +62,9 @@ func runMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(sigs)
+	if p := os.Getenv(testReadyEnv); p != "" {
+		os.WriteFile(p, nil, 0o600) // tests: the signals are ours from here on
+	}
 
 	st := &runState{}
 	done := make(chan int, 1)

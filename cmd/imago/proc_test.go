@@ -26,11 +26,31 @@ type proc struct {
 	stdout, stderr bytes.Buffer
 	done           chan struct{}
 	err            error
+	ready          string // created by imago once it handles signals
+}
+
+// signal sends sig once imago handles signals (a signal before that kills
+// the process the default way, which says nothing about imago).
+func (p *proc) signal(t *testing.T, sig os.Signal) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if _, err := os.Stat(p.ready); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("imago did not start handling signals")
+		}
+	}
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func startImago(t *testing.T, stdin *os.File, args ...string) *proc {
 	t.Helper()
 	p := &proc{cmd: exec.Command(buildImago(t), args...), done: make(chan struct{})}
+	p.ready = filepath.Join(t.TempDir(), "ready")
+	p.cmd.Env = append(os.Environ(), testReadyEnv+"="+p.ready)
 	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
 	if stdin != nil {
 		p.cmd.Stdin = stdin
@@ -177,10 +197,8 @@ func TestSignalsEndCommands(t *testing.T) {
 			args, stdin, ready := tc.setup(t)
 			p := startImago(t, stdin, args...)
 			ready(p)
+			p.signal(t, tc.sig)
 			sent := time.Now()
-			if err := p.cmd.Process.Signal(tc.sig); err != nil {
-				t.Fatal(err)
-			}
 			code := p.wait(t, 5*time.Second)
 			took := time.Since(sent)
 			name := map[syscall.Signal]string{syscall.SIGINT: "SIGINT", syscall.SIGTERM: "SIGTERM"}[tc.sig]
