@@ -183,3 +183,33 @@ func TestEKWithoutCertificate(t *testing.T) {
 		t.Fatalf("%+v %v", res, err)
 	}
 }
+
+// TestChallengeExpires: evidence for an expired challenge is refused and
+// changes nothing.
+func TestChallengeExpires(t *testing.T) {
+	ca, _ := softtpm.NewCA("test")
+	v := startVerifier(t, "sqlite://"+filepath.Join(t.TempDir(), "v.db"), enroll.NewRoots([]*x509.Certificate{ca.Cert}),
+		func(c *Config) { c.ChallengeTTL = 50 * time.Millisecond })
+	cl, _ := client.New(v.URL, client.Options{CA: v.CA})
+	a := softNode(t, ca, cl, "slow")
+	ctx := context.Background()
+	ch, err := cl.Challenge(ctx, "slow", &attest.ChallengeRequest{Banks: []string{"sha1", "sha256"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := a.TPM.Quote(ch.Nonce, ch.Selection)
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, _ := a.List.ReadFrom(ch.Offset)
+	time.Sleep(100 * time.Millisecond)
+	_, err = cl.Evidence(ctx, "slow", &attest.Evidence{Token: ch.Token, Quote: attest.Quote{Attest: q.Attest, Signature: q.Signature},
+		PCRs: attest.PCRValues(q.PCRs), Offset: ch.Offset, List: list})
+	var ce *client.Error
+	if !errors.As(err, &ce) || ce.Status != 410 || ce.ID != "challenge.expired" {
+		t.Fatalf("evidence after expiry: %v", err)
+	}
+	if n, _ := cl.Node(ctx, "slow", 0); n.State != attest.StateEnrolling {
+		t.Fatalf("state after an expired challenge: %s", n.State)
+	}
+}
