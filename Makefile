@@ -48,7 +48,11 @@ fuzz:
 bench:
 	bash bench/replay.sh
 	bash bench/measure.sh
+<<<<<<< HEAD
 	bash bench/attest.sh
+=======
+	bash bench/verify.sh
+>>>>>>> main
 
 clean:
 	rm -rf bin

@@ -231,3 +231,17 @@ func NewASCIIScanner(r io.Reader, opts ReaderOptions) *ASCIIReader {
 func scanASCII(br *bufio.Reader, opts ReaderOptions) iter.Seq2[*Entry, error] {
 	return NewASCIIScanner(br, opts).All()
 }
+
+// ParseLine parses one line of an ASCII list (without its '\n') with the
+// reader's options, as Next would read it; from NewASCIIScanner the entry
+// is valid until the next call. It lets a caller that splits lines itself
+// parse them on several goroutines, one reader each.
+func (r *ASCIIReader) ParseLine(line []byte) (*Entry, error) {
+	r.line++
+	e, err := r.parseLine(line)
+	if err != nil {
+		return nil, err
+	}
+	r.n++
+	return e, nil
+}

@@ -29,3 +29,16 @@ func (e *Entry) SplitFields(dst []Field) ([]Field, error) {
 	}
 	return dst, nil
 }
+
+// AppendHashInput appends the bytes whose hash is the template digest
+// (WriteHashInput: Data, or for the legacy "ima" template d || name
+// zero-padded to 256 bytes) to dst.
+func (e *Entry) AppendHashInput(dst []byte) []byte {
+	dst = append(dst, e.Data...)
+	if e.Template == TemplateIMA && len(e.Data) >= 20 {
+		if name := e.Data[20:]; len(name) < 256 {
+			dst = append(dst, zeros256[:256-len(name)]...)
+		}
+	}
+	return dst
+}

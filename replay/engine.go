@@ -2,7 +2,6 @@ package replay
 
 import (
 	"fmt"
-	"hash"
 	"iter"
 	"runtime"
 	"sync"
@@ -55,19 +54,6 @@ func (b *batch) release() {
 		b.free <- b
 	}
 }
-
-// arenaWriter lets ima.Entry.WriteHashInput append the hash input (§4.1)
-// to a batch's arena, so that the legacy "ima" padding rule lives in one
-// place.
-type arenaWriter struct{ b *[]byte }
-
-func (w arenaWriter) Write(p []byte) (int, error) { *w.b = append(*w.b, p...); return len(p), nil }
-func (w arenaWriter) Sum(b []byte) []byte         { return b }
-func (w arenaWriter) Reset()                      {}
-func (w arenaWriter) Size() int                   { return 0 }
-func (w arenaWriter) BlockSize() int              { return 1 }
-
-var _ hash.Hash = arenaWriter{}
 
 // sum writes H_b(data) to dst, which has room for maxDigest bytes. The
 // one-shot Sum functions keep the hot path free of allocations and
@@ -385,7 +371,7 @@ func (b *batch) add(e *ima.Entry) bool {
 	b.pcr[i] = uint8(e.PCR)
 	b.viol[i] = v
 	b.listed = append(b.listed, e.Digest...)
-	e.WriteHashInput(arenaWriter{&b.arena})
+	b.arena = e.AppendHashInput(b.arena)
 	b.off[i+1] = len(b.arena)
 	b.n++
 	return v

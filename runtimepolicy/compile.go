@@ -24,23 +24,33 @@ type Compiled struct {
 	keys     []digsig.Key
 }
 
-// compileSink feeds the three tables.
-type compileSink struct{ t [3]*table }
+// compileSink feeds the three tables, each through a builder.
+type compileSink struct{ b [3]*builder }
 
-func (c *compileSink) begin(k mapKind, name []byte) error { c.t[k].begin(name); return nil }
-func (c *compileSink) digest(k mapKind, h []byte) error   { c.t[k].digest(h); return nil }
-func (c *compileSink) end(k mapKind) error                { return c.t[k].end() }
+func (c *compileSink) begin(k mapKind, name []byte) error { c.b[k].begin(name); return nil }
+func (c *compileSink) digest(k mapKind, h []byte) error   { c.b[k].digest(h); return nil }
+func (c *compileSink) end(k mapKind) error                { return c.b[k].end() }
 
 // Compile reads a runtime policy (or a DSSE envelope, verified with
 // opts.Key) straight into a Compiled policy, without holding its text: the
 // memory it keeps is about the names and binary digests it lists.
 func Compile(r io.Reader, opts Options) (*Compiled, error) {
-	s := &compileSink{t: [3]*table{newTable(), newTable(), newTable()}}
+	tables := [3]*table{newTable(), newTable(), newTable()}
+	if opts.SizeHint > 0 {
+		tables[kindDigests].sizeFor(int(min(opts.SizeHint/100, 1<<28)))
+	}
+	s := &compileSink{}
+	for k, t := range tables {
+		s.b[k] = newBuilder(t)
+	}
 	h, sig, err := read(r, s, opts)
+	for _, b := range s.b {
+		b.finish()
+	}
 	if err != nil {
 		return nil, err
 	}
-	c := &Compiled{Meta: h.meta, Release: h.release, IMA: h.ima, Signature: sig, tables: s.t}
+	c := &Compiled{Meta: h.meta, Release: h.release, IMA: h.ima, Signature: sig, tables: tables}
 	if err := c.finish(h.excludes, h.verificationKeys); err != nil {
 		return nil, err
 	}

@@ -39,6 +39,9 @@ type Options struct {
 	// them, or the key of the x509 backend's certificate. With a Key, an
 	// unsigned policy is refused; without one, an envelope is.
 	Key crypto.PublicKey
+	// SizeHint is the size of the policy in bytes, if known: the tables
+	// are made big enough at once.
+	SizeHint int64
 
 	slow bool // tests: no fast path for digest maps
 }

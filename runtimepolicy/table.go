@@ -23,7 +23,7 @@ type table struct {
 
 	chunks [][]byte
 	// rec is the record being built (begin, digest, end).
-	rec []byte
+	rec record
 }
 
 const (
@@ -36,31 +36,37 @@ var errPolicyTooLarge = errors.New("the policy's digests need more than 4 GiB")
 
 func newTable() *table { return &table{seed: maphash.MakeSeed()} }
 
-func (t *table) begin(name []byte) {
-	t.rec = append(t.rec[:0], 0, 0)
-	binary.LittleEndian.PutUint16(t.rec, uint16(len(name)))
-	t.rec = append(t.rec, name...)
-	t.rec = append(t.rec, 0, 0)
+// record builds one record: begin, then digest for each digest.
+type record struct{ b []byte }
+
+func (r *record) begin(name []byte) {
+	r.b = append(r.b[:0], 0, 0)
+	binary.LittleEndian.PutUint16(r.b, uint16(len(name)))
+	r.b = append(r.b, name...)
+	r.b = append(r.b, 0, 0)
 }
 
-// digest adds a validated hex digest to the record being built.
-func (t *table) digest(h []byte) {
+// digest adds a validated hex digest to the record.
+func (r *record) digest(h []byte) {
 	n := len(h) / 2
-	t.rec = append(t.rec, byte(n))
-	t.rec = append(t.rec, make([]byte, n)...)
-	hex.Decode(t.rec[len(t.rec)-n:], h)
-	c := 2 + int(binary.LittleEndian.Uint16(t.rec)) // count's position
-	binary.LittleEndian.PutUint16(t.rec[c:], binary.LittleEndian.Uint16(t.rec[c:])+1)
+	r.b = append(r.b, byte(n))
+	r.b = append(r.b, make([]byte, n)...)
+	hex.Decode(r.b[len(r.b)-n:], h)
+	c := 2 + int(binary.LittleEndian.Uint16(r.b)) // count's position
+	binary.LittleEndian.PutUint16(r.b[c:], binary.LittleEndian.Uint16(r.b[c:])+1)
 }
+
+func (t *table) begin(name []byte) { t.rec.begin(name) }
+func (t *table) digest(h []byte)   { t.rec.digest(h) }
 
 // end stores the record built, replacing an earlier one of the same name
 // (the last wins, as in Python's json).
 func (t *table) end() error {
-	off, err := t.store(t.rec)
+	off, err := t.store(t.rec.b)
 	if err != nil {
 		return err
 	}
-	name := t.rec[2 : 2+int(binary.LittleEndian.Uint16(t.rec))]
+	name := recordName(t.rec.b)
 	t.insert(name, off)
 	return nil
 }
@@ -231,4 +237,83 @@ func (t *table) warm(name []byte) byte {
 		return 0
 	}
 	return t.record(uint32(s) - 1)[0]
+}
+
+// builder fills a table on two goroutines: the caller's parses and builds
+// records into arena chunks, a second indexes every chunk handed to it.
+// Records are never touched by both at once: a chunk changes hands whole.
+type builder struct {
+	t     *table
+	chunk []byte
+	sent  int // chunks handed over
+	rec   record
+	ch    chan []byte
+	done  chan struct{}
+}
+
+func newBuilder(t *table) *builder {
+	b := &builder{t: t, ch: make(chan []byte, 4), done: make(chan struct{})}
+	go b.index()
+	return b
+}
+
+func (b *builder) begin(name []byte) { b.rec.begin(name) }
+func (b *builder) digest(h []byte)   { b.rec.digest(h) }
+
+func (b *builder) end() error {
+	if b.chunk != nil && len(b.chunk)+len(b.rec.b) > chunkSize {
+		b.ch <- b.chunk
+		b.sent++
+		b.chunk = nil
+	}
+	if b.chunk == nil {
+		if b.sent >= maxChunks {
+			return errPolicyTooLarge
+		}
+		b.chunk = make([]byte, 0, max(chunkSize, len(b.rec.b)))
+	}
+	b.chunk = append(b.chunk, b.rec.b...)
+	return nil
+}
+
+// finish hands over the last chunk and waits for the index.
+func (b *builder) finish() {
+	if b.chunk != nil {
+		b.ch <- b.chunk
+		b.chunk = nil
+	}
+	close(b.ch)
+	<-b.done
+}
+
+// index adds every record of the chunks it is given, in order.
+func (b *builder) index() {
+	defer close(b.done)
+	t := b.t
+	for c := range b.ch {
+		idx := uint32(len(t.chunks))
+		t.chunks = append(t.chunks, c)
+		for off := 0; off < len(c); {
+			nl := int(binary.LittleEndian.Uint16(c[off:]))
+			p := off + 2 + nl
+			count := int(binary.LittleEndian.Uint16(c[p:]))
+			p += 2
+			for range count {
+				p += 1 + int(c[p])
+			}
+			t.insert(c[off+2:off+2+nl], idx<<chunkBits|uint32(off))
+			off = p
+		}
+	}
+}
+
+// sizeFor makes room in the index for about n names.
+func (t *table) sizeFor(n int) {
+	size := 1024
+	for size*3 < n*4 {
+		size *= 2
+	}
+	if size > len(t.slots) && t.n == 0 {
+		t.slots = make([]uint64, size)
+	}
 }

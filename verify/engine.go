@@ -1,7 +1,9 @@
 package verify
 
 import (
+	"bytes"
 	"encoding/hex"
+	"fmt"
 	"runtime"
 	"strconv"
 	"sync"
@@ -36,6 +38,8 @@ func (s span) of(a []byte) []byte {
 // slot is one entry copied into a batch: nothing aliases the iterator's
 // entry, which a Scanner reuses.
 type slot struct {
+	pending  bool // raw holds an ascii line the worker parses
+	raw      span
 	pcr      uint8
 	viol     bool
 	isKey    bool // a buffer holding a key: the reader judged it
@@ -65,9 +69,10 @@ type batch struct {
 	digests [][]byte
 	bad     [batchEntries]bool
 	// Written by the worker: failures in entry order, the boot
-	// aggregate's verdict.
+	// aggregate's verdict, a line that could not be read.
 	fails []Failure
 	boot  *BootAggregateResult
+	err   error
 	// keys are the keys learned up to the end of the batch.
 	keys  []learned
 	ready chan struct{}
@@ -87,28 +92,34 @@ func (b *batch) reset(base int) {
 	b.fails = b.fails[:0]
 	b.boot = nil
 	b.keys = nil
+	b.err = nil
 }
-
-// arenaWriter lets ima.Entry.WriteHashInput append the hash input (with the
-// legacy template's padding rule, kept in one place) to an arena.
-type arenaWriter struct{ b *[]byte }
-
-func (w arenaWriter) Write(p []byte) (int, error) { *w.b = append(*w.b, p...); return len(p), nil }
-func (w arenaWriter) Sum(b []byte) []byte         { return b }
-func (w arenaWriter) Reset()                      {}
-func (w arenaWriter) Size() int                   { return 0 }
-func (w arenaWriter) BlockSize() int              { return 1 }
 
 // add copies e into the batch. fields are e's fields.
 func (b *batch) add(e *ima.Entry, fields []ima.Field, legacy bool, parseErr bool) *slot {
 	s := &b.slots[b.n]
 	b.n++
+	b.fill(s, e, fields, legacy, parseErr)
+	return s
+}
+
+// addRaw copies an ascii line into the batch, for a worker to parse.
+func (b *batch) addRaw(line []byte) {
+	s := &b.slots[b.n]
+	b.n++
+	start := int32(len(b.arena))
+	b.arena = append(b.arena, line...)
+	*s = slot{pending: true, raw: span{start, int32(len(b.arena))}, name: span{-1, -1}}
+}
+
+// fill copies e into slot s.
+func (b *batch) fill(s *slot, e *ima.Entry, fields []ima.Field, legacy bool, parseErr bool) {
 	*s = slot{pcr: uint8(e.PCR), viol: e.IsViolation(), template: e.Template, parseErr: parseErr, name: span{-1, -1}}
 	start := int32(len(b.arena))
 	b.arena = append(b.arena, e.Digest...)
 	s.listed = span{start, int32(len(b.arena))}
 	in := int32(len(b.arena))
-	e.WriteHashInput(arenaWriter{&b.arena})
+	b.arena = e.AppendHashInput(b.arena)
 	s.input = span{in, int32(len(b.arena))}
 	// Field offsets inside the copied data: u32 length then data for each
 	// field (ima-spec.md §3.3); the legacy template is d then n.
@@ -133,7 +144,6 @@ func (b *batch) add(e *ima.Entry, fields []ima.Field, legacy bool, parseErr bool
 			}
 		}
 	}
-	return s
 }
 
 // plan is what one round computes.
@@ -145,6 +155,7 @@ type plan struct {
 	listSlot    int
 	lanes       []*lane
 	ctx         *roundCtx
+	listOpts    ima.ReaderOptions // raw ascii lines
 }
 
 func (pl *plan) slotOf(b pcr.Bank) int {
@@ -161,16 +172,42 @@ func (pl *plan) slotOf(b pcr.Bank) int {
 // are independent (learned keys travel with them), so several run at once.
 type worker struct {
 	pl     *plan
+	parser *ima.ASCIIReader // for raw lines
 	sink   byte
 	sum    [pcr.MaxDigestSize]byte
 	keys   []digsig.Key
 	fieldb [ima.MaxTemplateFields]ima.Field
 }
 
-func newWorker(pl *plan) *worker { return &worker{pl: pl} }
+func newWorker(pl *plan) *worker {
+	return &worker{pl: pl, parser: ima.NewASCIIScanner(bytes.NewReader(nil), pl.listOpts)}
+}
+
+// parse turns the batch's raw lines into entries. A line that does not
+// parse ends the batch there: b.n is cut to it and b.err says why.
+func (w *worker) parse(b *batch) {
+	for i := 0; i < b.n; i++ {
+		s := &b.slots[i]
+		if !s.pending {
+			continue
+		}
+		e, err := w.parser.ParseLine(s.raw.of(b.arena))
+		if err == nil && len(e.Digest) != w.pl.listSize {
+			err = fmt.Errorf("listed digest of %d bytes, the list's are %d", len(e.Digest), w.pl.listSize)
+		}
+		if err != nil {
+			b.err = fmt.Errorf("verify: entry %d: %w", b.base+i, err)
+			b.n = i
+			return
+		}
+		t, _ := e.Descriptor()
+		b.fill(s, e, e.Fields, t != nil && t.IsLegacy(), false)
+	}
+}
 
 func (w *worker) run(b *batch) {
 	pl := w.pl
+	w.parse(b)
 	for j, bank := range pl.digestBanks {
 		out := b.digests[j]
 		size := bank.Size()
@@ -338,6 +375,7 @@ func (l *lane) process(b *batch) {
 
 // collector gathers the workers' failures in entry order.
 type collector struct {
+	err      error // the first line that could not be read
 	in       chan *batch
 	fails    []Failure
 	count    int
@@ -357,6 +395,10 @@ func (c *collector) run(wg *sync.WaitGroup) {
 }
 
 func (c *collector) process(b *batch) {
+	if c.err != nil {
+		return // entries after an unreadable line do not count
+	}
+	c.err = b.err
 	last := -1
 	for _, f := range b.fails {
 		c.count++

@@ -41,6 +41,11 @@ func FuzzVerify(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		rep, st, err := p.Verify(nil, Round{Entries: ima.ScanList(bytes.NewReader(data), ima.ReaderOptions{})})
+		// The same bytes as a raw list: ascii lines parsed by the workers.
+		rep2, _, err2 := p.Verify(nil, Round{List: bytes.NewReader(data)})
+		if (err == nil) != (err2 == nil) {
+			t.Fatalf("entries: %v; raw list: %v", err, err2)
+		}
 		if err != nil {
 			if rep != nil || st != nil {
 				t.Fatal("a report with an error")
@@ -49,6 +54,14 @@ func FuzzVerify(f *testing.F) {
 		}
 		if st.Next != rep.Read || rep.Consumed != rep.Read {
 			t.Fatalf("offline round consumed %d of %d, state at %d", rep.Consumed, rep.Read, st.Next)
+		}
+		if rep.Read != rep2.Read || rep.FailureCount != rep2.FailureCount || len(rep.Failures) != len(rep2.Failures) {
+			t.Fatalf("entries and raw list differ: %+v\n%+v", rep, rep2)
+		}
+		for i := range rep.Failures {
+			if rep.Failures[i].Entry != rep2.Failures[i].Entry || rep.Failures[i].ID != rep2.Failures[i].ID {
+				t.Fatalf("failure %d: %v vs %v", i, rep.Failures[i], rep2.Failures[i])
+			}
 		}
 	})
 }

@@ -36,8 +36,9 @@ type State struct {
 	// Lag is how many entries the last round read past the quote's match;
 	// the next quote must cover at least them (IDQuoteProgress).
 	Lag int `json:"lag,omitempty"`
-	// Failed counts the entries that failed so far; FirstFailed is the
-	// first of them (-1 none when Failed is 0). A failure stays in the
+	// Failed counts the entries that failed so far (and list-level
+	// failures such as quote progress); FirstFailed is the first failing
+	// entry, meaningful when Failed is not 0. A failure stays in the
 	// State: later rounds report it (Report.Pass) until the caller starts
 	// over with a zero State, as Keylime resets its state on any failure.
 	Failed      int `json:"failed,omitempty"`

@@ -1,9 +1,12 @@
 package verify
 
 import (
+	"bufio"
+	"bytes"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"iter"
 	"slices"
 
@@ -18,6 +21,11 @@ type Round struct {
 	// ima.ScanList (entries may be reused between iterations), or
 	// Entries(slice).
 	Entries iter.Seq2[*ima.Entry, error]
+	// List, when Entries is nil, is the list itself (ascii or binary,
+	// read with ListOptions): an ascii list is then split into lines that
+	// the workers parse on every core.
+	List        io.Reader
+	ListOptions ima.ReaderOptions
 	// Quoted are the PCR values the list must replay to (a verified TPM
 	// quote, or PCRs read from the TPM). Every bank given is replayed and
 	// must match; the State advances only to the last entry at which every
@@ -178,27 +186,17 @@ func (p *Policy) Verify(prev *State, r Round) (*Report, *State, error) {
 		cur = pp.get(prev.Next)
 		return nil
 	}
-	for e, ierr := range r.Entries {
-		if ierr != nil {
-			readErr = fmt.Errorf("verify: entry %d: %w", prev.Next+n, ierr)
-			break
-		}
-		if e == nil {
-			readErr = fmt.Errorf("verify: entry %d: no entry", prev.Next+n)
-			break
-		}
+	handle := func(e *ima.Entry) error {
 		if pp == nil {
-			if readErr = setup(len(e.Digest)); readErr != nil {
-				break
+			if err := setup(len(e.Digest)); err != nil {
+				return err
 			}
 		}
 		if len(e.Digest) != pl.listSize {
-			readErr = fmt.Errorf("verify: entry %d: listed digest of %d bytes, the list's are %d", prev.Next+n, len(e.Digest), pl.listSize)
-			break
+			return fmt.Errorf("verify: entry %d: listed digest of %d bytes, the list's are %d", prev.Next+n, len(e.Digest), pl.listSize)
 		}
 		if e.PCR > pcr.MaxIndex {
-			readErr = fmt.Errorf("verify: entry %d: PCR %d", prev.Next+n, e.PCR)
-			break
+			return fmt.Errorf("verify: entry %d: PCR %d", prev.Next+n, e.PCR)
 		}
 		if cur.n == batchEntries || (cur.n > 0 && len(cur.arena)+len(e.Data)+len(e.Digest)+512 > cap(cur.arena)) {
 			cur.keys = keys[:len(keys):len(keys)]
@@ -215,10 +213,90 @@ func (p *Policy) Verify(prev *State, r Round) (*Report, *State, error) {
 			}
 		}
 		n++
+		return nil
+	}
+	entries := r.Entries
+	var lines *bufio.Reader
+	if entries == nil && r.List != nil {
+		br := bufio.NewReaderSize(r.List, 1<<20)
+		if head, err := br.Peek(64 << 10); (err == nil || err == io.EOF || err == bufio.ErrBufferFull) && ima.LooksASCII(head) {
+			lines = br
+			pl.listOpts = r.ListOptions
+		} else {
+			entries = ima.ScanList(br, r.ListOptions)
+		}
+	}
+	switch {
+	case lines != nil:
+		// The reader only splits lines; lines that may teach keys (ima-buf)
+		// and the first are parsed here, in order, the rest by the workers.
+		seq := ima.NewASCIIScanner(bytes.NewReader(nil), r.ListOptions)
+		var long []byte
+		for readErr == nil {
+			line, err := lines.ReadSlice('\n')
+			if err == bufio.ErrBufferFull {
+				long = append(long[:0], line...)
+				for err == bufio.ErrBufferFull {
+					line, err = lines.ReadSlice('\n')
+					long = append(long, line...)
+					if len(long) > ima.MaxASCIILineLen {
+						readErr = fmt.Errorf("verify: entry %d: line longer than %d bytes", prev.Next+n, ima.MaxASCIILineLen)
+						break
+					}
+				}
+				line = long
+			}
+			if err != nil && err != io.EOF {
+				if readErr == nil {
+					readErr = fmt.Errorf("verify: entry %d: %w", prev.Next+n, err)
+				}
+				break
+			}
+			if len(line) == 0 && err == io.EOF {
+				break
+			}
+			line = bytes.TrimSuffix(line, []byte{'\n'})
+			if pp == nil || len(line) == len(long) || sequentialLine(line) {
+				e, perr := seq.ParseLine(line)
+				if perr != nil {
+					readErr = fmt.Errorf("verify: entry %d: %w", prev.Next+n, perr)
+					break
+				}
+				readErr = handle(e)
+			} else {
+				if cur.n == batchEntries || (cur.n > 0 && len(cur.arena)+3*len(line)+512 > cap(cur.arena)) {
+					cur.keys = keys[:len(keys):len(keys)]
+					pp.send(cur)
+					cur = pp.get(prev.Next + n)
+				}
+				cur.addRaw(line)
+				n++
+			}
+			if err == io.EOF {
+				break
+			}
+		}
+	case entries != nil:
+		for e, ierr := range entries {
+			if ierr != nil {
+				readErr = fmt.Errorf("verify: entry %d: %w", prev.Next+n, ierr)
+				break
+			}
+			if e == nil {
+				readErr = fmt.Errorf("verify: entry %d: no entry", prev.Next+n)
+				break
+			}
+			if readErr = handle(e); readErr != nil {
+				break
+			}
+		}
 	}
 	if pp != nil {
 		cur.keys = keys[:len(keys):len(keys)]
 		pp.finish(cur)
+		if readErr == nil {
+			readErr = pp.col.err
+		}
 	}
 	if readErr != nil {
 		return nil, nil, readErr
@@ -285,6 +363,28 @@ func (p *Policy) Verify(prev *State, r Round) (*Report, *State, error) {
 		next = cloneState(prev)
 	}
 	return rep, next, nil
+}
+
+// sequentialLine reports whether an ascii line is one the reader parses
+// itself: a template with a buffer (an ima-buf key may be learned from it).
+func sequentialLine(line []byte) bool {
+	sp := 0
+	for i, c := range line {
+		if c != ' ' {
+			continue
+		}
+		if i == 0 {
+			continue // " 9 ..." (PCR below 10)
+		}
+		if sp++; sp == 2 {
+			rest := line[i+1:]
+			if j := bytes.IndexByte(rest, ' '); j >= 0 {
+				rest = rest[:j]
+			}
+			return bytes.Contains(rest, []byte("buf"))
+		}
+	}
+	return true
 }
 
 func (pp *pipeline) collectorOrEmpty() *collector {
@@ -391,6 +491,8 @@ func (p *Policy) cut(lanes []*lane, base, n int, quoted bool) (int, []*lane, []P
 		return r, r.from < r.to, checked
 	}
 	var chosen []*lane
+	var spans []iv
+	var oks []bool
 	all := iv{0, n + 1}
 	matched := true
 	for i := 0; i < len(lanes); i++ {
@@ -401,7 +503,7 @@ func (p *Policy) cut(lanes []*lane, base, n int, quoted bool) (int, []*lane, []P
 		pick := l
 		r, ok, checked := span(l)
 		if checked == 0 {
-			chosen = append(chosen, l)
+			chosen, spans, oks = append(chosen, l), append(spans, r), append(oks, true)
 			continue
 		}
 		if !ok {
@@ -418,7 +520,7 @@ func (p *Policy) cut(lanes []*lane, base, n int, quoted bool) (int, []*lane, []P
 		} else {
 			all.from, all.to = max(all.from, r.from), min(all.to, r.to)
 		}
-		chosen = append(chosen, pick)
+		chosen, spans, oks = append(chosen, pick), append(spans, r), append(oks, ok)
 	}
 	if matched && all.from >= all.to {
 		matched = false
@@ -428,19 +530,25 @@ func (p *Policy) cut(lanes []*lane, base, n int, quoted bool) (int, []*lane, []P
 		k = all.to - 1
 	}
 	var results []PCRResult
-	for _, l := range chosen {
+	for j, l := range chosen {
 		_, _, checked := span(l)
 		for i := range numPCRs {
 			if checked&(1<<uint(i)) == 0 {
 				continue
 			}
-			res := PCRResult{Bank: l.bank.String(), PCR: i, Quoted: hex.EncodeToString(l.want[i][:l.size]), Matched: matched}
+			// A bank that matches on its own is reported matched (at the
+			// round's cut, or at its own last match when another bank
+			// fails); the verdict is IDPCRMismatch all the same.
+			res := PCRResult{Bank: l.bank.String(), PCR: i, Quoted: hex.EncodeToString(l.want[i][:l.size]), Matched: oks[j]}
 			if l.padded {
 				res.Variant = variantPadded
 			}
-			if matched {
+			switch {
+			case matched:
 				res.Replayed, res.Entry = res.Quoted, base+k
-			} else {
+			case oks[j]:
+				res.Replayed, res.Entry = res.Quoted, base+spans[j].to-1
+			default:
 				res.Replayed = hex.EncodeToString(l.value[i][:l.size])
 			}
 			results = append(results, res)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -85,36 +84,14 @@ file cannot be read.`,
 // hold no certificate or public key are skipped with a note.
 func loadKeyring(c *cli, paths []string) (*digsig.Keyring, error) {
 	var kr digsig.Keyring
-	for _, p := range paths {
-		fi, err := os.Stat(p)
-		if err != nil {
-			return nil, inputErr(fmt.Errorf("keyring: %w", err))
+	err := eachKeyFile(c, "keyring", paths, func(p string) (int, error) {
+		if err := addKeyFile(&kr, p); err != nil {
+			return 0, err
 		}
-		if !fi.IsDir() {
-			if err := addKeyFile(&kr, p); err != nil {
-				return nil, inputErr(fmt.Errorf("keyring: %s: %w", p, err))
-			}
-			continue
-		}
-		ents, err := os.ReadDir(p)
-		if err != nil {
-			return nil, inputErr(fmt.Errorf("keyring: %w", err))
-		}
-		n := 0
-		for _, e := range ents {
-			if !e.Type().IsRegular() {
-				continue
-			}
-			fp := filepath.Join(p, e.Name())
-			if err := addKeyFile(&kr, fp); err != nil {
-				fmt.Fprintf(c.stderr, "imago: keyring: skipping %s: %v\n", fp, err)
-				continue
-			}
-			n++
-		}
-		if n == 0 {
-			return nil, inputErr(fmt.Errorf("keyring: %s holds no certificate or public key", p))
-		}
+		return 1, nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return &kr, nil
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -13,7 +14,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/imago-ima/imago/ima"
 	"github.com/imago-ima/imago/ima/digsig"
 	"github.com/imago-ima/imago/pcr"
 	"github.com/imago-ima/imago/runtimepolicy"
@@ -63,7 +63,7 @@ Exit status: 0 the list passes, 1 it fails, 2 bad usage or unreadable input
 (a policy that cannot be loaded is 2, never a pass).`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runVerify(c, &o, args[0])
+			return runVerify(cmd.Context(), c, &o, args[0])
 		},
 	}
 	o.lf.register(cmd)
@@ -146,37 +146,48 @@ func loadVerifyKeys(c *cli, paths []string) ([]digsig.Key, error) {
 		}
 		return n, nil
 	}
+	if err := eachKeyFile(c, "--keyring", paths, addFile); err != nil {
+		return nil, err
+	}
+	return keys, nil
+}
+
+// eachKeyFile calls add for each path that is a file, and for each regular
+// file of each path that is a folder (skipping, with a note, those add
+// refuses; a folder with no key at all is an error). label names the flag.
+func eachKeyFile(c *cli, label string, paths []string, add func(path string) (int, error)) error {
 	for _, p := range paths {
 		st, err := os.Stat(p)
 		if err != nil {
-			return nil, inputErr(fmt.Errorf("--keyring: %w", err))
+			return inputErr(fmt.Errorf("%s: %w", label, err))
 		}
 		if !st.IsDir() {
-			if _, err := addFile(p); err != nil {
-				return nil, inputErr(fmt.Errorf("--keyring %s: %w", p, err))
+			if _, err := add(p); err != nil {
+				return inputErr(fmt.Errorf("%s %s: %w", label, p, err))
 			}
 			continue
 		}
 		ents, err := os.ReadDir(p)
 		if err != nil {
-			return nil, inputErr(fmt.Errorf("--keyring: %w", err))
+			return inputErr(fmt.Errorf("%s: %w", label, err))
 		}
 		total := 0
 		for _, e := range ents {
 			if !e.Type().IsRegular() {
 				continue
 			}
-			n, err := addFile(filepath.Join(p, e.Name()))
+			fp := filepath.Join(p, e.Name())
+			n, err := add(fp)
 			if err != nil {
-				fmt.Fprintf(c.stderr, "imago: --keyring: skipping %s: %v\n", filepath.Join(p, e.Name()), err)
+				fmt.Fprintf(c.stderr, "imago: %s: skipping %s: %v\n", label, fp, err)
 			}
 			total += n
 		}
 		if total == 0 {
-			return nil, inputErr(fmt.Errorf("--keyring %s holds no certificate or key", p))
+			return inputErr(fmt.Errorf("%s %s holds no certificate or key", label, p))
 		}
 	}
-	return keys, nil
+	return nil
 }
 
 // loadRuntimePolicy reads --runtime-policy, or --allowlist with
@@ -208,7 +219,13 @@ func (c *cli) loadRuntimePolicy(o *verifyOpts) (*runtimepolicy.Compiled, error) 
 			return nil, err
 		}
 		defer in.Close()
-		rp, err := runtimepolicy.Compile(in.r, runtimepolicy.Options{Key: key})
+		ro := runtimepolicy.Options{Key: key}
+		if in.f != nil {
+			if st, err := in.f.Stat(); err == nil {
+				ro.SizeHint = st.Size()
+			}
+		}
+		rp, err := runtimepolicy.Compile(in.r, ro)
 		switch {
 		case errors.Is(err, runtimepolicy.ErrNeedsKey):
 			return nil, inputErr(fmt.Errorf("%s is a signed policy (DSSE envelope): give the key it was signed with, --policy-key PUB", o.policy))
@@ -263,7 +280,7 @@ func (c *cli) readExcludeList(name string) ([]string, error) {
 	return ex, nil
 }
 
-func runVerify(c *cli, o *verifyOpts, list string) error {
+func runVerify(ctx context.Context, c *cli, o *verifyOpts, list string) error {
 	rp, err := c.loadRuntimePolicy(o)
 	if err != nil {
 		return err
@@ -307,7 +324,12 @@ func runVerify(c *cli, o *verifyOpts, list string) error {
 		return err
 	}
 	defer in.Close()
-	round := verify.Round{Entries: scanned(in.name, ima.ScanList(in.r, ropts)), PCRs: pcrs, EventLog: evlog}
+	if in.f != nil {
+		// A signal ends a read that waits (a FIFO): the file is closed.
+		stop := context.AfterFunc(ctx, func() { in.f.Close() })
+		defer stop()
+	}
+	round := verify.Round{List: ctxReader{ctx, in.r}, ListOptions: ropts, PCRs: pcrs, EventLog: evlog}
 	// The PCR values check the list only if they hold its PCR.
 	quoted := false
 	for _, b := range pcrs.Banks() {
@@ -324,7 +346,10 @@ func runVerify(c *cli, o *verifyOpts, list string) error {
 	}
 	rep, _, err := p.Verify(state, round)
 	if err != nil {
-		return inputErr(err)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return inputErr(fmt.Errorf("%s: %w", in.name, err))
 	}
 	if o.asJSON {
 		if err := writeJSON(c.stdout, verifyJSON(rep, rp, quoted)); err != nil {
@@ -337,6 +362,19 @@ func runVerify(c *cli, o *verifyOpts, list string) error {
 		return silent(failed("%s: the list fails verification", in.name))
 	}
 	return nil
+}
+
+// ctxReader fails reads once ctx ends.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
 }
 
 func printVerify(w io.Writer, name string, rep *verify.Report, rp *runtimepolicy.Compiled, pcrsNoList bool, imaPCR int) {

@@ -3,8 +3,9 @@
 
 usage: keylime_entries.py KEYLIME_SRC MANIFEST.json
 MANIFEST is a list of cases {"list": PATH, "policy": PATH or null, "keys":
-[PEM paths]}. Prints one JSON list with, per case, {"pass": bool, "events":
-[ids of the whole list], "entries": [[ids added by line i], ...]}. Line i's
+[PEM paths], "pcr10": SHA1 hex or null}. Prints one JSON list with, per
+case, {"pass": bool, "events": [ids of the whole list, with pcr10 if given],
+"entries": [[ids added by line i], ...]}. Line i's
 ids are those of the prefix 0..i minus those of the prefix 0..i-1, each
 prefix verified from a fresh state, so keys learned from earlier lines count
 as in one run. Run with Debian's /usr/bin/python3.
@@ -45,7 +46,11 @@ def main():
                     rest.remove(e)
             per.append(rest)
             prev = cur
-        return {"pass": not prev, "events": prev, "entries": per}
+        events = prev
+        if case.get("pcr10"):
+            _, f = ima.process_measurement_list(None, lines, copy.deepcopy(rp), pcrval=case["pcr10"], ima_keyrings=keyrings())
+            events = [e.event_id for e in f.events] if f else []
+        return {"pass": not events, "events": events, "entries": per}
 
     print(json.dumps([run(c) for c in json.load(open(manifest))]))
 
