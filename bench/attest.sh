@@ -79,7 +79,8 @@ serve
 
 echo "imago verifier ($(nproc) cores, store ${db%%://*}): $nodes emulated attesters + 1 swtpm, $workers rounds in flight, $entries new entries a round, $duration" >&2
 "$work/attestload" run --verifier "$url" --ca "$work/tls.pem" --ek-ca "$work/load-ca" --nodes "$nodes" --workers "$workers" \
-	--entries "$entries" --duration "$duration" --swtpm "tcp://127.0.0.1:$tpmport" --acked "$work/acked.json" --json "$work/report.json" >/dev/null
+	--entries "$entries" --duration "$duration" --swtpm "tcp://127.0.0.1:$tpmport" --acked "$work/acked.json" --json "$work/report.json" \
+	--verifier-pid $vpid >/dev/null
 kill -9 $vpid
 wait $vpid 2>/dev/null || true
 serve
@@ -92,6 +93,12 @@ keylime = 17437 / 4462.0   # Keylime push-model load test: 17,437 attestations i
 print(f"imago:   {r['per_second']:8.1f} verified attestations/s  ({r['verified']} in {r['seconds']:.1f} s; "
       f"p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms; {r['failed']} failed, {r['errors']} errors; "
       f"swtpm rounds {r['swtpm_rounds']})")
+v, l = r.get('verifier_cpu_us_per_round', 0), r.get('load_cpu_us_per_round', 0)
+if v:
+    print(f"cpu:     verifier {v:.0f} us + load generator {l:.0f} us per round: {2e6 / (v + l):.0f}/s on 2 idle cores "
+          f"with the load generator beside it, {2e6 / v:.0f}/s for the verifier alone")
+with open('/proc/loadavg') as f:
+    print(f"machine: load average {f.read().split()[0]} at the end (other work shares these {__import__('os').cpu_count()} cores)")
 print(f"keylime: {keylime:8.1f} attestations/s (published push load test, not run here)")
 print(f"ratio:   {r['per_second'] / keylime:8.0f}x")
 PY
