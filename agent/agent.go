@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/imago-ima/imago/adopt"
 	"github.com/imago-ima/imago/ima"
 	"github.com/imago-ima/imago/internal/journal"
 	"github.com/imago-ima/imago/pcr"
@@ -89,6 +90,7 @@ type Agent struct {
 	expErr  error // the exports could not be brought up to date
 
 	seen     seenCache
+	adopter  *adopt.Adopter // Config.Adopt (adopt.go)
 	bootID   string
 	locks    []*os.File // the state directory's and the socket's
 	tmu      sync.Mutex
@@ -138,6 +140,10 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 		stop:  make(chan struct{}),
 	}
 	if err := a.start(ctx); err != nil {
+		a.Close()
+		return nil, err
+	}
+	if err := a.startAdoption(ctx); err != nil {
 		a.Close()
 		return nil, err
 	}
@@ -277,6 +283,8 @@ type Status struct {
 	// Exports is set while the exports could not be brought up to date
 	// (measurements are refused until they are).
 	Exports string `json:"exports,omitempty"`
+	// Adoption is the adoption of the kernel's list (Config.Adopt).
+	Adoption *adopt.Status `json:"adoption,omitempty"`
 }
 
 // Status returns the agent's status. It never waits for a measurement.
@@ -294,6 +302,7 @@ func (a *Agent) Status() Status {
 	if a.expErr != nil {
 		s.Exports = a.expErr.Error()
 	}
+	s.Adoption = a.adoptionStatus()
 	return s
 }
 

@@ -79,6 +79,13 @@ type Config struct {
 	// TPMWait bounds the deferred state; PollInterval is how often the TPM
 	// is looked for while deferred.
 	TPMWait, PollInterval time.Duration
+	// Adopt adopts the kernel's TPM-bypass list into the TPM when one
+	// appears, every AdoptInterval (package adopt; 0: adopt.DefaultInterval),
+	// beside the agent's own list. The agent's own list then always begins
+	// with boot_aggregate_late (the TPM came after the kernel's IMA init)
+	// and records each adoption; its PCR must not be the kernel list's.
+	Adopt         bool
+	AdoptInterval time.Duration
 	// SecurityFS is where securityfs is mounted ("" : DefaultSecurityFS).
 	SecurityFS string
 	// BootIDFile names this boot ("" : /proc/sys/kernel/random/boot_id).
@@ -147,6 +154,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.SecurityFS == "" {
 		c.SecurityFS = DefaultSecurityFS
+	}
+	if c.Adopt {
+		c.InitLate = true
 	}
 	if c.BootIDFile == "" {
 		c.BootIDFile = "/proc/sys/kernel/random/boot_id"

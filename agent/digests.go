@@ -16,27 +16,16 @@ type BankInfo struct {
 }
 
 // bankDigests returns what one TPM2_PCR_Extend carries for e, per allocated
-// bank (ima-spec.md §4.3, §4.4): H_bank(hash input) for a bank imago can
-// compute; for another bank the SHA-1 template digest zero-padded (or cut) to
-// the bank's size. sha1 is e's SHA-1 template digest. A violation entry
-// (sha1 all zeros, §5.2) extends 0xFF over each bank's size (0xFF×20 then
-// zeros for a bank the kernel cannot compute).
+// bank (ima-spec.md §4.3, §4.4, §5.2; ima.Entry.ExtendDigest). sha1 is e's
+// SHA-1 template digest, as listed (all zeros for a violation).
 func bankDigests(e *ima.Entry, sha1 []byte, banks []BankInfo) map[pcr.Bank][]byte {
 	out := make(map[pcr.Bank][]byte, len(banks))
-	violation := isZero(sha1)
 	for _, b := range banks {
-		switch {
-		case violation:
-			out[b.Bank] = pcr.ViolationDigest(b.Size, b.Bank.Known())
-		case b.Bank == pcr.SHA1:
+		if b.Bank == pcr.SHA1 && !isZero(sha1) {
 			out[b.Bank] = sha1
-		case b.Bank.Known():
-			out[b.Bank] = e.TemplateDigest(b.Bank)
-		default:
-			d := make([]byte, b.Size)
-			copy(d, sha1)
-			out[b.Bank] = d
+			continue
 		}
+		out[b.Bank] = e.ExtendDigest(b.Bank, b.Size)
 	}
 	return out
 }

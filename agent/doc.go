@@ -59,6 +59,15 @@
 // them (§5): zero digest, 0xFF extended, counted in the violations export.
 // The agent never forks or execs, and its own opens are answered at once.
 //
+// # Adopting the kernel's list (adopt.go)
+//
+// Config.Adopt runs package adopt's Adopter beside the agent, with its
+// lifecycle: the kernel's TPM-bypass list is extended into the TPM when one
+// appears and followed. The agent then always initialises at the late stage
+// (boot_aggregate_late from the TPM that appeared) and lists an ima-buf
+// entry named adopt.RecordName before the first kernel entry is extended. A
+// refusal leaves the agent running; Status carries the adoption's status.
+//
 // Pure decisions (stage transitions, bank choice, aggregate, per-bank
 // digests) are plain functions in decide.go and digests.go; the I/O is in
 // agent.go, recover.go, server.go and exports.go.

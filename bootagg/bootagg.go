@@ -28,6 +28,9 @@ const (
 	// RuleNoSHA1Bank is the legacy d field of a TPM without a SHA-1 bank: 20
 	// zero bytes (§6.3).
 	RuleNoSHA1Bank
+	// RuleAdopted is a TPM-bypass aggregate (zeros) heading a list that the
+	// TPM holds nevertheless: adopted by a late TPM (CheckBypass).
+	RuleAdopted
 )
 
 // String names the rule: "sha1 PCR0-7", "PCR0-9", "pre-5.8 PCR0-7", "no TPM
@@ -44,6 +47,8 @@ func (r Rule) String() string {
 		return "no TPM (zeros)"
 	case RuleNoSHA1Bank:
 		return "no sha1 bank (zeros)"
+	case RuleAdopted:
+		return Adopted
 	}
 	return fmt.Sprintf("rule(%d)", uint8(r))
 }

@@ -74,3 +74,20 @@ func (e *Entry) TemplateDigest(b pcr.Bank) []byte {
 	e.WriteHashInput(h)
 	return h.Sum(nil)
 }
+
+// ExtendDigest returns what the kernel extends for e into a PCR bank b whose
+// digests are size bytes (ima-spec.md §4.3, §4.4, §5.2): for a violation
+// (all-zero listed digest) 0xFF over the bank's size, or 0xFF×20 then zeros
+// for a bank imago cannot hash; otherwise H_b(hash input) for a bank imago
+// can hash, else the SHA-1 template digest zero-padded (or cut) to size.
+func (e *Entry) ExtendDigest(b pcr.Bank, size int) []byte {
+	if e.IsViolation() {
+		return pcr.ViolationDigest(size, b.Known())
+	}
+	if b.Known() {
+		return e.TemplateDigest(b)
+	}
+	d := make([]byte, size)
+	copy(d, e.TemplateDigest(pcr.SHA1))
+	return d
+}

@@ -37,6 +37,8 @@ type agentFlags struct {
 	gateWorkers, gateQueue int
 	gateTimeout            time.Duration
 	kernelCache            bool
+
+	adopt adoptFlags // issue 11
 }
 
 func newAgentCommand(c *cli) *cobra.Command {
@@ -80,6 +82,14 @@ socket admits root and the agent's uid, at most --socket-max-conns
 connections per uid. With --watch, a gate that stops (its fanotify group
 failing) stops the agent with exit status 4, which the service restarts.
 
+--adopt-kernel-list adopts the kernel's TPM-bypass list (a kernel that found
+no TPM at boot): whenever a TPM appears, every entry of the kernel's list is
+extended into it as the kernel would have (PCR 10, every bank) and the list is
+followed as it grows, every --adopt-interval; the agent's own list then goes to
+--pcr 11 by default, begins with boot_aggregate_late and records the adoption.
+A list that is not a bypass list, or a TPM whose PCR 10 holds something else,
+is refused (logged, and shown by 'imago status'); the agent carries on.
+
 Exit status: 0 stopped by a signal, 1 the list does not match the TPM or is
 damaged, 2 bad usage or a start-up failure (another agent holds the state
 directory or the socket), 3 not supported here (not Linux, the simulator not
@@ -97,14 +107,15 @@ built in), 4 the gate stopped (a restart cures it).`,
 					}
 				}
 			}
-			if len(f.watch) == 0 {
-				return agentErr(agent.Run(cmd.Context(), cfg))
+			run := func(ctx context.Context) error { return agent.Run(ctx, cfg) }
+			if len(f.watch) > 0 {
+				gc, err := f.gateConfig(cfg.Logger)
+				if err != nil {
+					return err
+				}
+				run = func(ctx context.Context) error { return agent.RunGate(ctx, cfg, gc) }
 			}
-			gc, err := f.gateConfig(cfg.Logger)
-			if err != nil {
-				return err
-			}
-			return agentErr(agent.RunGate(cmd.Context(), cfg, gc))
+			return agentErr(run(cmd.Context()))
 		},
 	}
 	fl := cmd.Flags()
@@ -131,6 +142,7 @@ built in), 4 the gate stopped (a restart cures it).`,
 	fl.IntVar(&f.gateWorkers, "gate-workers", 0, "gate: workers deciding events (0: 4)")
 	fl.IntVar(&f.gateQueue, "gate-queue", 0, "gate: events waiting for a worker before --gate-fail applies (0: 4096)")
 	fl.DurationVar(&f.gateTimeout, "gate-timeout", 0, "gate: longest wait for a decision before --gate-fail applies (0: 5s)")
+	f.adopt.register(fl)
 	fl.BoolVar(&f.kernelCache, "gate-kernel-cache", true, "gate: where the policy allows, ask the kernel to stop reporting a measured file's execs (and, where no open can be measured, its opens) until it is written (fanotify ignore marks)")
 	return cmd
 }
@@ -207,6 +219,10 @@ func (f *agentFlags) config(cmd *cobra.Command, stderr io.Writer) (agent.Config,
 	if f.pcr < 0 || f.pcr > 23 {
 		return cfg, usagef("--pcr %d: want 0..23", f.pcr)
 	}
+	pcrIdx, err := f.adopt.agentPCR(f.pcr, cmd.Flags().Changed("pcr"))
+	if err != nil {
+		return cfg, err
+	}
 	if f.tpmWait <= 0 || f.poll <= 0 {
 		return cfg, usagef("--tpm-wait and --poll must be positive")
 	}
@@ -217,7 +233,10 @@ func (f *agentFlags) config(cmd *cobra.Command, stderr io.Writer) (agent.Config,
 	if err != nil {
 		return cfg, err
 	}
-	cfg.TPM, cfg.Hash, cfg.Template, cfg.PCR = f.tpm, hash, t, f.pcr
+	cfg.TPM, cfg.Hash, cfg.Template, cfg.PCR = f.tpm, hash, t, pcrIdx
+	if err := f.adopt.apply(&cfg); err != nil {
+		return cfg, err
+	}
 	cfg.StateDir, cfg.RuntimeDir, cfg.Socket = f.stateDir, f.runtimeDir, f.socket
 	cfg.TPMWait, cfg.PollInterval, cfg.Logger = f.tpmWait, f.poll, logger
 	cfg.HashTimeout, cfg.MaxConnsPerUID = f.hashTimeout, f.maxConns

@@ -56,6 +56,7 @@ func newLogCheckCommand(c *cli) *cobra.Command {
 		ignore    bool
 		asJSON    bool
 		banksFlag []string
+		adopter   string // issue 11
 	)
 	cmd := &cobra.Command{
 		Use:   "check FILE --pcrs SRC [--pcrs SRC]...",
@@ -106,6 +107,7 @@ does not match its data), 2 unreadable input.`,
 				}
 			}
 			opts := replay.Options{Banks: known, ListBank: lb}
+			var head bootHead // issue 11: a bypass list, adopted or not
 			first := true
 			open := func() iter.Seq2[*ima.Entry, error] {
 				o, _ := lf.options()
@@ -114,7 +116,7 @@ does not match its data), 2 unreadable input.`,
 				}
 				if first {
 					first = false
-					return scanned(in.name, ima.ScanList(in.r, o))
+					return head.capture(scanned(in.name, ima.ScanList(in.r, o)))
 				}
 				r, ok := in.reopen()
 				if !ok {
@@ -132,17 +134,30 @@ does not match its data), 2 unreadable input.`,
 				return inputErr(err)
 			}
 			_ = ignore
+			bypass := head.bypass(rep)
+			evidence, err := adopterEvidence(adopter, bypass, target, rep)
+			if err != nil {
+				return err
+			}
 			if asJSON {
-				if err := writeJSON(c.stdout, checkJSON(rep)); err != nil {
+				if err := writeJSON(c.stdout, checkJSON(rep, bypass, evidence)); err != nil {
 					return err
 				}
 			} else {
 				printCheck(c.stdout, rep)
+				if bypass != nil {
+					printBypass(c.stdout, bypass)
+				}
+				if evidence != nil {
+					printAdopter(c.stdout, evidence)
+				}
 			}
 			if tErr := templateMismatches(c, in.name, &rep.Result); tErr != nil {
 				return tErr
 			}
 			switch err := rep.Err(); {
+			case err == nil && evidence != nil && !evidence.Matched:
+				return failed("%s: the adopter's list is no evidence: %s", in.name, evidence.Problem)
 			case err == nil:
 				return nil
 			case errors.Is(err, replay.ErrNothingChecked):
@@ -161,6 +176,7 @@ does not match its data), 2 unreadable input.`,
 	cmd.Flags().BoolVar(&ignore, "ignore-violations", false, "accepted for evmctl compatibility; violations are always replayed as 0xFF")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the verdict as JSON")
 	cmd.Flags().StringArrayVar(&banksFlag, "bank", nil, "check only these banks (default: every bank in the PCR values)")
+	cmd.Flags().StringVar(&adopter, "adopter-list", "", "for a TPM-bypass list adopted by a late TPM: the adopter's own list (imago agent --adopt-kernel-list), checked against the same PCR values as the evidence for the real boot aggregate")
 	return cmd
 }
 
@@ -202,15 +218,17 @@ type mismatchJSON struct {
 	Computed string `json:"computed"`
 }
 
-func checkJSON(rep *replay.Report) any {
+func checkJSON(rep *replay.Report, bypass *bootAggJSON, adopter *adopterJSON) any {
 	out := struct {
 		Matched            bool             `json:"matched"`
+		BootAggregate      *bootAggJSON     `json:"boot_aggregate,omitempty"`
+		Adopter            *adopterJSON     `json:"adopter,omitempty"`
 		Entries            int              `json:"entries"`
 		Violations         int              `json:"violations"`
 		Checks             []checkEntryJSON `json:"checks"`
 		TemplateMismatches int              `json:"template_mismatches"`
 		FirstMismatches    []mismatchJSON   `json:"first_template_mismatches,omitempty"`
-	}{Matched: rep.Matched(), Entries: rep.Entries, Violations: rep.Violations, TemplateMismatches: rep.TemplateMismatchCount}
+	}{Matched: rep.Matched() && (adopter == nil || adopter.Matched), BootAggregate: bypass, Adopter: adopter, Entries: rep.Entries, Violations: rep.Violations, TemplateMismatches: rep.TemplateMismatchCount}
 	for _, ch := range rep.Checks {
 		j := checkEntryJSON{Bank: ch.Bank.String(), PCR: ch.PCR, Matched: ch.Matched,
 			Want: hex.EncodeToString(ch.Want), Got: hex.EncodeToString(ch.Got)}

@@ -25,7 +25,11 @@ of measurements queued while deferred. --json prints
 {"state": "deferred", "aggregate": ..., "tpm": ..., "banks": [...], "hash": ...,
 "template": ..., "pcr": 10, "entries": 0, "pending": 0}, with "error" (why the
 agent failed, and how to recover) and "exports" (why the exports are not up
-to date) when they apply.
+to date) when they apply, and "adoption" with --adopt-kernel-list: {"state":
+"waiting"|"adopting"|"following"|"refused"|"failed", "tpm", "banks", "listed",
+"adopted", "appeared_at" (entries listed when the TPM appeared), "resumed_at",
+"violations", "lag_entries", "lag_seconds", "interval_seconds", "reason",
+"error"}.
 
 The agent fails when its list and the TPM can no longer be kept in step: the
 TPM was reset or replaced under it, or an extend whose outcome the TPM
@@ -74,6 +78,9 @@ func printStatus(w io.Writer, st agent.Status, asJSON bool) error {
 	}
 	if err == nil && st.Exports != "" {
 		_, err = fmt.Fprintf(w, "exports:   %s\n", st.Exports)
+	}
+	if err == nil && st.Adoption != nil {
+		err = printAdoption(w, st.Adoption)
 	}
 	return err
 }
