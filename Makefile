@@ -48,11 +48,8 @@ fuzz:
 bench:
 	bash bench/replay.sh
 	bash bench/measure.sh
-<<<<<<< HEAD
-	bash bench/attest.sh
-=======
 	bash bench/verify.sh
->>>>>>> main
+	bash bench/attest.sh
 
 clean:
 	rm -rf bin
