@@ -38,7 +38,22 @@ fi
 db=${DB:-sqlite}
 [[ $db == sqlite ]] && db="sqlite://$work/verifier.db"
 
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# port [N]: a free port on 127.0.0.1, with the N-1 ports after it free too.
+port() {
+	python3 - "${1:-1}" <<'PY'
+import socket, sys
+n = int(sys.argv[1])
+for _ in range(100):
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]
+    try:
+        others = []
+        for i in range(1, n):
+            o = socket.socket(); o.bind(("127.0.0.1", p + i)); others.append(o)
+        print(p); break
+    except OSError:
+        continue
+PY
+}
 
 # A swtpm with EK certificates from a private local CA (touches nothing under /etc or /var/lib).
 ca=$work/swtpm-ca; st=$work/swtpm-state
@@ -49,10 +64,11 @@ printf 'create_certs_tool = %s\ncreate_certs_tool_config = %s/localca.conf\ncrea
 	"$(command -v swtpm_localca)" "$ca" "$ca" >"$ca/setup.conf"
 swtpm_setup --tpm2 --tpmstate "$st" --create-ek-cert --create-platform-cert --lock-nvram --config "$ca/setup.conf" \
 	--pcr-banks sha1,sha256 --overwrite >"$work/swtpm_setup.log" 2>&1
-tpmport=$(port)
+tpmport=$(port 2)
 swtpm socket --tpm2 --tpmstate dir="$st" --flags not-need-init,startup-clear \
 	--server type=tcp,port=$tpmport,bindaddr=127.0.0.1 --ctrl type=tcp,port=$((tpmport + 1)),bindaddr=127.0.0.1 &
 pids+=($!)
+for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$tpmport) 2>/dev/null && break; sleep 0.1; done
 
 roots=$work/ek-roots
 mkdir -p "$roots"
