@@ -17,7 +17,6 @@ import (
 	"github.com/imago-ima/imago/enroll"
 	"github.com/imago-ima/imago/internal/imahost"
 	"github.com/imago-ima/imago/internal/softtpm"
-	"github.com/imago-ima/imago/pcr"
 	"github.com/imago-ima/imago/verifier/client"
 )
 
@@ -28,8 +27,10 @@ func softNode(t *testing.T, ca *softtpm.CA, cl *client.Client, name string) *att
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := imahost.New([]pcr.Bank{pcr.SHA1, pcr.SHA256}, func(i int, d map[pcr.Bank][]byte) error { tp.Extend(i, d); return nil })
-	h.Boot(tp.PCRs())
+	h, err := imahost.NewBooted(tp)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx := context.Background()
 	if _, err := cl.AddNode(ctx, &attest.NodeAdd{Node: name, RuntimePolicy: h.Policy(nil)}); err != nil {
 		t.Fatal(err)
@@ -162,8 +163,7 @@ func TestEKWithoutCertificate(t *testing.T) {
 	cl, _ := client.New(v.URL, client.Options{CA: v.CA})
 	ctx := context.Background()
 	tp, _ := softtpm.New(nil, "") // no EK certificate
-	h := imahost.New([]pcr.Bank{pcr.SHA1, pcr.SHA256}, func(i int, d map[pcr.Bank][]byte) error { tp.Extend(i, d); return nil })
-	h.Boot(tp.PCRs())
+	h, _ := imahost.NewBooted(tp)
 	a := &attester.Attester{TPM: tp, Client: cl, Node: "bare", List: h}
 	if _, err := cl.AddNode(ctx, &attest.NodeAdd{Node: "bare", RuntimePolicy: h.Policy(nil)}); err != nil {
 		t.Fatal(err)

@@ -149,3 +149,25 @@ func (h *Host) Policy(extra map[string]string) []byte {
 	b, _ := json.Marshal(p)
 	return b
 }
+
+// Soft is the TPM side a host needs of an emulated TPM
+// (internal/softtpm.TPM).
+type Soft interface {
+	Banks() ([]pcr.Bank, error)
+	PCRs() pcr.Set
+	Extend(index int, digests map[pcr.Bank][]byte)
+}
+
+// NewBooted makes a host on an emulated TPM and boots it: its list starts
+// with the boot aggregate of the TPM's PCRs.
+func NewBooted(t Soft) (*Host, error) {
+	banks, err := t.Banks()
+	if err != nil {
+		return nil, err
+	}
+	h := New(banks, func(i int, d map[pcr.Bank][]byte) error { t.Extend(i, d); return nil })
+	if err := h.Boot(t.PCRs()); err != nil {
+		return nil, err
+	}
+	return h, nil
+}
