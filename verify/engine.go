@@ -172,7 +172,7 @@ func (pl *plan) slotOf(b pcr.Bank) int {
 // are independent (learned keys travel with them), so several run at once.
 type worker struct {
 	pl     *plan
-	parser *ima.ASCIIReader // for raw lines
+	parser *ima.ASCIIReader // for raw lines; made at the first one (a round of entries has none)
 	sink   byte
 	sum    [pcr.MaxDigestSize]byte
 	keys   []digsig.Key
@@ -180,7 +180,7 @@ type worker struct {
 }
 
 func newWorker(pl *plan) *worker {
-	return &worker{pl: pl, parser: ima.NewASCIIScanner(bytes.NewReader(nil), pl.listOpts)}
+	return &worker{pl: pl}
 }
 
 // parse turns the batch's raw lines into entries. A line that does not
@@ -190,6 +190,9 @@ func (w *worker) parse(b *batch) {
 		s := &b.slots[i]
 		if !s.pending {
 			continue
+		}
+		if w.parser == nil {
+			w.parser = ima.NewASCIIScanner(bytes.NewReader(nil), w.pl.listOpts)
 		}
 		e, err := w.parser.ParseLine(s.raw.of(b.arena))
 		if err == nil && len(e.Digest) != w.pl.listSize {
