@@ -20,14 +20,20 @@ var migrations embed.FS
 // ("imago" in ASCII).
 const advisoryLockKey = 0x696d61676f
 
+// postgresTypes translates SQLite's column types in the migrations: bytes
+// are BYTEA, integers 64-bit.
+var postgresTypes = strings.NewReplacer(" BLOB", " BYTEA", " INTEGER", " BIGINT")
+
 type migration struct {
 	version int
 	name    string
 	sql     string
 }
 
+// loadMigrations reads the migrations, one set for both databases, written
+// in SQLite's types and translated for PostgreSQL's.
 func loadMigrations(dialect string) ([]migration, error) {
-	dir := path.Join("migrations", dialect)
+	dir := "migrations"
 	ents, err := fs.ReadDir(migrations, dir)
 	if err != nil {
 		return nil, err
@@ -43,7 +49,11 @@ func loadMigrations(dialect string) ([]migration, error) {
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, migration{n, strings.TrimSuffix(name, ".sql"), string(b)})
+		sql := string(b)
+		if dialect == "postgres" {
+			sql = postgresTypes.Replace(sql)
+		}
+		out = append(out, migration{n, strings.TrimSuffix(name, ".sql"), sql})
 	}
 	slices.SortFunc(out, func(a, b migration) int { return a.version - b.version })
 	for i, m := range out {
