@@ -42,7 +42,7 @@ unreachable.`,
 			if args[0] == "-" {
 				data, err = io.ReadAll(io.LimitReader(c.stdin, attest.MaxEvidenceSize+1))
 			} else {
-				data, err = readSmall(args[0], int64(attest.MaxEvidenceSize))
+				data, err = readBounded(args[0], int64(attest.MaxEvidenceSize))
 			}
 			if err != nil {
 				return inputErr(err)

@@ -114,15 +114,15 @@ Exit status: 0 added, 2 refused or the verifier unreachable.`,
 			}
 			a := &attest.NodeAdd{Node: args[0], AllowEKWithoutCert: allowNoCert, PCR: listPCR}
 			if policyKey != "" {
-				if a.PolicyKey, err = readSmall(policyKey, int64(attest.MaxKeyringSize)); err != nil {
+				if a.PolicyKey, err = readBounded(policyKey, int64(attest.MaxKeyringSize)); err != nil {
 					return inputErr(fmt.Errorf("--policy-key: %w", err))
 				}
 			}
-			if a.RuntimePolicy, err = readSmall(policy, int64(attest.MaxPolicySize)); err != nil {
+			if a.RuntimePolicy, err = readBounded(policy, int64(attest.MaxPolicySize)); err != nil {
 				return inputErr(fmt.Errorf("--runtime-policy: %w", err))
 			}
 			for _, k := range keyrings {
-				b, err := readSmall(k, int64(attest.MaxKeyringSize))
+				b, err := readBounded(k, int64(attest.MaxKeyringSize))
 				if err != nil {
 					return inputErr(fmt.Errorf("--keyring: %w", err))
 				}
