@@ -73,6 +73,12 @@ type batch struct {
 	fails []Failure
 	boot  *BootAggregateResult
 	err   error
+	// bypass: the batch holds the list's first entry with a TPM-bypass
+	// boot aggregate; bypassFail is the index of its failure in fails
+	// (-1 for none).
+	bypass       bool
+	bypassDigest ima.Digest
+	bypassFail   int
 	// keys are the keys learned up to the end of the batch.
 	keys  []learned
 	ready chan struct{}
@@ -93,6 +99,7 @@ func (b *batch) reset(base int) {
 	b.boot = nil
 	b.keys = nil
 	b.err = nil
+	b.bypass, b.bypassFail = false, -1
 }
 
 // add copies e into the batch. fields are e's fields.
@@ -266,9 +273,16 @@ func (w *worker) run(b *batch) {
 			continue
 		}
 		var boot *BootAggregateResult
+		nf := len(b.fails)
 		b.fails, boot = p.judge(&v, w.keysFor(b, idx), s.isKey, s.keyFails, pl.ctx, b.fails)
 		if boot != nil && b.boot == nil {
 			b.boot = boot
+			if isBypassHead(&v) {
+				b.bypass, b.bypassDigest = true, ima.Digest{Alg: v.digest.Alg, Sum: bytes.Clone(v.digest.Sum)}
+				if len(b.fails) > nf {
+					b.bypassFail = nf
+				}
+			}
 		}
 	}
 	close(b.ready)
@@ -383,6 +397,11 @@ type collector struct {
 	failed   []int // indexes of failing entries
 	boot     *BootAggregateResult
 	violated []int
+	// The list's first entry is a TPM-bypass boot aggregate (batch.bypass);
+	// bypassFail indexes its failure in fails (-1 for none).
+	bypass       bool
+	bypassDigest ima.Digest
+	bypassFail   int
 }
 
 func (c *collector) run(wg *sync.WaitGroup) {
@@ -400,9 +419,15 @@ func (c *collector) process(b *batch) {
 	}
 	c.err = b.err
 	last := -1
-	for _, f := range b.fails {
+	if b.bypass {
+		c.bypass, c.bypassDigest, c.bypassFail = true, b.bypassDigest, -1
+	}
+	for i, f := range b.fails {
 		c.count++
 		if len(c.fails) < c.max {
+			if b.bypass && i == b.bypassFail {
+				c.bypassFail = len(c.fails)
+			}
 			c.fails = append(c.fails, f)
 		}
 		if f.Entry != last {
@@ -418,6 +443,26 @@ func (c *collector) process(b *batch) {
 	if c.boot == nil && b.boot != nil {
 		bb := *b.boot
 		c.boot = &bb
+	}
+}
+
+// dropBypassFailure removes the failure of the TPM-bypass boot aggregate
+// (the list's first entry), once the TPM is found to hold the list.
+func (c *collector) dropBypassFailure() {
+	i := c.bypassFail
+	if i < 0 {
+		return
+	}
+	c.fails = append(c.fails[:i], c.fails[i+1:]...)
+	c.count--
+	c.bypassFail = -1
+	for _, f := range c.fails {
+		if f.Entry == 0 {
+			return // the entry fails for another reason too
+		}
+	}
+	if len(c.failed) > 0 && c.failed[0] == 0 {
+		c.failed = c.failed[1:]
 	}
 }
 

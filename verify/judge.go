@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 
+	"github.com/imago-ima/imago/bootagg"
 	"github.com/imago-ima/imago/ima"
 	"github.com/imago-ima/imago/ima/digsig"
 	"github.com/imago-ima/imago/runtimepolicy"
@@ -117,8 +118,10 @@ func (p *Policy) judge(v *view, keys []digsig.Key, isKey bool, keyFails []Failur
 		return append(out, Failure{Entry: v.index, Path: string(v.name), ID: IDTemplateHash, Template: v.template,
 			Message: "malformed signature header (Keylime re-encodes the entry without it, and its template hash no longer matches)"}), nil
 	}
-	if v.hasName && v.digestOK && IsBootAggregateName(v.name) && (p.rp != nil || r.hasBootSources()) {
-		res, f := p.CheckBootAggregate(v.index, string(v.name), v.digest, r.eventLog, r.pcrs)
+	if v.hasName && v.digestOK && IsBootAggregateName(v.name) && (p.rp != nil || r.hasBootSources() || isBypassHead(v)) {
+		// Whether the TPM holds the list is known once every bank is
+		// replayed: Verify judges a bypass head again then (held).
+		res, f := p.CheckBootAggregate(v.index, string(v.name), v.digest, r.eventLog, r.pcrs, false)
 		if f != nil {
 			f.Template = v.template
 			out = append(out, *f)
@@ -140,6 +143,12 @@ func (p *Policy) judge(v *view, keys []digsig.Key, isKey bool, keyFails []Failur
 			Message: "the template has no digest and name to judge"}), nil
 	}
 	return out, nil
+}
+
+// isBypassHead reports whether v is a list's first entry with the
+// TPM-bypass boot aggregate (zeros): always judged, never silently passed.
+func isBypassHead(v *view) bool {
+	return v.index == 0 && bootagg.IsBypass(v.digest.Sum)
 }
 
 // fillView decodes an entry's fields (which alias data) into v.

@@ -27,8 +27,8 @@ func capturePCRs(t *testing.T, dir string) pcr.Set {
 	files, _ := filepath.Glob(filepath.Join(dir, "pcrs-*.txt"))
 	for _, f := range files {
 		alg := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(f), "pcrs-"), ".txt")
-		if strings.HasSuffix(alg, "-after") {
-			continue
+		if strings.Contains(alg, "-") {
+			continue // pcrs-sha1-after.txt, pcrs-sha1-appeared.txt: other moments
 		}
 		b, err := pcr.ParseBank(alg)
 		if err != nil {

@@ -333,13 +333,20 @@ func (p *Policy) Verify(prev *State, r Round) (*Report, *State, error) {
 		limit = prev.Next + n // report what was read; the State does not advance
 	}
 	col := pp.collectorOrEmpty()
+	if col.bypass && quoted && matched && col.boot != nil && col.boot.Entry < limit {
+		// A TPM-bypass boot aggregate heading a list the TPM holds
+		// (every quoted bank matched at a prefix that includes it).
+		res, _ := p.CheckBootAggregate(col.boot.Entry, col.boot.Name, col.bypassDigest, r.EventLog, r.PCRs, true)
+		col.boot = &res
+		col.dropBypassFailure()
+	}
 	for _, f := range col.fails {
 		if f.Entry < limit {
 			rep.Failures = append(rep.Failures, f)
 		}
 	}
 	rep.FailureCount = len(rep.Failures)
-	if extra := col.count - len(col.fails); extra > 0 && col.fails[len(col.fails)-1].Entry < limit {
+	if extra := col.count - len(col.fails); extra > 0 && (len(col.fails) == 0 || col.fails[len(col.fails)-1].Entry < limit) {
 		rep.FailureCount += extra // beyond MaxFailures: counted, not kept
 	}
 	for _, e := range col.failed {

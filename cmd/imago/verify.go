@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/imago-ima/imago/ima"
 	"github.com/imago-ima/imago/ima/digsig"
 	"github.com/imago-ima/imago/pcr"
 	"github.com/imago-ima/imago/runtimepolicy"
@@ -32,6 +33,7 @@ type verifyOpts struct {
 	allowViolations bool
 	asJSON          bool
 	imaPCR          int
+	adopterList     string // issue 11
 }
 
 func newVerifyCommand(c *cli) *cobra.Command {
@@ -57,6 +59,15 @@ Without a policy, ima-sig entries are judged by their signatures alone when
 --keyring is given; with neither, only the PCRs, the boot aggregate and the
 template digests are checked.
 
+A list whose boot aggregate is the TPM-bypass value (zeros: the kernel had no
+TPM at boot) and that the TPM nevertheless holds (every bank of --pcrs
+matches) is reported as a bypass list adopted by a late TPM (imago agent
+--adopt-kernel-list), not a failure; --adopter-list checks the adopter's own
+list as the evidence for the real boot aggregate (it must replay to the same
+PCR values, its boot aggregate must pass the boot aggregate rule, and its
+kernel_list_adopted entry must fit the list). A bypass list the TPM does not
+hold is judged by the boot aggregate rule and said to be TPM-bypass.
+
 ` + pcrsHelp + `
 
 Exit status: 0 the list passes, 1 it fails, 2 bad usage or unreadable input
@@ -78,6 +89,7 @@ Exit status: 0 the list passes, 1 it fails, 2 bad usage or unreadable input
 	f.BoolVar(&o.allowViolations, "allow-violations", false, "let violation entries (zero template digest) pass")
 	f.BoolVar(&o.asJSON, "json", false, "print the report as JSON")
 	f.IntVar(&o.imaPCR, "ima-pcr", 10, "the PCR the list's entries are extended into")
+	f.StringVar(&o.adopterList, "adopter-list", "", "for a TPM-bypass list adopted by a late TPM: the adopter's own list (imago agent --adopt-kernel-list), checked against the same PCR values as the evidence for the real boot aggregate")
 	return cmd
 }
 
@@ -351,17 +363,61 @@ func runVerify(ctx context.Context, c *cli, o *verifyOpts, list string) error {
 		}
 		return inputErr(fmt.Errorf("%s: %w", in.name, err))
 	}
+	adopted := rep.BootAggregate != nil && rep.BootAggregate.Verdict == verify.VerdictAdopted
+	evidence, err := adopterFlag(o.adopterList, adopted, pcrs, p.PCR(), rep.First+rep.Read, func(e *ima.Entry) *adopterBoot {
+		return verifyAdopterAggregate(p, e, evlog, pcrs)
+	})
+	if err != nil {
+		return err
+	}
 	if o.asJSON {
-		if err := writeJSON(c.stdout, verifyJSON(rep, rp, quoted)); err != nil {
+		if err := writeJSON(c.stdout, verifyJSON(rep, rp, quoted, evidence)); err != nil {
 			return err
 		}
 	} else {
-		printVerify(c.stdout, in.name, rep, rp, len(pcrs) > 0 && !quoted, p.PCR())
+		printVerify(c.stdout, in.name, rep, rp, len(pcrs) > 0 && !quoted, p.PCR(), evidence)
 	}
 	if !rep.Pass() {
 		return silent(failed("%s: the list fails verification", in.name))
 	}
+	if evidence != nil && !evidence.Matched {
+		return silent(failed("%s: the adopter's list is no evidence: %s", in.name, evidence.Problem))
+	}
 	return nil
+}
+
+// verifyAdopterAggregate judges the boot aggregate of an adopter's own list
+// by verify's boot aggregate rule (the policy's digests, the event log, the
+// PCR values).
+func verifyAdopterAggregate(p *verify.Policy, e *ima.Entry, evlog, pcrs pcr.Set) *adopterBoot {
+	name, _ := e.Name()
+	d, err := e.FileDigest()
+	if err != nil {
+		return &adopterBoot{Name: name, Error: err.Error()}
+	}
+	res, f := p.CheckBootAggregate(0, name, d, evlog, pcrs, false)
+	b := &adopterBoot{Name: name, Digest: res.Digest}
+	switch {
+	case f != nil:
+		b.Error = f.String()
+	case res.Verdict == "unchecked":
+		b.Rule = "unchecked (no policy boot_aggregate, event log or PCR 0-9 to judge it by)"
+	default:
+		b.Rule = res.Verdict + " (" + bootSource(&res) + ")"
+	}
+	return b
+}
+
+// bootSource says what accepted a boot aggregate: "policy", "pcrs sha256
+// PCR0-9", "excluded by the policy".
+func bootSource(b *verify.BootAggregateResult) string {
+	switch {
+	case b.Excluded:
+		return "excluded by the policy"
+	case b.Bank != "":
+		return b.Source + " " + b.Bank + " " + b.Rule
+	}
+	return b.Source
 }
 
 // ctxReader fails reads once ctx ends.
@@ -377,7 +433,7 @@ func (c ctxReader) Read(p []byte) (int, error) {
 	return c.r.Read(p)
 }
 
-func printVerify(w io.Writer, name string, rep *verify.Report, rp *runtimepolicy.Compiled, pcrsNoList bool, imaPCR int) {
+func printVerify(w io.Writer, name string, rep *verify.Report, rp *runtimepolicy.Compiled, pcrsNoList bool, imaPCR int, evidence *adopterJSON) {
 	bw := bufio.NewWriter(w)
 	defer bw.Flush()
 	for _, f := range rep.Failures {
@@ -398,20 +454,21 @@ func printVerify(w io.Writer, name string, rep *verify.Report, rp *runtimepolicy
 	if more := rep.FailureCount - len(rep.Failures); more > 0 {
 		fmt.Fprintf(bw, "... %d more failures not kept\n", more)
 	}
-	if b := rep.BootAggregate; b != nil {
+	switch b := rep.BootAggregate; {
+	case b == nil:
+	case b.Verdict == verify.VerdictAdopted:
+		// log check's words for the same finding
+		fmt.Fprintf(bw, "%s %s: %s: %s\n", b.Name, b.Digest, b.Rule, b.Note)
+	default:
 		fmt.Fprintf(bw, "%s %s: %s", b.Name, b.Digest, b.Verdict)
-		switch {
-		case b.Excluded:
-			fmt.Fprint(bw, " (excluded by the policy)")
-		case b.Source != "":
-			fmt.Fprintf(bw, " (%s", b.Source)
-			if b.Bank != "" {
-				fmt.Fprintf(bw, " %s %s", b.Bank, b.Rule)
-			}
-			fmt.Fprint(bw, ")")
+		if b.Excluded || b.Source != "" {
+			fmt.Fprintf(bw, " (%s)", bootSource(b))
 		}
 		if b.Late {
 			fmt.Fprint(bw, "; late start: the boot aggregate was taken when the TPM appeared after boot")
+		}
+		if b.Note != "" {
+			fmt.Fprintf(bw, "; %s", b.Note)
 		}
 		fmt.Fprintln(bw)
 	}
@@ -434,8 +491,11 @@ func printVerify(w io.Writer, name string, rep *verify.Report, rp *runtimepolicy
 			fmt.Fprintf(bw, "%s: %s\n", f.ID, f.Message)
 		}
 	}
+	if evidence != nil {
+		printAdopter(bw, evidence)
+	}
 	verdict := "PASS"
-	if !rep.Pass() {
+	if !rep.Pass() || evidence != nil && !evidence.Matched {
 		verdict = "FAIL"
 	}
 	what := "no runtime policy"
@@ -457,7 +517,7 @@ func orDash(s string) string {
 	return s
 }
 
-func verifyJSON(rep *verify.Report, rp *runtimepolicy.Compiled, quoted bool) any {
+func verifyJSON(rep *verify.Report, rp *runtimepolicy.Compiled, quoted bool, evidence *adopterJSON) any {
 	type policyJSON struct {
 		Paths     int    `json:"paths"`
 		Keyrings  int    `json:"keyrings"`
@@ -480,12 +540,13 @@ func verifyJSON(rep *verify.Report, rp *runtimepolicy.Compiled, quoted bool) any
 		PCRsChecked   bool                        `json:"pcrs_checked"`
 		BootAggregate *verify.BootAggregateResult `json:"boot_aggregate"`
 		Policy        *policyJSON                 `json:"policy"`
+		Adopter       *adopterJSON                `json:"adopter,omitempty"`
 	}{
 		Verdict: "pass", Entries: rep.Read, FailedEntries: rep.FailedEntries, FailureCount: rep.FailureCount,
 		Failures: rep.Failures, Violations: rep.Violations, ListBank: rep.ListBank, Banks: rep.Banks,
-		PCRs: rep.PCRs, PCRsChecked: quoted, BootAggregate: rep.BootAggregate,
+		PCRs: rep.PCRs, PCRsChecked: quoted, BootAggregate: rep.BootAggregate, Adopter: evidence,
 	}
-	if !rep.Pass() {
+	if !rep.Pass() || evidence != nil && !evidence.Matched {
 		out.Verdict = "fail"
 	}
 	if out.Failures == nil {
