@@ -45,7 +45,8 @@ type slot struct {
 	isKey    bool // a buffer holding a key: the reader judged it
 	parseErr bool // template data that does not split into its fields
 	template string
-	input    span // the hash input (template data; legacy ima: padded)
+	input    span // the hash input (template data; legacy ima: padded), then its SHA padding up to pend
+	pend     int32
 	name     span // the n-ng or n field, without its NUL
 	listed   span // the listed template digest
 	fields   [ima.MaxTemplateFields]fieldSpan
@@ -128,6 +129,8 @@ func (b *batch) fill(s *slot, e *ima.Entry, fields []ima.Field, legacy bool, par
 	in := int32(len(b.arena))
 	b.arena = e.AppendHashInput(b.arena)
 	s.input = span{in, int32(len(b.arena))}
+	b.arena = pcr.AppendPadding(b.arena, int(s.input.end-s.input.off)) // one padded message for every bank's hash
+	s.pend = int32(len(b.arena))
 	// Field offsets inside the copied data: u32 length then data for each
 	// field (ima-spec.md §3.3); the legacy template is d then n.
 	off := in
@@ -178,16 +181,23 @@ func (pl *plan) slotOf(b pcr.Bank) int {
 // worker computes template digests and verdicts of whole batches; batches
 // are independent (learned keys travel with them), so several run at once.
 type worker struct {
-	pl     *plan
-	parser *ima.ASCIIReader // for raw lines
-	sink   byte
-	sum    [pcr.MaxDigestSize]byte
-	keys   []digsig.Key
-	fieldb [ima.MaxTemplateFields]ima.Field
+	pl      *plan
+	parser  *ima.ASCIIReader // for raw lines
+	sink    byte
+	sum     [pcr.MaxDigestSize]byte
+	keys    []digsig.Key
+	fieldb  [ima.MaxTemplateFields]ima.Field
+	hashers []*pcr.Hasher // one per plan.digestBanks
+	names   [batchEntries][]byte
+	hashes  [batchEntries]uint64
 }
 
 func newWorker(pl *plan) *worker {
-	return &worker{pl: pl, parser: ima.NewASCIIScanner(bytes.NewReader(nil), pl.listOpts)}
+	w := &worker{pl: pl, parser: ima.NewASCIIScanner(bytes.NewReader(nil), pl.listOpts)}
+	for _, b := range pl.digestBanks {
+		w.hashers = append(w.hashers, b.NewHasher())
+	}
+	return w
 }
 
 // parse turns the batch's raw lines into entries. A line that does not
@@ -218,13 +228,14 @@ func (w *worker) run(b *batch) {
 	for j, bank := range pl.digestBanks {
 		out := b.digests[j]
 		size := bank.Size()
+		h := w.hashers[j]
 		for i := 0; i < b.n; i++ {
 			s := &b.slots[i]
 			if s.viol {
 				b.bad[i] = false
 				continue
 			}
-			bank.Sum(&w.sum, s.input.of(b.arena))
+			h.SumPadded(&w.sum, b.arena[s.input.off:s.pend], int(s.input.end-s.input.off))
 			copy(out[i*maxDigest:], w.sum[:size])
 			if j == pl.listSlot {
 				b.bad[i] = string(w.sum[:size]) != string(s.listed.of(b.arena))
@@ -233,13 +244,13 @@ func (w *worker) run(b *batch) {
 	}
 	p := pl.p
 	if p.rp != nil {
-		var sink byte
 		for i := 0; i < b.n; i++ {
+			w.names[i] = nil
 			if s := &b.slots[i]; s.name.off >= 0 && !s.viol {
-				sink ^= p.rp.Warm(s.name.of(b.arena))
+				w.names[i] = s.name.of(b.arena)
 			}
 		}
-		w.sink = sink
+		w.sink ^= p.rp.WarmPaths(w.names[:b.n], w.hashes[:b.n])
 	}
 	for i := 0; i < b.n; i++ {
 		s := &b.slots[i]
@@ -250,6 +261,9 @@ func (w *worker) run(b *batch) {
 			fields[k] = ima.Field{ID: s.fields[k].id, Data: s.fields[k].s.of(b.arena)}
 		}
 		fillView(&v, fields)
+		if p.rp != nil && w.names[i] != nil && len(w.names[i]) == len(v.name) {
+			v.hash, v.hashed = w.hashes[i], true // the warmed name is the name judged (no NUL inside)
+		}
 		if int(s.pcr) != p.opts.PCR {
 			b.fails = append(b.fails, Failure{Entry: idx, Path: string(v.name), ID: IDIMAPCR, Template: s.template,
 				Got: strconv.Itoa(int(s.pcr)), Message: "extended into PCR " + strconv.Itoa(int(s.pcr)) + ", not " + strconv.Itoa(p.opts.PCR)})
@@ -303,6 +317,7 @@ func (w *worker) keysFor(b *batch, idx int) []digsig.Key {
 // lane replays one bank in one variant, in entry order.
 type lane struct {
 	bank    pcr.Bank
+	h       *pcr.Hasher
 	size    int
 	padded  bool
 	slot    int // digests of this bank (padded: of sha1)
@@ -319,7 +334,7 @@ type lane struct {
 }
 
 func newLane(b pcr.Bank, padded bool, start map[int][]byte, quoted map[int][]byte, base int) *lane {
-	l := &lane{bank: b, size: b.Size(), padded: padded}
+	l := &lane{bank: b, h: b.NewHasher(), size: b.Size(), padded: padded}
 	l.viol = pcr.ViolationDigest(l.size, !padded)
 	for i, v := range start {
 		copy(l.value[i][:], v)
@@ -352,7 +367,6 @@ func (l *lane) run(wg *sync.WaitGroup) {
 
 func (l *lane) process(b *batch) {
 	var d [maxDigest]byte
-	var buf [2 * maxDigest]byte
 	digs := b.digests[l.slot]
 	for i := 0; i < b.n; i++ {
 		p := b.slots[i].pcr
@@ -368,9 +382,7 @@ func (l *lane) process(b *batch) {
 		}
 		// Extend (TPM 2.0 Part 1 §17.2): value := H(value || digest).
 		vp := &l.value[p]
-		copy(buf[:l.size], vp[:l.size])
-		copy(buf[l.size:], ext)
-		l.bank.Sum(vp, buf[:2*l.size])
+		l.h.Extend(vp, ext)
 		v := vp[:l.size]
 		bit := uint64(1) << p
 		l.touched |= bit

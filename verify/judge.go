@@ -28,6 +28,9 @@ type view struct {
 	sig      []byte
 	bufField bool
 	buf      []byte
+	// hash is name's hash for Compiled.DigestsHashed (hashed: computed).
+	hash   uint64
+	hashed bool
 }
 
 // sigWellFormed is Keylime's check of a signature field (ast.py
@@ -42,11 +45,11 @@ func sigWellFormed(sig []byte) bool {
 // digestRule is Keylime's _validate_ima_ng: with a policy, an excluded name
 // passes, a name the map lacks is not_in_allowlist, a digest the name's
 // list lacks is runtime_policy_hash. Without a policy everything passes.
-func (p *Policy) digestRule(v *view, lookup func(*runtimepolicy.Compiled, []byte) (runtimepolicy.Digests, bool), out []Failure) []Failure {
+func (p *Policy) digestRule(v *view, lookup lookupFunc, out []Failure) []Failure {
 	if p.rp == nil || p.rp.Excluded(v.name) {
 		return out
 	}
-	ds, ok := lookup(p.rp, v.name)
+	ds, ok := lookup(p.rp, v.name, v.hash, v.hashed)
 	if !ok {
 		return append(out, Failure{Entry: v.index, Path: string(v.name), ID: IDNotInAllowlist, Template: v.template,
 			Got: digestString(v.digest), Message: "not in the policy"})
@@ -58,14 +61,21 @@ func (p *Policy) digestRule(v *view, lookup func(*runtimepolicy.Compiled, []byte
 	return out
 }
 
-func lookupDigests(c *runtimepolicy.Compiled, n []byte) (runtimepolicy.Digests, bool) {
-	return c.Digests(n)
+// lookupFunc finds a name in one of the policy's maps; hash is the name's
+// hash when hashed (Compiled.WarmPaths computed it: digests only).
+type lookupFunc func(c *runtimepolicy.Compiled, name []byte, hash uint64, hashed bool) (runtimepolicy.Digests, bool)
+
+func lookupDigests(c *runtimepolicy.Compiled, name []byte, hash uint64, hashed bool) (runtimepolicy.Digests, bool) {
+	if hashed {
+		return c.DigestsHashed(name, hash)
+	}
+	return c.Digests(name)
 }
-func lookupKeyring(c *runtimepolicy.Compiled, n []byte) (runtimepolicy.Digests, bool) {
-	return c.Keyring(n)
+func lookupKeyring(c *runtimepolicy.Compiled, name []byte, _ uint64, _ bool) (runtimepolicy.Digests, bool) {
+	return c.Keyring(name)
 }
-func lookupIMABuf(c *runtimepolicy.Compiled, n []byte) (runtimepolicy.Digests, bool) {
-	return c.IMABuf(n)
+func lookupIMABuf(c *runtimepolicy.Compiled, name []byte, _ uint64, _ bool) (runtimepolicy.Digests, bool) {
+	return c.IMABuf(name)
 }
 
 // sigRule is Keylime's _validate_ima_sig: where keys exist (a policy or
