@@ -287,17 +287,11 @@ func (l *lexer) moreNot(closing byte) (bool, error) {
 // wants bare lower-case hex; its own test data has "sha256:<hex>", which is
 // read leniently.
 func digestHex(bin *[maxDigestBytes]byte, h []byte) ([]byte, []byte, error) {
-	if len(h) > 128 {
-		if i := bytes.IndexByte(h, ':'); i >= 0 {
-			h = h[i+1:]
-		}
-	} else {
-		for i, c := range h {
-			if c == ':' {
-				h = h[i+1:]
-				break
-			}
-		}
+	if decodeLowerHex(bin, h) {
+		return h, bin[:len(h)/2], nil // the usual form: no prefix
+	}
+	if i := bytes.IndexByte(h, ':'); i >= 0 {
+		h = h[i+1:]
 	}
 	if !decodeLowerHex(bin, h) {
 		return nil, nil, checkHex(string(h))

@@ -375,23 +375,21 @@ func (p *Policy) Verify(prev *State, r Round) (*Report, *State, error) {
 // sequentialLine reports whether an ascii line is one the reader parses
 // itself: a template with a buffer (an ima-buf key may be learned from it).
 func sequentialLine(line []byte) bool {
-	sp := 0
-	for i, c := range line {
-		if c != ' ' {
-			continue
-		}
-		if i == 0 {
-			continue // " 9 ..." (PCR below 10)
-		}
-		if sp++; sp == 2 {
-			rest := line[i+1:]
-			if j := bytes.IndexByte(rest, ' '); j >= 0 {
-				rest = rest[:j]
-			}
-			return bytes.Contains(rest, []byte("buf"))
-		}
+	rest := line
+	if len(rest) > 0 && rest[0] == ' ' {
+		rest = rest[1:] // " 9 ..." (PCR below 10)
 	}
-	return true
+	for range 2 { // the PCR, the template digest
+		i := bytes.IndexByte(rest, ' ')
+		if i < 0 {
+			return true
+		}
+		rest = rest[i+1:]
+	}
+	if j := bytes.IndexByte(rest, ' '); j >= 0 {
+		rest = rest[:j]
+	}
+	return bytes.Contains(rest, []byte("buf"))
 }
 
 func (pp *pipeline) collectorOrEmpty() *collector {
