@@ -57,6 +57,36 @@ func Compile(r io.Reader, opts Options) (*Compiled, error) {
 	return c, nil
 }
 
+// Pending is a runtime policy being compiled on a goroutine of its own
+// (CompileAsync), so that a caller can read the measurement list while the
+// policy is read.
+type Pending struct {
+	done chan struct{}
+	c    *Compiled
+	err  error
+}
+
+// CompileAsync starts Compile(r, opts) on a goroutine of its own, which
+// reads r to its end or its first error; Wait returns the result. The
+// goroutine ends with the compile (it never waits for the caller).
+func CompileAsync(r io.Reader, opts Options) *Pending {
+	p := &Pending{done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		p.c, p.err = Compile(r, opts)
+	}()
+	return p
+}
+
+// Done is closed once the compile has ended.
+func (p *Pending) Done() <-chan struct{} { return p.done }
+
+// Wait waits for the compile and returns what Compile returned.
+func (p *Pending) Wait() (*Compiled, error) {
+	<-p.done
+	return p.c, p.err
+}
+
 // Compile compiles an edited policy.
 func (p *Policy) Compile() (*Compiled, error) {
 	if err := p.Check(); err != nil {

@@ -114,6 +114,7 @@ func IsBootAggregateName(name []byte) bool {
 // for the real boot aggregate is the adopter's own list, see Note). Not
 // held, it is judged by the rule above and its Note says TPM-bypass.
 func (p *Policy) CheckBootAggregate(index int, name string, d ima.Digest, eventLog, pcrs pcr.Set, held bool) (BootAggregateResult, *Failure) {
+	p.wait()
 	res := BootAggregateResult{Entry: index, Name: name, Digest: digestString(d), Late: name == bootagg.NameLate}
 	if index == 0 && bootagg.IsBypass(d.Sum) {
 		rule, err := bootagg.CheckBypass(name, d.Alg.String(), d.Sum, held)

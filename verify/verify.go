@@ -298,6 +298,9 @@ func (p *Policy) Verify(prev *State, r Round) (*Report, *State, error) {
 			readErr = pp.col.err
 		}
 	}
+	if err := p.wait(); err != nil {
+		return nil, nil, err // a pending policy that could not be compiled
+	}
 	if readErr != nil {
 		return nil, nil, readErr
 	}
@@ -623,6 +626,7 @@ func (p *Policy) keyEntry(e *ima.Entry, fields []ima.Field, idx int, pl *plan, s
 	if !slices.ContainsFunc(fields, func(f ima.Field) bool { return f.ID == ima.FieldBuf }) {
 		return learned{}, false
 	}
+	p.wait() // the keyring rules need the policy (an error compiling it is Verify's)
 	var v view
 	v.index, v.pcr, v.template = idx, int(e.PCR), e.Template
 	fillView(&v, fields)

@@ -203,60 +203,74 @@ func eachKeyFile(c *cli, label string, paths []string, add func(path string) (in
 }
 
 // loadRuntimePolicy reads --runtime-policy, or --allowlist with
-// --excludelist; nil when neither is given.
-func (c *cli) loadRuntimePolicy(o *verifyOpts) (*runtimepolicy.Compiled, error) {
+// --excludelist; nil when neither is given. A --runtime-policy file is
+// compiled on a goroutine of its own (pending; policyErr maps its error),
+// so that the list is read at the same time; from standard input it is
+// read first.
+func (c *cli) loadRuntimePolicy(o *verifyOpts) (*runtimepolicy.Compiled, *runtimepolicy.Pending, error) {
 	if o.policy != "" && (o.allowlist != "" || o.excludelist != "") {
-		return nil, usagef("verify: give --runtime-policy or --allowlist/--excludelist, not both")
+		return nil, nil, usagef("verify: give --runtime-policy or --allowlist/--excludelist, not both")
 	}
 	if o.policyKey != "" && o.policy == "" {
-		return nil, usagef("verify: --policy-key needs --runtime-policy")
+		return nil, nil, usagef("verify: --policy-key needs --runtime-policy")
 	}
 	if o.excludelist != "" && o.allowlist == "" {
-		return nil, usagef("verify: --excludelist needs --allowlist (a runtime policy holds its own excludes)")
+		return nil, nil, usagef("verify: --excludelist needs --allowlist (a runtime policy holds its own excludes)")
 	}
 	var key any
 	if o.policyKey != "" {
 		data, err := readSmall(o.policyKey, maxKeyFile)
 		if err != nil {
-			return nil, inputErr(fmt.Errorf("--policy-key: %w", err))
+			return nil, nil, inputErr(fmt.Errorf("--policy-key: %w", err))
 		}
 		if key, err = runtimepolicy.ParseKey(data); err != nil {
-			return nil, inputErr(fmt.Errorf("--policy-key %s: %w", o.policyKey, err))
+			return nil, nil, inputErr(fmt.Errorf("--policy-key %s: %w", o.policyKey, err))
 		}
 	}
 	switch {
 	case o.policy != "":
 		in, err := c.open(o.policy)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		defer in.Close()
 		ro := runtimepolicy.Options{Key: key}
-		if in.f != nil {
-			if st, err := in.f.Stat(); err == nil {
-				ro.SizeHint = st.Size()
-			}
+		if in.f == nil {
+			defer in.Close()
+			rp, err := runtimepolicy.Compile(in.r, ro)
+			return rp, nil, o.policyErr(err)
 		}
-		rp, err := runtimepolicy.Compile(in.r, ro)
-		switch {
-		case errors.Is(err, runtimepolicy.ErrNeedsKey):
-			return nil, inputErr(fmt.Errorf("%s is a signed policy (DSSE envelope): give the key it was signed with, --policy-key PUB", o.policy))
-		case err != nil:
-			return nil, inputErr(fmt.Errorf("--runtime-policy %s: %w", o.policy, err))
+		if st, err := in.f.Stat(); err == nil {
+			ro.SizeHint = st.Size()
 		}
-		return rp, nil
+		pending := runtimepolicy.CompileAsync(in.r, ro)
+		go func() { // ends with the compile
+			<-pending.Done()
+			in.Close()
+		}()
+		return nil, pending, nil
 	case o.allowlist != "":
 		p, err := c.legacyPolicy(o.allowlist, o.excludelist, "")
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		rp, err := p.Compile()
 		if err != nil {
-			return nil, inputErr(err)
+			return nil, nil, inputErr(err)
 		}
-		return rp, nil
+		return rp, nil, nil
 	}
-	return nil, nil
+	return nil, nil, nil
+}
+
+// policyErr is the error of a --runtime-policy that could not be compiled.
+func (o *verifyOpts) policyErr(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, runtimepolicy.ErrNeedsKey):
+		return inputErr(fmt.Errorf("%s is a signed policy (DSSE envelope): give the key it was signed with, --policy-key PUB", o.policy))
+	}
+	return inputErr(fmt.Errorf("--runtime-policy %s: %w", o.policy, err))
 }
 
 // legacyPolicy converts an allowlist and an exclude list.
@@ -292,11 +306,24 @@ func (c *cli) readExcludeList(name string) ([]string, error) {
 	return ex, nil
 }
 
-func runVerify(ctx context.Context, c *cli, o *verifyOpts, list string) error {
-	rp, err := c.loadRuntimePolicy(o)
+func runVerify(ctx context.Context, c *cli, o *verifyOpts, list string) (err error) {
+	rp, pending, err := c.loadRuntimePolicy(o)
 	if err != nil {
 		return err
 	}
+	if pending != nil {
+		// The policy's own error comes first, as if it had been read first
+		// (and the compile has ended whenever this returns).
+		defer func() {
+			if _, perr := pending.Wait(); perr != nil {
+				err = o.policyErr(perr)
+			}
+		}()
+	}
+	return verifyList(ctx, c, o, list, rp, pending)
+}
+
+func verifyList(ctx context.Context, c *cli, o *verifyOpts, list string, rp *runtimepolicy.Compiled, pending *runtimepolicy.Pending) error {
 	keys, err := loadVerifyKeys(c, o.keyrings)
 	if err != nil {
 		return err
@@ -316,7 +343,7 @@ func runVerify(ctx context.Context, c *cli, o *verifyOpts, list string) error {
 			return inputErr(fmt.Errorf("%s: %w", o.eventlog, err))
 		}
 	}
-	p, err := verify.NewPolicy(verify.Options{RuntimePolicy: rp, Keys: keys, AllowViolations: o.allowViolations, PCR: o.imaPCR})
+	p, err := verify.NewPolicy(verify.Options{RuntimePolicy: rp, Pending: pending, Keys: keys, AllowViolations: o.allowViolations, PCR: o.imaPCR})
 	if err != nil {
 		return usagef("%v", err)
 	}
@@ -357,12 +384,16 @@ func runVerify(ctx context.Context, c *cli, o *verifyOpts, list string) error {
 		state.ListBank = lb.String()
 	}
 	rep, _, err := p.Verify(state, round)
+	if perr := p.PolicyErr(); perr != nil {
+		return perr // runVerify reports it
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 		return inputErr(fmt.Errorf("%s: %w", in.name, err))
 	}
+	rp = p.RuntimePolicy()
 	adopted := rep.BootAggregate != nil && rep.BootAggregate.Verdict == verify.VerdictAdopted
 	evidence, err := adopterFlag(o.adopterList, adopted, pcrs, p.PCR(), rep.First+rep.Read, func(e *ima.Entry) *adopterBoot {
 		return verifyAdopterAggregate(p, e, evlog, pcrs)
