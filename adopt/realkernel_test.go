@@ -67,12 +67,17 @@ exec 4< /etc/fixture/tomtou
 echo changed >> /etc/fixture/tomtou
 exec 4<&-
 
-# A burst of reads; kill -9 the agent while it adopts them; start it again.
+# A burst of reads, paced so that it is still being listed when the agent is
+# killed: kill -9 the agent while it adopts them (entries are then listed that
+# it never saw, whatever the machine's speed); start it again.
 c=$(count)
-for f in /etc/burst/*; do cat $f; done > /dev/null
+(for f in /etc/burst/*; do cat $f; sleep 0.01; done > /dev/null) &
+BURST=$!
 wait_log "msg=extended .*entry=$((c + 20)) " $OUT/agent-1.log 600 || fail "the burst is not being adopted"
 kill -9 $AGENT
 wait $AGENT
+kill -0 $BURST 2>/dev/null || echo "burst already over at the kill" > $OUT/burst-over
+wait $BURST
 count > $OUT/count-at-kill
 $AG > $OUT/agent-2.log 2>&1 &
 AGENT=$!

@@ -12,18 +12,18 @@ import (
 	"testing"
 
 	"github.com/imago-ima/imago/ima"
+	"github.com/imago-ima/imago/internal/testfixture"
 	"github.com/imago-ima/imago/pcr"
 )
 
 // realkernel is the captures from a real Linux 6.1 kernel with a swtpm
-// (../shared/fixtures/realkernel/README.md).
-const realkernel = "../../shared/fixtures/realkernel"
+// (testdata/realkernel/README.md at the module root).
+const realkernel = "../testdata/realkernel"
 
-func needShared(t *testing.T) {
+// needCaptures fails the test if the module's captures are missing.
+func needCaptures(t *testing.T) {
 	t.Helper()
-	if _, err := os.Stat(realkernel); err != nil {
-		t.Skip("../shared fixtures absent")
-	}
+	testfixture.Path(t, "realkernel/a-ima-ng")
 }
 
 func unhex(t *testing.T, s string) []byte {
@@ -148,7 +148,7 @@ func readEvmctlPCRs(t *testing.T, path string, b pcr.Bank, set pcr.Set) {
 // kernel's first line, whole: bytes of binary_runtime_measurements and the
 // ASCII line.
 func TestAggregateRealKernel(t *testing.T) {
-	needShared(t)
+	needCaptures(t)
 	dir := filepath.Join(realkernel, "a-ima-ng")
 	set := make(pcr.Set)
 	readEvmctlPCRs(t, filepath.Join(dir, "pcrs-sha1.txt"), pcr.SHA1, set)

@@ -27,7 +27,7 @@ import (
 	"github.com/imago-ima/imago/gate"
 	"github.com/imago-ima/imago/ima"
 	"github.com/imago-ima/imago/internal/gatetest"
-	"github.com/imago-ima/imago/internal/keyring"
+	"github.com/imago-ima/imago/internal/keyfile"
 	"github.com/imago-ima/imago/internal/testenv"
 	"github.com/imago-ima/imago/pcr"
 	"github.com/imago-ima/imago/policy"
@@ -464,7 +464,7 @@ func TestGateAppraise(t *testing.T) {
 	writeScript(t, unsigned, "# unsigned")
 	evmctl(t, "ima_sign", "--key", keyPEM, "-a", "sha256", signed)
 	sig := getxattrT(t, signed)
-	keys, _, err := keyring.Load(keyDir)
+	keys, err := keyfile.LoadKeyring([]string{keyDir}, func(string, error) {})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/imago-ima/imago/internal/ctxio"
 	"github.com/imago-ima/imago/internal/sdnotify"
 )
 
@@ -88,7 +89,7 @@ func (a *Agent) Serve(ctx context.Context) error {
 func (a *Agent) listen() (*net.UnixListener, error) {
 	if fi, err := os.Lstat(a.cfg.Socket); err == nil {
 		if fi.Mode().Type() != os.ModeSocket {
-			return nil, fmt.Errorf("%w: %s is a %s, not a socket; not removing it", ErrSocketPath, a.cfg.Socket, fileType(fi.Mode()))
+			return nil, fmt.Errorf("%w: %s is %s, not a socket; not removing it", ErrSocketPath, a.cfg.Socket, ctxio.Kind(fi.Mode()))
 		}
 		if err := os.Remove(a.cfg.Socket); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("agent: removing the stale socket: %w", err)
@@ -106,23 +107,6 @@ func (a *Agent) listen() (*net.UnixListener, error) {
 		return nil, fmt.Errorf("agent: %w", err)
 	}
 	return l, nil
-}
-
-// fileType names a file mode's type for messages.
-func fileType(m os.FileMode) string {
-	switch {
-	case m.IsRegular():
-		return "regular file"
-	case m.IsDir():
-		return "directory"
-	case m&os.ModeSymlink != 0:
-		return "symlink"
-	case m&os.ModeNamedPipe != 0:
-		return "FIFO"
-	case m&os.ModeDevice != 0:
-		return "device"
-	}
-	return "special file"
 }
 
 // accept accepts connections until the listener is closed. A failure that

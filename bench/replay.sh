@@ -1,27 +1,20 @@
 #!/usr/bin/env bash
 # bench/replay.sh: `imago log check` against `evmctl ima_measurement` on a
-# 1,000,000-entry ima-ng list made by gen_ima_log.py (shared/tools).
+# 1,000,000-entry ima-ng list made by bench/genlist (internal/genlist).
 #
 # usage: bench/replay.sh [RUNS]        (default 5 runs of each tool)
-# env:   ENTRIES=1000000  CACHE=${TMPDIR:-/tmp}/imago-bench-replay
-#        GEN=path/to/gen_ima_log.py    IMAGO=prebuilt imago binary (else built here)
+# env:   ENTRIES=1000000  CACHE=${TMPDIR:-/tmp}/imago-bench-replay-genlist
+#        IMAGO=prebuilt imago binary (else built here)
 #
 # Prints each tool's median wall time, the ratio evmctl/imago, and imago's
 # peak RSS. Exits 1 if imago's verdict is not "matched" or differs from
-# evmctl's. Needs python3, evmctl (ima-evm-utils) and GNU time.
+# evmctl's. Needs Go, evmctl (ima-evm-utils) and GNU time.
 set -euo pipefail
 
 runs=${1:-5}
 entries=${ENTRIES:-1000000}
 here=$(cd "$(dirname "$0")/.." && pwd)
-cache=${CACHE:-${TMPDIR:-/tmp}/imago-bench-replay}
-gen=${GEN:-}
-if [[ -z $gen ]]; then
-	for g in "$here/../shared/tools/gen_ima_log.py" "$here/shared/tools/gen_ima_log.py"; do
-		[[ -f $g ]] && gen=$g && break
-	done
-fi
-[[ -n $gen && -f $gen ]] || { echo "replay.sh: gen_ima_log.py not found (set GEN)" >&2; exit 2; }
+cache=${CACHE:-${TMPDIR:-/tmp}/imago-bench-replay-genlist}
 command -v evmctl >/dev/null || { echo "replay.sh: evmctl not installed (apt-get install ima-evm-utils)" >&2; exit 2; }
 if [[ ! -x /usr/bin/time ]]; then
 	echo "replay.sh: installing GNU time" >&2
@@ -31,8 +24,7 @@ fi
 list=$cache/$entries
 if [[ ! -s $list/binary_runtime_measurements || ! -s $list/pcrs-sha256.txt ]]; then
 	echo "generating $entries entries into $list ..." >&2
-	mkdir -p "$list"
-	python3 "$gen" "$entries" "$list" >&2
+	(cd "$here" && go run ./bench/genlist "$entries" "$list") >&2
 fi
 
 work=$(mktemp -d)

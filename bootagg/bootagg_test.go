@@ -14,6 +14,8 @@ import (
 	"testing"
 
 	"github.com/imago-ima/imago/eventlog"
+	"github.com/imago-ima/imago/internal/testenv"
+	"github.com/imago-ima/imago/internal/testfixture"
 	"github.com/imago-ima/imago/pcr"
 )
 
@@ -21,15 +23,21 @@ import (
 // entries written by real kernels, PCRs read from TPMs, ima-evm-utils'
 // EXPECTED value and evmctl run on the same input.
 
-const fixturesDir = "../../shared/fixtures"
-
+// fixture returns the path of testdata/<rel> at the module root (a missing
+// file fails the test); an absolute path, as testfixture.Extra returns for
+// the extra corpus in ../shared, is returned as it is.
 func fixture(t testing.TB, rel string) string {
 	t.Helper()
-	p := filepath.Join(fixturesDir, rel)
-	if _, err := os.Stat(p); err != nil {
-		t.Skipf("fixture not present: %v", err)
+	if filepath.IsAbs(rel) {
+		return rel
 	}
-	return p
+	return testfixture.Path(t, rel)
+}
+
+// extra returns the path of ../shared/fixtures/<rel> (testfixture.Extra).
+func extra(t testing.TB, rel string) string {
+	t.Helper()
+	return testfixture.Extra(t, rel)
 }
 
 func readFile(t testing.TB, rel string) []byte {
@@ -143,10 +151,7 @@ func replay(t testing.TB, rel string) pcr.Set {
 // "alg:hex" lines by algorithm.
 func evmctlAggregate(t testing.TB, args ...string) map[string][]byte {
 	t.Helper()
-	tool, err := exec.LookPath("evmctl")
-	if err != nil {
-		t.Skip("evmctl not installed")
-	}
+	tool := testenv.Tool(t, "evmctl")
 	var stderr bytes.Buffer
 	cmd := exec.Command(tool, append([]string{"ima_boot_aggregate"}, args...)...)
 	cmd.Stderr = &stderr
@@ -157,7 +162,7 @@ func evmctlAggregate(t testing.TB, args ...string) map[string][]byte {
 	if bytes.Contains(stderr.Bytes(), []byte("Failed reading")) {
 		// evmctl 1.4 stops at the first event with no event data ("Failed
 		// reading event data (short read)") and prints the partial aggregate.
-		t.Skipf("evmctl could not read the whole log: %s", bytes.TrimSpace(stderr.Bytes()))
+		testenv.Env(t, testenv.ToolVersion, "evmctl 1.4 could not read the whole log: %s", bytes.TrimSpace(stderr.Bytes()))
 	}
 	m := map[string][]byte{}
 	for _, line := range strings.Split(string(out), "\n") {
@@ -241,17 +246,20 @@ func TestIMAEvmUtilsPre58(t *testing.T) {
 
 // TestIMAVerify: ima-verify's VM captures, tpm2_pcrread PCRs next to the
 // lists (sha1 list: PCR0-7 rule, sha256 list: PCR0-9 rule), and the older
-// capture whose firmware log replays to the same aggregate.
+// capture whose firmware log replays to the same aggregate. The lists are
+// large (0.4-0.8 MB each), so they stay in the extra corpus; the same rules
+// are held against real kernels and TPMs by TestRealKernel, TestIMAEvmUtils*
+// and the module's realkernel_test.go.
 func TestIMAVerify(t *testing.T) {
-	const dir = "public/ima-verify/"
-	checkRule(t, firstBinary(t, dir+"testfiles_vm/binary_runtime_measurements_sha1", 20),
+	dir := "public/ima-verify/"
+	checkRule(t, firstBinary(t, extra(t, dir+"testfiles_vm/binary_runtime_measurements_sha1"), 20),
 		parsePCRRead(t, dir+"testfiles_vm/pcrs_sha1"), RuleSHA1)
-	checkRule(t, firstBinary(t, dir+"testfiles_vm/binary_runtime_measurements_sha256", 32),
+	checkRule(t, firstBinary(t, extra(t, dir+"testfiles_vm/binary_runtime_measurements_sha256"), 32),
 		parsePCRRead(t, dir+"testfiles_vm/pcrs_sha256"), RulePCR0to9)
 
 	old := dir + "at-e5460c7/testfiles_vm/"
-	e := firstASCII(t, old+"ascii_runtime_measurements_sha256")
-	if b := firstBinary(t, old+"binary_runtime_measurements_sha256", 32); !bytes.Equal(b.digest, e.digest) {
+	e := firstASCII(t, extra(t, old+"ascii_runtime_measurements_sha256"))
+	if b := firstBinary(t, extra(t, old+"binary_runtime_measurements_sha256"), 32); !bytes.Equal(b.digest, e.digest) {
 		t.Errorf("binary and ascii lists disagree: %x %x", b.digest, e.digest)
 	}
 	checkRule(t, e, parsePCRRead(t, old+"pcrs"), RulePCR0to9)
@@ -264,16 +272,11 @@ func TestIMAVerify(t *testing.T) {
 // and by Kernel with the TPM's bank order; evmctl ima_boot_aggregate on the
 // PCR files must print what Compute gives.
 func TestRealKernel(t *testing.T) {
-	dirs, _ := filepath.Glob(filepath.Join(fixturesDir, "realkernel", "*"))
-	if len(dirs) == 0 {
-		t.Skip("no realkernel captures")
-	}
-	for _, d := range dirs {
-		name := filepath.Base(d)
+	// The five captures with ima_hash=sha256 on sha1+sha256 TPMs (or none);
+	// realkernel_test.go at the module root runs every capture.
+	for _, name := range []string{"a-ima-ng", "d-no-tpm", "g-violations", "h-ima-buf", "l-uefi"} {
+		d := fixture(t, "realkernel/"+name)
 		rel := "realkernel/" + name + "/"
-		if _, err := os.Stat(filepath.Join(d, "ascii_runtime_measurements")); err != nil {
-			continue
-		}
 		t.Run(name, func(t *testing.T) {
 			e := firstASCII(t, rel+"ascii_runtime_measurements")
 			if _, err := os.Stat(filepath.Join(d, "pcrs-sha256.txt")); err != nil {
@@ -377,11 +380,14 @@ func TestEvmctlLegacyLog(t *testing.T) {
 		"public/fwupd/plugins/tpm-eventlog/tests/binary_bios_measurements-v1",
 		"public/tpm2-tools/test/integration/fixtures/event-uefi-sha1-log.bin",
 		"public/go-attestation/attest/testdata/ebs_event_missing_eventlog",
-		"public/tpm_futurepcr/tests/fixtures/ACTUAL_SYSTEMS/HP_Compaq_TPM1.2_UEFI_NonSB_Windows.log",
-		"public/tpm_futurepcr/tests/fixtures/ACTUAL_SYSTEMS/HP_Compaq_TPM1.2_UEFI_SB_Windows.log",
-		"public/tpm_futurepcr/tests/fixtures/ACTUAL_SYSTEMS/HP_ProLiant_TPM1.2_BIOS_Linux.log",
+		"extra:public/tpm_futurepcr/tests/fixtures/ACTUAL_SYSTEMS/HP_Compaq_TPM1.2_UEFI_NonSB_Windows.log",
+		"extra:public/tpm_futurepcr/tests/fixtures/ACTUAL_SYSTEMS/HP_Compaq_TPM1.2_UEFI_SB_Windows.log",
+		"extra:public/tpm_futurepcr/tests/fixtures/ACTUAL_SYSTEMS/HP_ProLiant_TPM1.2_BIOS_Linux.log",
 	} {
 		t.Run(filepath.Base(rel), func(t *testing.T) {
+			if r, ok := strings.CutPrefix(rel, "extra:"); ok {
+				rel = extra(t, r)
+			}
 			ev := evmctlAggregate(t, fixture(t, rel))
 			got, ok := Aggregate(pcr.SHA1, replay(t, rel))
 			if !ok || !bytes.Equal(got, ev["sha1"]) {
@@ -394,9 +400,12 @@ func TestEvmctlLegacyLog(t *testing.T) {
 	// must equal both ours from the log and evmctl's.
 	for _, rel := range []string{
 		"public/go-eventlog/testdata/legacydata/linux_tpm12.json",
-		"public/go-attestation/attest/testdata/windows_gcp_shielded_vm.json",
+		"extra:public/go-attestation/attest/testdata/windows_gcp_shielded_vm.json",
 	} {
 		t.Run(filepath.Base(rel), func(t *testing.T) {
+			if r, ok := strings.CutPrefix(rel, "extra:"); ok {
+				rel = extra(t, r)
+			}
 			var d struct {
 				Log struct {
 					Raw  []byte

@@ -7,18 +7,39 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
 
+	"github.com/imago-ima/imago/internal/testenv"
+	"github.com/imago-ima/imago/internal/testfixture"
 	"github.com/imago-ima/imago/pcr"
 )
 
-// TestCorpus parses every TCG log of the fixture corpus and compares the
-// replay with every value asserted about it by others.
+// TestCorpus parses every TCG log of the repository's subset of the fixture
+// corpus (testdata/public, testdata/realkernel) and compares the replay with
+// every value asserted about it by others.
 func TestCorpus(t *testing.T) {
-	cases := corpusLogs(t)
+	logs, values := runCorpus(t, corpusLogs(t, subsetTree(t)))
+	// 15 public logs, the one in go-eventlog's linux_tpm12.json and the 16
+	// real-kernel captures with a firmware log.
+	if logs != 32 || values != 336 {
+		t.Errorf("%d logs, %d values compared; the subset holds 32 logs with 336 asserted values", logs, values)
+	}
+}
+
+// TestCorpusShared is TestCorpus over the whole corpus in ../shared: the
+// README's "282 PCR values across 54 logs".
+func TestCorpusShared(t *testing.T) {
+	logs, values := runCorpus(t, corpusLogs(t, fullTree(t)))
+	if logs != 54 || values != 282 {
+		t.Errorf("%d logs, %d values compared; the corpus holds 54 logs with 282 asserted values", logs, values)
+	}
+}
+
+// runCorpus checks every case and returns the number of logs and of values
+// compared.
+func runCorpus(t *testing.T, cases []logCase) (logs, values int) {
 	checked := 0
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -53,12 +74,12 @@ func TestCorpus(t *testing.T) {
 		})
 	}
 	t.Logf("%d logs, %d PCR values compared with independent expectations", len(cases), checked)
+	return len(cases), checked
 }
 
 // TestQuirks pins which replay quirk each fixture exercises (MANIFEST.md
 // rules 2, 3, 6 and the filler rule).
 func TestQuirks(t *testing.T) {
-	pub := publicDir(t)
 	for _, tc := range []struct {
 		file            string
 		format          Format
@@ -68,17 +89,24 @@ func TestQuirks(t *testing.T) {
 		pcrNone         int
 		filler          int64
 		fillerByte      byte
+		extra           bool // in ../shared only
 	}{
-		{"go-attestation/attest/testdata/short_no_action_eventlog", FormatSHA1, []pcr.Bank{pcr.SHA1}, 3, true, false, 0, 0, 0},
-		{"tpm2-tss/test/data/fapi/eventlog/binary_measurements_hcrtm.bin", FormatCryptoAgile, []pcr.Bank{pcr.SHA1, pcr.SHA256, pcr.SM3256}, 4, false, true, 0, 0, 0},
-		{"go-attestation/attest/testdata/option_rom_eventlog", FormatSHA1, []pcr.Bank{pcr.SHA1}, 0, false, false, 1, 0, 0},
-		{"tpm_futurepcr/tests/fixtures/ACTUAL_SYSTEMS/HP_Compaq_TPM1.2_UEFI_SB_Windows.log", FormatSHA1, []pcr.Bank{pcr.SHA1}, 0, false, false, 1, 0, 0},
-		{"tpm2-tools/test/integration/fixtures/specid-vendordata.bin", FormatCryptoAgile, []pcr.Bank{pcr.SHA1, pcr.SHA256}, 0, false, false, 0, 0, 0},
-		{"go-eventlog/testdata/eventlogs/ccel/cos-113-intel-tdx.bin", FormatCryptoAgile, []pcr.Bank{pcr.SHA384}, 0, false, false, 0, -1, 0xff},
-		{"tpm2-tools/test/integration/fixtures/event-uefivar.bin", FormatCryptoAgile, []pcr.Bank{pcr.SHA1, pcr.SHA256}, 0, false, false, 0, 0, 0},
+		{"go-attestation/attest/testdata/short_no_action_eventlog", FormatSHA1, []pcr.Bank{pcr.SHA1}, 3, true, false, 0, 0, 0, false},
+		{"tpm2-tss/test/data/fapi/eventlog/binary_measurements_hcrtm.bin", FormatCryptoAgile, []pcr.Bank{pcr.SHA1, pcr.SHA256, pcr.SM3256}, 4, false, true, 0, 0, 0, false},
+		{"go-attestation/attest/testdata/option_rom_eventlog", FormatSHA1, []pcr.Bank{pcr.SHA1}, 0, false, false, 1, 0, 0, false},
+		{"tpm_futurepcr/tests/fixtures/ACTUAL_SYSTEMS/HP_Compaq_TPM1.2_UEFI_SB_Windows.log", FormatSHA1, []pcr.Bank{pcr.SHA1}, 0, false, false, 1, 0, 0, true},
+		{"tpm2-tools/test/integration/fixtures/specid-vendordata.bin", FormatCryptoAgile, []pcr.Bank{pcr.SHA1, pcr.SHA256}, 0, false, false, 0, 0, 0, false},
+		{"go-eventlog/testdata/eventlogs/ccel/cos-113-intel-tdx.bin", FormatCryptoAgile, []pcr.Bank{pcr.SHA384}, 0, false, false, 0, -1, 0xff, false},
+		{"tpm2-tools/test/integration/fixtures/event-uefivar.bin", FormatCryptoAgile, []pcr.Bank{pcr.SHA1, pcr.SHA256}, 0, false, false, 0, 0, 0, false},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
-			l, err := ReadLog(bytes.NewReader(readFile(t, filepath.Join(pub, tc.file))))
+			var raw []byte
+			if tc.extra {
+				raw = testfixture.ReadExtra(t, "public/"+tc.file)
+			} else {
+				raw = readPublic(t, tc.file)
+			}
+			l, err := ReadLog(bytes.NewReader(raw))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -128,8 +156,7 @@ func equalBanks(a, b []pcr.Bank) bool {
 // (digest = SHA-1 of the action string) reproduces the TPM's PCR 5, asserted
 // by go-attestation's TestEBSVerifyWorkaround.
 func TestEBSMissing(t *testing.T) {
-	pub := publicDir(t)
-	l, err := ReadLog(bytes.NewReader(readFile(t, filepath.Join(pub, "go-attestation/attest/testdata/ebs_event_missing_eventlog"))))
+	l, err := ReadLog(bytes.NewReader(readPublic(t, "go-attestation/attest/testdata/ebs_event_missing_eventlog")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +165,7 @@ func TestEBSMissing(t *testing.T) {
 			PCRs map[string]map[string]string `json:"expected_pcrs"`
 		} `json:"ebs_event_missing_eventlog"`
 	}
-	raw := readFile(t, filepath.Join(pub, "go-attestation/EXPECTED.json"))
+	raw := readPublic(t, "go-attestation/EXPECTED.json")
 	if err := jsonUnmarshal(raw, &exp); err != nil {
 		t.Fatal(err)
 	}
@@ -168,17 +195,9 @@ func TestEBSMissing(t *testing.T) {
 // real-kernel logs and compares its replayed PCRs with ours. These logs have
 // no StartupLocality, H-CRTM or SP800-155 events, where 5.4 is known wrong.
 func TestTPM2Eventlog(t *testing.T) {
-	if testing.Short() {
-		t.Skip("-short")
-	}
-	tool, err := exec.LookPath("tpm2_eventlog")
-	if err != nil {
-		t.Skip("tpm2_eventlog not installed")
-	}
-	logs, _ := filepath.Glob(filepath.Join(fixturesDir, "realkernel", "*", "binary_bios_measurements"))
-	if len(logs) == 0 {
-		t.Skip("no realkernel captures")
-	}
+	testenv.SkipShort(t)
+	tool := testenv.Tool(t, "tpm2_eventlog")
+	logs := testfixture.Glob(t, "realkernel/*/binary_bios_measurements")
 	for _, p := range logs {
 		t.Run(filepath.Base(filepath.Dir(p)), func(t *testing.T) {
 			out, err := exec.Command(tool, p).Output()
@@ -195,7 +214,7 @@ func TestTPM2Eventlog(t *testing.T) {
 				t.Fatal(err)
 			}
 			if info.StartupLocality || info.HCRTM {
-				t.Skip("tpm2_eventlog 5.4 mishandles StartupLocality/H-CRTM")
+				testenv.Env(t, testenv.ToolVersion, "tpm2_eventlog 5.4 mishandles StartupLocality/H-CRTM")
 			}
 			n := 0
 			for _, b := range theirs.Banks() {
@@ -219,8 +238,7 @@ func TestTPM2Eventlog(t *testing.T) {
 // TestReaderAPI checks the streaming contract: offsets, sticky errors,
 // io.EOF, and that Next and All agree with ReadLog.
 func TestReaderAPI(t *testing.T) {
-	pub := publicDir(t)
-	raw := readFile(t, filepath.Join(pub, "tpm2-tools/test/integration/fixtures/event-arch-linux.bin"))
+	raw := readPublic(t, "tpm2-tools/test/integration/fixtures/event-arch-linux.bin")
 	r := NewReader(bytes.NewReader(raw))
 	var prev int64
 	n := 0
@@ -441,13 +459,10 @@ func TestEventTypeString(t *testing.T) {
 }
 
 // The largest crypto-agile log of the corpus (162 events, sha1+sha256).
-const benchLog = "public/ima-evm-utils/tests/sample-binary_bios_measurements-pcrs-8-9"
+const benchLog = "ima-evm-utils/tests/sample-binary_bios_measurements-pcrs-8-9"
 
 func BenchmarkReader(b *testing.B) {
-	raw, err := os.ReadFile(filepath.Join(fixturesDir, benchLog))
-	if err != nil {
-		b.Skip(err)
-	}
+	raw := readPublic(b, benchLog)
 	b.ReportAllocs()
 	b.SetBytes(int64(len(raw)))
 	for b.Loop() {
@@ -458,10 +473,7 @@ func BenchmarkReader(b *testing.B) {
 }
 
 func BenchmarkReplay(b *testing.B) {
-	raw, err := os.ReadFile(filepath.Join(fixturesDir, benchLog))
-	if err != nil {
-		b.Skip(err)
-	}
+	raw := readPublic(b, benchLog)
 	l, err := ReadLog(bytes.NewReader(raw))
 	if err != nil {
 		b.Fatal(err)

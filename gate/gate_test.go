@@ -152,19 +152,27 @@ func TestQueueFull(t *testing.T) {
 	}
 	sh := gatetest.StartShell(t)
 	release := make(chan struct{})
+	busy := make(chan struct{}, 3)
 	var once sync.Once
 	h := &funcHandler{decide: func(ev *gate.Event) gate.Verdict {
+		busy <- struct{}{}
 		<-release
 		return gate.Allow
 	}}
 	g := start(t, gate.Config{Mounts: []string{mnt}, Handler: h, Workers: 1, Queue: 1, Timeout: 20 * time.Second, FailClosed: true})
 	defer once.Do(func() { close(release) })
-	// Three execs at once, in the background; collect their statuses.
-	line := ""
-	for i, p := range ps {
-		line += "(" + p + " 2>/dev/null; echo r" + strconv.Itoa(i) + "=$? >>" + mnt + "/rc) & "
+	// One exec occupies the worker; then two more at once, in the
+	// background: one waits in the queue, the other finds it full.
+	run := func(i int) string {
+		return "(" + ps[i] + " 2>/dev/null; echo r" + strconv.Itoa(i) + "=$? >>" + mnt + "/rc) & "
 	}
-	sh.MustRun(line + "true")
+	sh.MustRun(run(0) + "true")
+	select {
+	case <-busy:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first exec never reached the worker")
+	}
+	sh.MustRun(run(1) + run(2) + "true")
 	deadline := time.Now().Add(10 * time.Second)
 	for g.Stats().QueueFull == 0 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)

@@ -7,6 +7,8 @@ import (
 	"io"
 	"runtime"
 	"testing"
+
+	"github.com/imago-ima/imago/internal/testfixture"
 )
 
 // benchList reads data with newReader b.N times and reports ns/entry and
@@ -73,7 +75,7 @@ func generatedList(b *testing.B, n int) ([]byte, []byte) {
 // list.
 func BenchmarkReader(b *testing.B) {
 	b.Run("ima-verify-4289", func(b *testing.B) {
-		data := readFixture(b, "public/ima-verify/at-e5460c7/testfiles_vm/binary_runtime_measurements_sha256")
+		data := testfixture.ReadExtra(b, "public/ima-verify/at-e5460c7/testfiles_vm/binary_runtime_measurements_sha256")
 		benchList(b, data, binaryNext)
 	})
 	b.Run("generated-100k", func(b *testing.B) {
@@ -90,7 +92,7 @@ func scannerNext(order binary.ByteOrder, dsize int) func(io.Reader) func() (*Ent
 // no Fields).
 func BenchmarkScanner(b *testing.B) {
 	b.Run("ima-verify-4289", func(b *testing.B) {
-		data := readFixture(b, "public/ima-verify/at-e5460c7/testfiles_vm/binary_runtime_measurements_sha256")
+		data := testfixture.ReadExtra(b, "public/ima-verify/at-e5460c7/testfiles_vm/binary_runtime_measurements_sha256")
 		benchList(b, data, scannerNext(binary.LittleEndian, 32))
 	})
 	b.Run("generated-100k", func(b *testing.B) {
@@ -102,7 +104,7 @@ func BenchmarkScanner(b *testing.B) {
 // BenchmarkASCIIReader is BenchmarkReader for the ASCII form.
 func BenchmarkASCIIReader(b *testing.B) {
 	b.Run("ima-verify-4289", func(b *testing.B) {
-		data := readFixture(b, "public/ima-verify/at-e5460c7/testfiles_vm/ascii_runtime_measurements_sha256")
+		data := testfixture.ReadExtra(b, "public/ima-verify/at-e5460c7/testfiles_vm/ascii_runtime_measurements_sha256")
 		benchList(b, data, asciiNext)
 	})
 	b.Run("generated-100k", func(b *testing.B) {

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/imago-ima/imago/internal/testenv"
+	"github.com/imago-ima/imago/internal/testfixture"
 	"github.com/imago-ima/imago/pcr"
 )
 
@@ -20,10 +22,7 @@ import (
 // N)"). evmctl 1.4 reads the list in host byte order (LE here).
 func evmctl(t *testing.T, list []byte, pcrFiles map[pcr.Bank]string, extra ...string) (bool, []int, string) {
 	t.Helper()
-	path, err := exec.LookPath("evmctl")
-	if err != nil {
-		t.Skip("evmctl not installed")
-	}
+	path := testenv.Tool(t, "evmctl")
 	dir := t.TempDir()
 	lp := filepath.Join(dir, "list")
 	if err := os.WriteFile(lp, list, 0o600); err != nil {
@@ -66,10 +65,7 @@ func ourBadLines(es []*Entry) []int {
 // (3) a list built with NewEntry (every template kind, custom formats) must
 // have template digests evmctl accepts.
 func TestEvmctl(t *testing.T) {
-	dirs, _ := filepath.Glob(filepath.Join(shared, "realkernel/*/pcrs-sha1.txt"))
-	if len(dirs) == 0 {
-		t.Skip("realkernel fixtures absent")
-	}
+	dirs := testfixture.Glob(t, "realkernel/*/pcrs-sha1.txt")
 	for _, p := range dirs {
 		dir := filepath.Dir(p)
 		t.Run(filepath.Base(dir), func(t *testing.T) {

@@ -6,37 +6,18 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/imago-ima/imago/internal/testfixture"
 	"github.com/imago-ima/imago/pcr"
 )
 
-// shared is the fixture corpus, read in place (../../shared from ima/).
-const shared = "../../shared/fixtures"
-
-func fixture(t testing.TB, rel string) string {
-	t.Helper()
-	p := filepath.Join(shared, rel)
-	if _, err := os.Stat(p); err != nil {
-		if _, err2 := os.Stat(shared); err2 != nil {
-			t.Skipf("fixture corpus %s absent", shared)
-		}
-		t.Fatalf("fixture %s: %v", rel, err)
-	}
-	return p
-}
-
+// readFixture reads testdata/<rel> of the module (a missing file fails).
 func readFixture(t testing.TB, rel string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(fixture(t, rel))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return testfixture.Read(t, rel)
 }
 
 // readAll reads every entry of a list with r, returning the entries and the

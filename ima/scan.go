@@ -11,7 +11,8 @@ import (
 
 // Scanner reads the records of a binary measurement list (ima-spec.md §2.3)
 // for hot paths such as replay: it does not split template fields and
-// allocates nothing per record. The *Entry that Next returns, and every byte
+// allocates nothing per record (for a custom template format, only its name
+// when it differs from the previous record's). The *Entry that Next returns, and every byte
 // it points to, are valid only until the next call; Fields is always nil.
 // Byte order and digest width must be known (DetectBinary finds them); use
 // Reader for everything else. The first error is sticky; a clean end is
@@ -93,7 +94,13 @@ func (s *Scanner) next() (*Entry, error) {
 	}
 	if string(s.f.name) != string(s.name) {
 		s.name = append(s.name[:0], s.f.name...)
-		e.Template = string(s.f.name)
+		// A built-in template's name is its constant; only a custom format
+		// string costs an allocation, when the name changes.
+		if t := builtinTemplate(s.f.name); t != nil {
+			e.Template = t.Name
+		} else {
+			e.Template = string(s.f.name)
+		}
 	}
 	e.Order = s.f.order
 	e.Fields = nil

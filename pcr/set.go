@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 )
 
 // Set holds PCR values by bank and index. Its JSON form is imago's PCR shape,
@@ -89,12 +91,12 @@ func (s *Set) UnmarshalJSON(data []byte) error {
 func ParseJSON(data []byte) (Set, error) {
 	var raw map[string]json.RawMessage
 	if err := json.Unmarshal(data, &raw); err != nil {
-		return nil, fmt.Errorf("pcr: json: %w", err)
+		return nil, jsonError("", err)
 	}
 	if inner, ok := raw["pcrs"]; ok {
 		raw = nil
 		if err := json.Unmarshal(inner, &raw); err != nil {
-			return nil, fmt.Errorf("pcr: json: pcrs: %w", err)
+			return nil, jsonError(`"pcrs"`, err)
 		}
 	}
 	out := make(Set)
@@ -105,14 +107,14 @@ func ParseJSON(data []byte) (Set, error) {
 		}
 		var vals map[string]string
 		if err := json.Unmarshal(body, &vals); err != nil {
-			return nil, fmt.Errorf("pcr: json: bank %s: %w", name, err)
+			return nil, jsonError("bank "+name, err)
 		}
 		for k, v := range vals {
 			i, err := strconv.Atoi(k)
 			if err != nil || i < 0 || i > MaxIndex {
 				return nil, fmt.Errorf("pcr: json: bank %s: bad PCR index %q", name, k)
 			}
-			d, err := hex.DecodeString(v)
+			d, err := decodeHex([]byte(v))
 			if err != nil {
 				return nil, fmt.Errorf("pcr: json: bank %s PCR %d: %w", name, i, err)
 			}
@@ -126,6 +128,25 @@ func ParseJSON(data []byte) (Set, error) {
 		return nil, fmt.Errorf("pcr: json: no PCR bank found")
 	}
 	return out, nil
+}
+
+// jsonError says what is wrong with the JSON at where in this package's
+// words, without encoding/json's Go type names.
+func jsonError(where string, err error) error {
+	if where != "" {
+		where += ": "
+	}
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		return fmt.Errorf("pcr: json: %snot JSON at byte %d (%v)", where, se.Offset, se)
+	case errors.As(err, &te) && strings.HasPrefix(where, "bank "):
+		return fmt.Errorf(`pcr: json: %swant an object of "<index>": "<hex>" pairs (found a %s)`, where, te.Value)
+	case errors.As(err, &te):
+		return fmt.Errorf(`pcr: json: %swant an object of banks, {"sha256": {"10": "<hex>"}} (found a %s)`, where, te.Value)
+	}
+	return fmt.Errorf("pcr: json: %s%v", where, err)
 }
 
 // MaxIndex is the largest PCR index imago accepts from input. TPMs have 24

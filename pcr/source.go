@@ -38,10 +38,14 @@ type SourceError struct {
 }
 
 func (e *SourceError) Error() string {
-	if e.Line == 0 {
-		return fmt.Sprintf("pcr: %s: %v", e.Format, e.Err)
+	s := "pcr: "
+	if e.Format != "" {
+		s += e.Format + ": "
 	}
-	return fmt.Sprintf("pcr: %s: line %d: %v", e.Format, e.Line, e.Err)
+	if e.Line != 0 {
+		s += fmt.Sprintf("line %d: ", e.Line)
+	}
+	return s + e.Err.Error()
 }
 
 func (e *SourceError) Unwrap() error { return e.Err }
@@ -236,7 +240,7 @@ func ParseSource(bank Bank, data []byte) (Set, error) {
 		}
 		return ParseEvmctl(bank, data)
 	}
-	return nil, &SourceError{"pcrs", 0, errors.New("unknown PCR dump format (want evmctl \"PCR-NN: HEX\", tpm2_pcrread YAML or imago JSON)")}
+	return nil, &SourceError{"", 0, errors.New("unknown PCR dump format (want evmctl's \"PCR-NN: HEX\" lines, tpm2_pcrread YAML, or JSON {\"sha256\": {\"10\": \"<hex>\"}})")}
 }
 
 // lines yields data split at '\n', without the '\n' and a trailing '\r'.
@@ -296,12 +300,21 @@ func parseHex(s []byte, spaced bool) ([]byte, error) {
 	if n == 0 {
 		return nil, errors.New("empty value")
 	}
-	v := make([]byte, n/2)
-	if _, err := hex.Decode(v, buf[:n]); err != nil {
-		return nil, fmt.Errorf("bad hex: %w", err)
+	return decodeHex(buf[:n])
+}
+
+// decodeHex is hex.Decode with this package's words (no "encoding/hex: "
+// inside a pcr error).
+func decodeHex(s []byte) ([]byte, error) {
+	v := make([]byte, len(s)/2)
+	if _, err := hex.Decode(v, s); err != nil {
+		var ib hex.InvalidByteError
+		if errors.As(err, &ib) {
+			return nil, fmt.Errorf("bad hex: %q is not a hex digit", rune(ib))
+		}
 	}
-	if n%2 != 0 {
-		return nil, errors.New("odd number of hex digits")
+	if len(s)%2 != 0 {
+		return nil, errors.New("bad hex: odd number of hex digits")
 	}
 	return v, nil
 }

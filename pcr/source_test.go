@@ -1,26 +1,20 @@
 package pcr
 
 import (
+	"bytes"
 	"encoding/hex"
 	"errors"
-	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+
+	"github.com/imago-ima/imago/internal/testfixture"
 )
 
-// shared is the fixture tree next to the repository (../shared).
-const shared = "../../shared/fixtures"
-
-func readShared(t *testing.T, rel string) []byte {
+// readFixture reads testdata/<rel> at the module root.
+func readFixture(t *testing.T, rel string) []byte {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(shared, rel))
-	if errors.Is(err, os.ErrNotExist) {
-		t.Skipf("fixture %s absent", rel)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return data
+	return testfixture.Read(t, rel)
 }
 
 func mustHex(t *testing.T, s string) []byte {
@@ -55,7 +49,7 @@ func TestParseSourceFixtures(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(filepath.Base(filepath.Dir(tc.file))+"/"+filepath.Base(tc.file), func(t *testing.T) {
-			data := readShared(t, tc.file)
+			data := readFixture(t, tc.file)
 			if got := DetectFormat(data); got != tc.want {
 				t.Fatalf("DetectFormat = %v, want %v", got, tc.want)
 			}
@@ -76,7 +70,7 @@ func TestParseSourceFixtures(t *testing.T) {
 
 func TestParseTPM2YAMLEmptyBank(t *testing.T) {
 	// at-e5460c7/testfiles_vm/pcrs starts with an empty "sha1:" bank.
-	data := readShared(t, "public/ima-verify/at-e5460c7/testfiles_vm/pcrs")
+	data := readFixture(t, "public/ima-verify/at-e5460c7/testfiles_vm/pcrs")
 	s, err := ParseTPM2YAML(data)
 	if err != nil {
 		t.Fatal(err)
@@ -217,6 +211,40 @@ func FuzzParseTPM2YAML(f *testing.F) {
 			// A dump that parses is recognisable, unless it starts with
 			// lines DetectFormat cannot place (other tpm2_quote keys).
 			_ = data
+		}
+	})
+}
+
+// FuzzParseJSON: imago's PCR JSON never panics, a failed parse returns no
+// set, and a set that parses marshals back to JSON that parses to the same
+// values.
+func FuzzParseJSON(f *testing.F) {
+	f.Add([]byte(`{"sha256": {"10": "` + strings.Repeat("ab", 32) + `"}}`))
+	f.Add([]byte(`{"entries": 3, "pcrs": {"sha1": {"0": "` + strings.Repeat("00", 20) + `", "23": "` + strings.Repeat("ff", 20) + `"}}}`))
+	f.Add([]byte(`{"pcrs": 5}`))
+	f.Add([]byte(`{"sha256": {"x": "zz"}}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		s, err := ParseJSON(data)
+		if err != nil {
+			if s != nil {
+				t.Fatal("set with error")
+			}
+			return
+		}
+		js, err := s.MarshalJSON()
+		if err != nil {
+			t.Fatalf("marshal: %v", err)
+		}
+		s2, err := ParseJSON(js)
+		if err != nil {
+			t.Fatalf("re-parse %s: %v", js, err)
+		}
+		for b, m := range s {
+			for i, v := range m {
+				if w, ok := s2.Get(b, i); !ok || !bytes.Equal(v, w) {
+					t.Fatalf("%s PCR %d: %x, then %x", b, i, v, w)
+				}
+			}
 		}
 	})
 }

@@ -3,10 +3,11 @@ package policy
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"os"
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/imago-ima/imago/internal/testfixture"
 )
 
 // The built-in policies as ima_policy_show would print them, transcribed by
@@ -135,18 +136,12 @@ func TestBuiltinText(t *testing.T) {
 // and measured files owned by uid 1234 (p-ima-sig-signed).
 func TestRealKernelPolicies(t *testing.T) {
 	for _, c := range []struct{ dir, name string }{
-		{"../../shared/fixtures/realkernel/h-ima-buf", "/etc/ima/policy-keys"},
-		{"../testdata/realkernel/p-ima-sig-signed", "/etc/ima/policy-sig"},
+		{"realkernel/h-ima-buf", "/etc/ima/policy-keys"},
+		{"realkernel/p-ima-sig-signed", "/etc/ima/policy-sig"},
 	} {
 		path := c.dir + "/policy.txt"
-		data, err := os.ReadFile(path)
-		if err != nil {
-			t.Skipf("fixture not available: %v", err)
-		}
-		list, err := os.ReadFile(c.dir + "/ascii_runtime_measurements")
-		if err != nil {
-			t.Fatal(err)
-		}
+		data := testfixture.Read(t, path)
+		list := testfixture.Read(t, c.dir+"/ascii_runtime_measurements")
 		sum := sha256.Sum256(data)
 		digest, found := "sha256:"+hex.EncodeToString(sum[:]), false
 		for _, l := range strings.Split(string(list), "\n") {

@@ -143,3 +143,24 @@ func BenchmarkEvaluate(b *testing.B) {
 		i++
 	}
 }
+
+// The README says evaluation allocates nothing (on the tcb policy).
+func TestEvaluateAllocs(t *testing.T) {
+	for _, name := range []string{"tcb", "appraise_tcb"} {
+		p := mustBuiltin(t, name)
+		evs := []Event{
+			{Func: BprmCheck, Mask: MayExec, FSMagic: ext4, UID: 1000, EUID: 1000, SUID: 1000},
+			{Func: FileCheck, Mask: MayRead, FSMagic: ext4, UID: 1000, EUID: 1000, SUID: 1000},
+			{Func: FileCheck, Mask: MayRead, FSMagic: ext4},
+			{Func: FileCheck, Mask: MayRead, FSMagic: TmpfsMagic},
+		}
+		// One run of 200 calls: AllocsPerRun divides by the runs.
+		if n := testing.AllocsPerRun(1, func() {
+			for i := range 200 {
+				_ = p.Evaluate(evs[i&3])
+			}
+		}); n != 0 {
+			t.Errorf("%s: %v allocations in 200 calls of Evaluate", name, n)
+		}
+	}
+}

@@ -475,8 +475,8 @@ func knownKey(k string) bool {
 func (rp *ruleParser) unknown(t token) error {
 	switch {
 	case t.s == "dont_audit":
-		// Kernel wins: ima-spec/issue list dont_audit, but policy_tokens
-		// has no such action.
+		// Kernel wins: ima-spec.md lists dont_audit, but the kernel's
+		// policy_tokens has no such action.
 		return rp.errAt(t, "unknown token: the kernel has no dont_audit action")
 	case strings.HasPrefix(t.s, "fs_subtype"):
 		// Kernel wins: fs_subtype= is not in mainline policy_tokens.

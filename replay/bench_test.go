@@ -13,9 +13,9 @@ import (
 )
 
 // benchList generates (once per run) a 100,000-entry ima-ng list with
-// gen_ima_log.py.
+// internal/genlist.
 func benchList(b *testing.B) genOut {
-	dir := filepath.Join(os.TempDir(), "imago-replay-bench")
+	dir := filepath.Join(os.TempDir(), "imago-replay-bench-genlist")
 	if data, err := os.ReadFile(filepath.Join(dir, "100000-0", "binary_runtime_measurements")); err == nil {
 		exp, err := os.ReadFile(filepath.Join(dir, "100000-0", "expected.json"))
 		if err == nil {

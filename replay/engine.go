@@ -285,7 +285,7 @@ func pass(seq iter.Seq2[*ima.Entry, error], setup func(listSize int) (*plan, err
 	}()
 	for e, ierr := range seq {
 		if ierr != nil {
-			err = fmt.Errorf("replay: entry %d: %w", n, ierr)
+			err = ierr // the source's error names the entry and the file
 			break
 		}
 		if e == nil {

@@ -349,7 +349,7 @@ func Check(open func() iter.Seq2[*ima.Entry, error], target pcr.Set, opts Option
 		o.Banks = retry
 		res2, lanes2, err := replayPass(open(), o, target, true)
 		if err != nil {
-			return nil, fmt.Errorf("replay: second pass (padded SHA-1 variant): %w", err)
+			return nil, fmt.Errorf("second pass over the list (padded SHA-1 variant): %w", err)
 		}
 		if res2.Entries != res.Entries {
 			return nil, fmt.Errorf("replay: second pass read %d entries, the first %d: the list changed", res2.Entries, res.Entries)

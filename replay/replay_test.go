@@ -14,22 +14,17 @@ import (
 	"testing"
 
 	"github.com/imago-ima/imago/ima"
+	"github.com/imago-ima/imago/internal/genlist"
+	"github.com/imago-ima/imago/internal/testenv"
+	"github.com/imago-ima/imago/internal/testfixture"
 	"github.com/imago-ima/imago/pcr"
 )
 
-// fixtures is the shared fixture tree next to the repository.
-const fixtures = "../../shared/fixtures"
-
+// readFixture reads testdata/<rel> at the module root (a missing file
+// fails).
 func readFixture(t testing.TB, rel string) []byte {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(fixtures, rel))
-	if errors.Is(err, os.ErrNotExist) {
-		t.Skipf("fixture %s absent", rel)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return data
+	return testfixture.Read(t, rel)
 }
 
 // opener returns a re-openable entry source over a list in memory, binary
@@ -123,15 +118,16 @@ func TestPublicLists(t *testing.T) {
 		want     map[pcr.Bank]map[int]string
 		entries  int
 		violated int
+		extra    bool // the list is in ../shared only (0.4-0.5 MB each)
 	}{
 		// go-ima EXPECTED.json (TestValidator_MeasurementListAttestation_ng).
 		{"go-ima/ima_ng", "public/go-ima/tests/ima_ng", 20, []pcr.Bank{pcr.SHA1}, "",
-			map[pcr.Bank]map[int]string{pcr.SHA1: {10: "da7ce82c00a5526483391051f3fb736fcde208ca"}}, 254, 0},
+			map[pcr.Bank]map[int]string{pcr.SHA1: {10: "da7ce82c00a5526483391051f3fb736fcde208ca"}}, 254, 0, false},
 		// ima-verify: each per-bank list against its own tpm2_pcrread dump.
 		{"ima-verify/sha1", "public/ima-verify/testfiles_vm/binary_runtime_measurements_sha1", 20, []pcr.Bank{pcr.SHA1},
-			"public/ima-verify/testfiles_vm/pcrs_sha1", nil, 3506, 0},
+			"public/ima-verify/testfiles_vm/pcrs_sha1", nil, 3506, 0, true},
 		{"ima-verify/sha256", "public/ima-verify/testfiles_vm/binary_runtime_measurements_sha256", 32, []pcr.Bank{pcr.SHA256},
-			"public/ima-verify/testfiles_vm/pcrs_sha256", nil, 3524, 0},
+			"public/ima-verify/testfiles_vm/pcrs_sha256", nil, 3524, 0, true},
 		// tpm2-tss violation (legacy "ima" template); the values are
 		// ima-spec.md §12.6 (0xFF extended once) and the collector's
 		// computed_replay.json. (sml-ima-ng-sha1-invalidated.bin, the PCR 13
@@ -140,21 +136,26 @@ func TestPublicLists(t *testing.T) {
 		{"tpm2-tss/ima-invalidated", "public/tpm2-tss/test/data/fapi/eventlog/sml-ima-sha1-invalidated.bin", 20,
 			[]pcr.Bank{pcr.SHA1, pcr.SHA256}, "", map[pcr.Bank]map[int]string{
 				pcr.SHA1:   {10: "bac37b84f007d0238af95af707cac8d61254870e"},
-				pcr.SHA256: {10: "bba91ca85dc914b2ec3efb9e16e7267bf9193b14350d20fba8a8b406730ae30a"}}, 1, 1},
+				pcr.SHA256: {10: "bba91ca85dc914b2ec3efb9e16e7267bf9193b14350d20fba8a8b406730ae30a"}}, 1, 1, false},
 		{"tpm2-tss/ima-sig-invalidated", "public/tpm2-tss/test/data/fapi/eventlog/sml-ima-sig-sha256-invalidated.bin", 20,
 			[]pcr.Bank{pcr.SHA1, pcr.SHA384, pcr.SHA512}, "", map[pcr.Bank]map[int]string{
 				pcr.SHA1:   {10: "a0e7bc9af0a2b54147b0d595d058f15c6cc44a6d"},
 				pcr.SHA384: {10: "50a7992e297f66a2ea76f63986965c5e376e19cdba998e665244f7888456a1a35153541c6f502c18b71161d892e62537"},
-				pcr.SHA512: {10: "31cf1b10f23482c86ea8e1ddbf473e2f1a4c508894549cf8dddae538b1153925499bbbdc2270f55dc79b3fbbd4f8e7083efcd1da0206d1449f44ec64316bd064"}}, 2, 1},
+				pcr.SHA512: {10: "31cf1b10f23482c86ea8e1ddbf473e2f1a4c508894549cf8dddae538b1153925499bbbdc2270f55dc79b3fbbd4f8e7083efcd1da0206d1449f44ec64316bd064"}}, 2, 1, false},
 		// legacy "ima" template (d || name padded to 256, §4.1).
 		{"tpm2-tss/ima-sha1", "public/tpm2-tss/test/data/fapi/eventlog/sml-ima-sha1.bin", 20,
 			[]pcr.Bank{pcr.SHA1, pcr.SHA256}, "", map[pcr.Bank]map[int]string{
 				pcr.SHA1:   {10: "062a05a9d18d1a51775ff8162bf6964b8dd23eb4"},
-				pcr.SHA256: {10: "239ba8e6f20ecfec961d771036c68f02dbeb771678b64c18cba81363e8e7139a"}}, 12, 0},
+				pcr.SHA256: {10: "239ba8e6f20ecfec961d771036c68f02dbeb771678b64c18cba81363e8e7139a"}}, 12, 0, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			data := readFixture(t, tc.list)
+			var data []byte
+			if tc.extra {
+				data = testfixture.ReadExtra(t, tc.list)
+			} else {
+				data = readFixture(t, tc.list)
+			}
 			var target pcr.Set
 			if tc.pcrs != "" {
 				target = pcrFile(t, 0, tc.pcrs)
@@ -275,22 +276,15 @@ type genOut struct {
 	dir         string
 }
 
+// genList writes an n-entry list with viol violations into a folder of dir
+// with internal/genlist, the module's second list writer: standard library
+// only, so its PCR values do not come from the code under test (and
+// TestEvmctlAgrees holds them against evmctl).
 func genList(t testing.TB, dir string, n, viol int) genOut {
 	t.Helper()
-	tool := filepath.Join(fixtures, "..", "tools", "gen_ima_log.py")
-	if _, err := os.Stat(tool); err != nil {
-		t.Skip("gen_ima_log.py absent")
-	}
-	if _, err := exec.LookPath("python3"); err != nil {
-		t.Skip("no python3")
-	}
 	out := filepath.Join(dir, strconv.Itoa(n)+"-"+strconv.Itoa(viol))
-	args := []string{tool, strconv.Itoa(n), out}
-	if viol > 0 {
-		args = append(args, "--violations", strconv.Itoa(viol))
-	}
-	if b, err := exec.Command("python3", args...).CombinedOutput(); err != nil {
-		t.Fatalf("gen_ima_log.py: %v\n%s", err, b)
+	if _, err := genlist.WriteDir(out, n, genlist.Options{Seed: 1, Violations: viol}); err != nil {
+		t.Fatal(err)
 	}
 	var g genOut
 	var err error
@@ -417,10 +411,7 @@ func TestReadError(t *testing.T) {
 // TestEvmctlAgrees runs evmctl ima_measurement on generated lists, with
 // the right PCRs and with a wrong PCR 10, and requires the same verdict.
 func TestEvmctlAgrees(t *testing.T) {
-	evmctl, err := exec.LookPath("evmctl")
-	if err != nil {
-		t.Skip("no evmctl")
-	}
+	evmctl := testenv.Tool(t, "evmctl")
 	dir := t.TempDir()
 	for _, viol := range []int{0, 3} {
 		g := genList(t, dir, 300, viol)
@@ -532,13 +523,10 @@ for k in range(24):
 // (violations included) is accepted by evmctl ("Matched SHA1 padded TPM
 // digest(s)") and by Check, under the PaddedSHA1 variant.
 func TestEvmctlPadded(t *testing.T) {
-	evmctl, err := exec.LookPath("evmctl")
-	if err != nil {
-		t.Skip("no evmctl")
-	}
+	evmctl := testenv.Tool(t, "evmctl")
 	g := genList(t, t.TempDir(), 200, 4)
 	listPath := filepath.Join(g.dir, "binary_runtime_measurements")
-	out, err := exec.Command("python3", "-c", paddedPy, listPath).Output()
+	out, err := exec.Command(testenv.Tool(t, "python3"), "-c", paddedPy, listPath).Output()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -649,5 +637,21 @@ func TestEveryPrefix(t *testing.T) {
 	var me *MismatchError
 	if !errors.As(rep.Err(), &me) || me.Bank != pcr.SHA256 {
 		t.Fatalf("Err = %v", rep.Err())
+	}
+}
+
+// sum's doc comment: the one-shot hashes keep the hot path free of
+// allocations, in every bank.
+func TestSumAllocs(t *testing.T) {
+	data := bytes.Repeat([]byte{7}, 300)
+	var dst [maxDigest]byte
+	for _, b := range []pcr.Bank{pcr.SHA1, pcr.SHA256, pcr.SHA384, pcr.SHA512, pcr.SM3256} {
+		if n := testing.AllocsPerRun(1, func() {
+			for range 100 {
+				sum(b, &dst, data)
+			}
+		}); n != 0 {
+			t.Errorf("%s: %v allocations in 100 calls", b, n)
+		}
 	}
 }

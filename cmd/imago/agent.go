@@ -14,7 +14,7 @@ import (
 	"github.com/imago-ima/imago/agent"
 	"github.com/imago-ima/imago/gate"
 	"github.com/imago-ima/imago/ima"
-	"github.com/imago-ima/imago/internal/keyring"
+	"github.com/imago-ima/imago/internal/keyfile"
 	"github.com/imago-ima/imago/internal/sdnotify"
 	"github.com/imago-ima/imago/tpm"
 )
@@ -162,11 +162,9 @@ func (f *agentFlags) gateConfig(log *slog.Logger) (agent.GateConfig, error) {
 		log.Warn("policy: "+w.String(), "policy", f.policy)
 	}
 	if f.keyring != "" {
-		var skipped []keyring.Skipped
-		gc.Keyring, skipped, err = keyring.Load(f.keyring)
-		for _, s := range skipped {
-			log.Warn("keyring: skipping a file", "path", s.Path, "err", s.Err)
-		}
+		gc.Keyring, err = keyfile.LoadKeyring([]string{f.keyring}, func(path string, err error) {
+			log.Warn("keyring: skipping a file", "path", path, "err", err)
+		})
 		if err != nil {
 			return gc, usagef("--keyring: %v", err)
 		}

@@ -2,15 +2,17 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/imago-ima/imago/ima"
 	"github.com/imago-ima/imago/ima/digsig"
+	"github.com/imago-ima/imago/internal/ctxio"
+	"github.com/imago-ima/imago/internal/keyfile"
 	"github.com/imago-ima/imago/internal/xattr"
 )
 
@@ -34,18 +36,22 @@ invalid-signature, IMA-signature-required, missing-hash, ...).
 
 --keyring names X.509 certificates (DER or PEM) or public keys, or a directory
 of them, like the .ima keyring; keys are found by keyid (the last 4 bytes of
-the certificate's SubjectKeyIdentifier, or of SHA-1 of the public key).
+the certificate's SubjectKeyIdentifier, or of SHA-1 of the public key). Key
+files must be regular files of at most 1 MiB (links are followed); in a
+directory, other entries are skipped with a note. Only regular files are
+appraised. --hash is the algorithm for a file without security.ima (the
+kernel's ima_hash=).
 --require imasig or sigv3 makes a hash fail, as appraise_type= does.
 fs-verity signatures (0x06) need the fs-verity digest and are reported as
-unknown here.
-
-Exit status: 0 every file passes, 1 a file fails appraisal, 2 a keyring or
-file cannot be read.`,
+unknown here.`,
 		Args: minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if cmd.Flags().Changed("ima-hash") {
+				fmt.Fprintln(c.stderr, "imago: appraise: --ima-hash is now --hash, the name every imago command uses")
+			}
 			def, err := ima.ParseHashAlg(defAlg)
 			if err != nil {
-				return usagef("--ima-hash: %v", err)
+				return usagef("--hash: %v", err)
 			}
 			var req digsig.Requirements
 			switch require {
@@ -70,42 +76,37 @@ file cannot be read.`,
 			if err != nil {
 				return err
 			}
-			return runAppraise(c, kr, def, req, args)
+			return runAppraise(cmd.Context(), c, kr, def, req, args)
 		},
 	}
 	cmd.Flags().StringArrayVar(&keyrings, "keyring", nil, "certificate or public key file, or a directory of them (repeatable)")
-	cmd.Flags().StringVar(&defAlg, "ima-hash", "sha256", "hash algorithm for files without security.ima (the kernel's ima_hash=)")
+	hashFlag(cmd, &defAlg, "hash algorithm for files without security.ima (the kernel's ima_hash=)")
+	cmd.Flags().StringVar(&defAlg, "ima-hash", "sha256", "the old name of --hash")
+	cmd.Flags().MarkHidden("ima-hash")
 	cmd.Flags().StringVar(&require, "require", "", "imasig or sigv3: a hash value fails (appraise_type=)")
 	cmd.Flags().StringSliceVar(&algos, "appraise-algos", nil, "allowed hash algorithms, comma-separated (appraise_algos=)")
+	exitStatus(cmd, withCanceled("0 every file passes", "1 a file fails appraisal", "2 bad usage, or a keyring or file cannot be read")...)
 	return cmd
 }
 
-// loadKeyring reads certificate and key files; in a directory, files that
-// hold no certificate or public key are skipped with a note.
+// loadKeyring reads --keyring files and folders (internal/keyfile:
+// regular files of at most 1 MiB, links followed); in a folder, a file that
+// is not one, or holds no usable key, is skipped with a note.
 func loadKeyring(c *cli, paths []string) (*digsig.Keyring, error) {
-	var kr digsig.Keyring
-	err := eachKeyFile(c, "keyring", paths, func(p string) (int, error) {
-		if err := addKeyFile(&kr, p); err != nil {
-			return 0, err
+	kr, err := keyfile.LoadKeyring(paths, func(path string, err error) {
+		var ke *keyfile.Error
+		if errors.As(err, &ke) {
+			err = ke.Err
 		}
-		return 1, nil
+		fmt.Fprintf(c.stderr, "imago: keyring: skipped %s: %v\n", path, err)
 	})
 	if err != nil {
-		return nil, err
+		return nil, inputErr(fmt.Errorf("keyring: %w", err))
 	}
-	return &kr, nil
+	return kr, nil
 }
 
-func addKeyFile(kr *digsig.Keyring, path string) error {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
-	_, err = kr.Add(data)
-	return err
-}
-
-func runAppraise(c *cli, kr *digsig.Keyring, def ima.HashAlg, req digsig.Requirements, files []string) error {
+func runAppraise(ctx context.Context, c *cli, kr *digsig.Keyring, def ima.HashAlg, req digsig.Requirements, files []string) error {
 	w := bufio.NewWriter(c.stdout)
 	defer w.Flush()
 	failedN, bad := 0, 0
@@ -116,15 +117,18 @@ func runAppraise(c *cli, kr *digsig.Keyring, def ima.HashAlg, req digsig.Require
 		}
 		var d ima.Digest
 		if err == nil {
-			d, err = hashFile(path, digsig.HashAlgOf(value, def))
+			d, err = hashFile(ctx, path, digsig.HashAlgOf(value, def))
 			if errors.Is(err, digsig.ErrUnsupported) {
 				// Go cannot compute the value's algorithm: an unknown.
 				d, err = ima.Digest{Alg: digsig.HashAlgOf(value, def)}, nil
 			}
 		}
 		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
 			w.Flush()
-			fmt.Fprintf(c.stderr, "imago: appraise %s: %v\n", path, err)
+			fmt.Fprintf(c.stderr, "imago: appraise: %v\n", ctxio.Named(path, err))
 			bad++
 			continue
 		}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -23,12 +24,12 @@ func (s *bootaggSource) register(cmd *cobra.Command) {
 	cmd.Flags().StringArrayVar(&s.pcrs, "pcrs", nil, "PCR values (repeatable): ALG,FILE | YAML | JSON | sysfs DIR")
 }
 
-func (c *cli) bootaggPCRs(s *bootaggSource) (pcr.Set, error) {
+func (c *cli) bootaggPCRs(ctx context.Context, s *bootaggSource) (pcr.Set, error) {
 	switch {
 	case s.eventlog != "" && len(s.pcrs) > 0:
 		return nil, usagef("bootagg: give --eventlog or --pcrs, not both")
 	case s.eventlog != "":
-		l, err := c.readEventlog(s.eventlog)
+		l, err := c.readEventlog(ctx, s.eventlog)
 		if err != nil {
 			return nil, err
 		}
@@ -38,7 +39,7 @@ func (c *cli) bootaggPCRs(s *bootaggSource) (pcr.Set, error) {
 		}
 		return set, nil
 	case len(s.pcrs) > 0:
-		return loadPCRs(s.pcrs, c.stdin)
+		return loadPCRs(ctx, s.pcrs, c.stdin)
 	}
 	return nil, usagef("bootagg: --eventlog FILE or --pcrs SRC is required")
 }
@@ -59,7 +60,7 @@ firmware log count as zeros.
 ` + pcrsHelp,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			set, err := c.bootaggPCRs(&src)
+			set, err := c.bootaggPCRs(cmd.Context(), &src)
 			if err != nil {
 				return err
 			}
@@ -85,6 +86,7 @@ firmware log count as zeros.
 	src.register(cmd)
 	cmd.Flags().BoolVar(&asJSON, "json", false, `print {"<bank>": "<hex>"}`)
 	cmd.AddCommand(newBootaggCheckCommand(c))
+	exitStatus(cmd, withCanceled("0 computed", "2 bad usage, or PCR values or a log that cannot be read")...)
 	return cmd
 }
 
@@ -101,9 +103,7 @@ func newBootaggCheckCommand(c *cli) *cobra.Command {
 boot_aggregate_late, against the boot aggregate computed from PCR values or a
 firmware event log. The rule that matched is printed: sha1 PCR0-7, PCR0-9 for
 other banks, or the pre-5.8 PCR0-7 rule for other banks. With --no-tpm the check
-holds only for the all-zero TPM-bypass aggregate.
-
-Exit status: 0 it matches, 1 it does not, 2 unreadable input.`,
+holds only for the all-zero TPM-bypass aggregate.`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if noTPM && (src.eventlog != "" || len(src.pcrs) > 0) {
@@ -112,11 +112,11 @@ Exit status: 0 it matches, 1 it does not, 2 unreadable input.`,
 			var set pcr.Set
 			if !noTPM {
 				var err error
-				if set, err = c.bootaggPCRs(&src); err != nil {
+				if set, err = c.bootaggPCRs(cmd.Context(), &src); err != nil {
 					return err
 				}
 			}
-			e, err := c.firstEntry(args[0], &lf)
+			e, err := c.firstEntry(cmd.Context(), args[0], &lf)
 			if err != nil {
 				return err
 			}
@@ -157,12 +157,13 @@ Exit status: 0 it matches, 1 it does not, 2 unreadable input.`,
 	src.register(cmd)
 	lf.register(cmd)
 	cmd.Flags().BoolVar(&noTPM, "no-tpm", false, "hold only for the TPM-bypass (all-zero) aggregate")
+	exitStatus(cmd, withCanceled("0 the boot aggregate matches", "1 it does not", "2 bad usage, or input that cannot be read or parsed")...)
 	return cmd
 }
 
 // firstEntry reads the first entry of a list.
-func (c *cli) firstEntry(name string, lf *listFlags) (*ima.Entry, error) {
-	in, lr, err := c.openList(name, lf)
+func (c *cli) firstEntry(ctx context.Context, name string, lf *listFlags) (*ima.Entry, error) {
+	in, lr, err := c.openList(ctx, []string{name}, lf)
 	if err != nil {
 		return nil, err
 	}

@@ -10,17 +10,16 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/imago-ima/imago/internal/testenv"
+	"github.com/imago-ima/imago/internal/testfixture"
 )
 
-const realkernel = "../../../shared/fixtures/realkernel"
-
+// fixture returns testdata/realkernel/<parts...> at the module root (a
+// missing file fails the test).
 func fixture(t *testing.T, parts ...string) string {
 	t.Helper()
-	p := filepath.Join(append([]string{realkernel}, parts...)...)
-	if _, err := os.Stat(p); err != nil {
-		t.Skipf("fixture not available: %v", err)
-	}
-	return p
+	return testfixture.Path(t, "realkernel/"+strings.Join(parts, "/"))
 }
 
 type result struct {
@@ -89,11 +88,8 @@ func TestLogCheckMismatchAgreesWithEvmctl(t *testing.T) {
 		if r.code != tc.want {
 			t.Errorf("imago with %s: exit %d, want %d\n%s%s", tc.pcrs, r.code, tc.want, r.stdout, r.stderr)
 		}
-		evmctl, err := exec.LookPath("evmctl")
-		if err != nil {
-			continue
-		}
-		err = exec.Command(evmctl, "ima_measurement", "--pcrs", "sha256,"+tc.pcrs, list).Run()
+		evmctl := testenv.Tool(t, "evmctl")
+		err := exec.Command(evmctl, "ima_measurement", "--pcrs", "sha256,"+tc.pcrs, list).Run()
 		if (err == nil) != (tc.want == 0) {
 			t.Errorf("evmctl with %s: %v, imago wants exit %d", tc.pcrs, err, tc.want)
 		}

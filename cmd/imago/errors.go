@@ -4,7 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
+
+	"github.com/spf13/cobra"
 )
 
 // usageError marks a command line that does not make sense (exit 2).
@@ -41,6 +42,9 @@ type failedError struct {
 func (e *failedError) Error() string { return e.msg }
 
 func failed(format string, a ...any) error { return &failedError{fmt.Sprintf(format, a...)} }
+
+// asFailure makes err a failed check (exit 1).
+func asFailure(err error) error { return &failedError{err.Error()} }
 
 // unsupportedError marks something this machine or build cannot do (exit 3).
 type unsupportedError struct{ err error }
@@ -95,17 +99,32 @@ func exitCode(err error) int {
 
 func isUsage(err error) bool {
 	var ue *usageError
-	return errors.As(err, &ue)
+	var ge *groupError
+	return errors.As(err, &ue) || errors.As(err, &ge)
 }
 
-// usageHint returns the subcommand words of args, for "run 'imago X --help'".
-func usageHint(args []string) string {
-	var words []string
-	for _, a := range args {
-		if strings.HasPrefix(a, "-") || len(words) == 2 {
-			break
-		}
-		words = append(words, a)
+// groupError is a missing or unknown subcommand of a group ("imago log
+// sho"): a usage error, reported with the group's usage.
+type groupError struct {
+	cmd *cobra.Command
+	msg string
+}
+
+func (e *groupError) Error() string { return e.msg }
+
+// unknownSubcommand is what a group answers when args do not start with
+// one of its subcommands.
+func unknownSubcommand(cmd *cobra.Command, args []string) error {
+	where := ""
+	if cmd.HasParent() {
+		where = commandName(cmd) + ": "
 	}
-	return strings.Join(words, " ")
+	if len(args) == 0 {
+		return &groupError{cmd, where + "missing command"}
+	}
+	msg := fmt.Sprintf("%sunknown command %q", where, args[0])
+	if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+		msg += fmt.Sprintf(" (did you mean %q?)", s[0])
+	}
+	return &groupError{cmd, msg}
 }

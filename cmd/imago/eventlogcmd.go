@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/hex"
 	"fmt"
 	"strings"
@@ -24,8 +25,8 @@ crypto-agile logs with any set of banks. FILE may be '-' for stdin.`,
 	return cmd
 }
 
-func (c *cli) readEventlog(name string) (*eventlog.Log, error) {
-	in, err := c.open(name)
+func (c *cli) readEventlog(ctx context.Context, name string) (*eventlog.Log, error) {
+	in, err := c.open(ctx, name)
 	if err != nil {
 		return nil, err
 	}
@@ -44,7 +45,7 @@ func newEventlogShowCommand(c *cli) *cobra.Command {
 		Short: "Print the events of a firmware event log",
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			l, err := c.readEventlog(args[0])
+			l, err := c.readEventlog(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
@@ -79,6 +80,7 @@ func newEventlogShowCommand(c *cli) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	exitStatus(cmd, withCanceled("0 the log was printed", "2 bad usage, or a log that cannot be read or parsed")...)
 	return cmd
 }
 
@@ -130,7 +132,7 @@ start begins PCR 0 at locality 4; PCRs 17-22 start at all 0xFF. Only PCRs that
 have events (and PCR 0) are printed.`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			l, err := c.readEventlog(args[0])
+			l, err := c.readEventlog(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
@@ -165,5 +167,6 @@ have events (and PCR 0) are printed.`,
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, `print {"pcrs": {"<bank>": {"<n>": "<hex>"}}}`)
+	exitStatus(cmd, withCanceled("0 replayed", "2 bad usage, or a log that cannot be read or parsed")...)
 	return cmd
 }

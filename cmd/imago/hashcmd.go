@@ -2,15 +2,16 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/hex"
 	"fmt"
 	"io"
-	"os"
 
 	"github.com/spf13/cobra"
 
 	"github.com/imago-ima/imago/ima"
 	"github.com/imago-ima/imago/ima/digsig"
+	"github.com/imago-ima/imago/internal/ctxio"
 	"github.com/imago-ima/imago/internal/xattr"
 )
 
@@ -25,21 +26,21 @@ func newHashCommand(c *cli) *cobra.Command {
 		Long: `Hash each file and write the digest to its security.ima extended attribute,
 byte for byte as evmctl ima_hash and the kernel's appraise fix mode write it:
 0x04 <hash_algo> <digest> (IMA_XATTR_DIGEST_NG), or for sha1 the legacy
-0x01 <digest> (ima-spec.md §10.4). Each line printed is the value in hex and
-the file. Writing security.ima needs CAP_SYS_ADMIN and a filesystem with
-security.* extended attributes.
-
-Exit status: 0 every file hashed, 2 a file could not be read or written.`,
+0x01 <digest> (IMA_XATTR_DIGEST). Each line printed is the value in hex and
+the file. Only regular files are hashed, as the kernel measures only those.
+Writing security.ima needs CAP_SYS_ADMIN and a filesystem with security.*
+extended attributes.`,
 		Args: minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			a, err := parseHashFlag(alg)
 			if err != nil {
 				return err
 			}
-			return runHash(c, a, noXattr, args)
+			return runHash(cmd.Context(), c, a, noXattr, args)
 		},
 	}
-	cmd.Flags().StringVarP(&alg, "hash", "a", "sha256", "hash algorithm: sha1, sha224, sha256, sha384, sha512, sm3, sha3-256, ...")
+	exitStatus(cmd, withCanceled("0 every file hashed", "2 bad usage, or a file could not be read or written")...)
+	hashFlag(cmd, &alg, "hash algorithm of the digest")
 	cmd.Flags().BoolVarP(&noXattr, "no-xattr", "n", false, "print the value only, do not write security.ima")
 	return cmd
 }
@@ -56,12 +57,18 @@ func parseHashFlag(s string) (ima.HashAlg, error) {
 	return a, nil
 }
 
-func runHash(c *cli, alg ima.HashAlg, noXattr bool, files []string) error {
+// hashFlag registers --hash (-a), the one name every command uses for a
+// hash algorithm.
+func hashFlag(cmd *cobra.Command, v *string, what string) {
+	cmd.Flags().StringVarP(v, "hash", "a", "sha256", what+": sha1, sha224, sha256, sha384, sha512, sm3, sha3-256, ... (kernel names)")
+}
+
+func runHash(ctx context.Context, c *cli, alg ima.HashAlg, noXattr bool, files []string) error {
 	w := bufio.NewWriter(c.stdout)
 	defer w.Flush()
 	bad := 0
 	for _, path := range files {
-		d, err := hashFile(path, alg)
+		d, err := hashFile(ctx, path, alg)
 		var value []byte
 		if err == nil {
 			value, err = digsig.DigestValue(d)
@@ -70,8 +77,11 @@ func runHash(c *cli, alg ima.HashAlg, noXattr bool, files []string) error {
 			err = xattr.Set(path, xattr.IMA, value)
 		}
 		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
 			w.Flush()
-			fmt.Fprintf(c.stderr, "imago: hash %s: %v\n", path, err)
+			fmt.Fprintf(c.stderr, "imago: hash: %v\n", ctxio.Named(path, err))
 			bad++
 			continue
 		}
@@ -83,21 +93,20 @@ func runHash(c *cli, alg ima.HashAlg, noXattr bool, files []string) error {
 	return nil
 }
 
-// hashFile streams a file through alg.
-func hashFile(path string, alg ima.HashAlg) (ima.Digest, error) {
+// hashFile streams a regular file through alg; anything else (a FIFO, a
+// device) is refused without waiting on it, and the read ends when ctx
+// does (a 100 GB file is not read to its end after SIGINT).
+func hashFile(ctx context.Context, path string, alg ima.HashAlg) (ima.Digest, error) {
 	h := alg.New()
 	if h == nil {
 		return ima.Digest{}, fmt.Errorf("%s cannot be computed here: %w", alg, digsig.ErrUnsupported)
 	}
-	f, err := os.Open(path)
+	f, err := ctxio.OpenRegular(ctx, path)
 	if err != nil {
 		return ima.Digest{}, err
 	}
 	defer f.Close()
-	if fi, err := f.Stat(); err == nil && !fi.Mode().IsRegular() {
-		return ima.Digest{}, fmt.Errorf("not a regular file")
-	}
-	if _, err := io.Copy(h, f); err != nil {
+	if _, err := io.CopyBuffer(h, f, make([]byte, 256<<10)); err != nil {
 		return ima.Digest{}, err
 	}
 	return ima.Digest{Alg: alg, Sum: h.Sum(nil)}, nil

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -18,27 +19,36 @@ import (
 
 // templateMismatches reports listed template digests that their data do not
 // hash to, one line each (bounded), and returns a failure if there are any.
-func templateMismatches(c *cli, name string, res *replay.Result) error {
+// In an ascii list (ascii) the entries are named by line, with why a
+// kernel's ascii list can do this.
+func templateMismatches(c *cli, name string, res *replay.Result, ascii bool) error {
 	if res.TemplateMismatchCount == 0 {
 		return nil
 	}
 	for _, m := range res.TemplateMismatches {
-		fmt.Fprintf(c.stderr, "%s: entry %d (PCR %d): listed %s template digest %x, template data hash to %x\n",
-			name, m.Entry, m.PCR, m.Bank, m.Listed, m.Computed)
+		where := fmt.Sprintf("entry %d", m.Entry)
+		if ascii {
+			where = fmt.Sprintf("line %d", m.Entry+1)
+		}
+		fmt.Fprintf(c.stderr, "%s: %s (PCR %d): listed %s template digest %x, template data hash to %x\n",
+			name, where, m.PCR, m.Bank, m.Listed, m.Computed)
 	}
 	if more := res.TemplateMismatchCount - len(res.TemplateMismatches); more > 0 {
 		fmt.Fprintf(c.stderr, "%s: ... and %d more template digest mismatches\n", name, more)
+	}
+	if ascii {
+		return failed("%s: %d template digest(s) do not match the printed fields; %s", name, res.TemplateMismatchCount, asciiAmbiguity)
 	}
 	return failed("%s: %d template digest(s) do not match their template data", name, res.TemplateMismatchCount)
 }
 
 // loadPCRs reads every --pcrs SRC and merges them; a later source wins.
-func loadPCRs(srcs []string, stdin io.Reader) (pcr.Set, error) {
+func loadPCRs(ctx context.Context, srcs []string, stdin io.Reader) (pcr.Set, error) {
 	set := make(pcr.Set)
 	for _, s := range srcs {
-		v, err := pcrsrc.Load(s, stdin)
+		v, err := pcrsrc.Load(ctx, s, stdin)
 		if err != nil {
-			return nil, inputErr(fmt.Errorf("--pcrs %s: %w", s, err))
+			return nil, inputErr(fmt.Errorf("--pcrs %w", err)) // err starts with the source
 		}
 		set.Merge(v)
 	}
@@ -63,34 +73,39 @@ func newLogCheckCommand(c *cli) *cobra.Command {
 		Short: "Check a measurement list against TPM PCR values",
 		Long: `Check that a measurement list replays to the PCR values a TPM holds, in every
 bank given. Like evmctl ima_measurement, a match reached at an earlier entry
-counts (the list may run ahead of a quote) and the entry is reported. Each bank
-is replayed with its own template digests and, where that fails, with the
-SHA-1 template digest zero-padded to the bank's size: what kernels before 5.1
-extended into every bank, and what current kernels still extend into a bank
-whose hash they cannot compute (a sha384 bank without sha384 in the kernel's
-crypto). The output says which matched. Violations are replayed as the kernel extends them (0xFF) and counted;
-whether they are acceptable is a verifier's policy. --ignore-violations is
-accepted for evmctl users and changes nothing.
+counts (the list may run ahead of a quote) and the entry is reported. Each
+bank is replayed with its own template digests and, where that fails, with
+the SHA-1 template digest zero-padded to the bank's size: what kernels before
+5.1 extended into every bank, and what current kernels still extend into a
+bank whose hash they cannot compute (a sha384 bank without sha384 in the
+kernel's crypto). The output says which matched. Violations are replayed as
+the kernel extends them (0xFF) and counted; whether they are acceptable is a
+verifier's policy. --ignore-violations is accepted for evmctl users and
+changes nothing.
 
 ` + pcrsHelp + `
 
-Exit status: 0 every bank matches, 1 one does not (or a listed template digest
-does not match its data), 2 unreadable input.`,
-		Args: exactArgs(1),
+` + listHelp,
+		Args: listArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(srcs) == 0 {
 				return usagef("check: at least one --pcrs SRC is required")
 			}
-			target, err := loadPCRs(srcs, c.stdin)
+			target, err := loadPCRs(cmd.Context(), srcs, c.stdin)
 			if err != nil {
 				return err
 			}
-			in, err := c.open(args[0])
+			name, err := lf.pick(cmd.Context(), args)
+			if err != nil {
+				return err
+			}
+			in, err := c.open(cmd.Context(), name)
 			if err != nil {
 				return err
 			}
 			defer in.Close()
-			lb, err := lf.listBank(args[0])
+			ascii := in.isASCII()
+			lb, err := lf.listBank(name)
 			if err != nil {
 				return err
 			}
@@ -116,7 +131,11 @@ does not match its data), 2 unreadable input.`,
 				}
 				if first {
 					first = false
-					return head.capture(scanned(in.name, ima.ScanList(in.r, o)))
+					seq := head.capture(scanned(in.name, ima.ScanList(in.r, o)))
+					if ascii {
+						seq = asciiGuard(in.name, lb, seq, asFailure)
+					}
+					return seq
 				}
 				r, ok := in.reopen()
 				if !ok {
@@ -126,8 +145,8 @@ does not match its data), 2 unreadable input.`,
 				}
 				return scanned(in.name, ima.ScanList(r, o))
 			}
-			if in.f == nil {
-				opts.InlinePadded = true
+			if !in.seekable {
+				opts.InlinePadded = true // one pass: stdin, a pipe
 			}
 			rep, err := replay.Check(open, target, opts)
 			if err != nil {
@@ -152,7 +171,7 @@ does not match its data), 2 unreadable input.`,
 					printAdopter(c.stdout, evidence)
 				}
 			}
-			if tErr := templateMismatches(c, in.name, &rep.Result); tErr != nil {
+			if tErr := templateMismatches(c, in.name, &rep.Result, ascii); tErr != nil {
 				return tErr
 			}
 			switch err := rep.Err(); {
@@ -177,6 +196,7 @@ does not match its data), 2 unreadable input.`,
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the verdict as JSON")
 	cmd.Flags().StringArrayVar(&banksFlag, "bank", nil, "check only these banks (default: every bank in the PCR values)")
 	cmd.Flags().StringVar(&adopter, "adopter-list", "", "for a TPM-bypass list adopted by a late TPM: the adopter's own list (imago agent --adopt-kernel-list), checked against the same PCR values as the evidence for the real boot aggregate")
+	exitStatus(cmd, withCanceled("0 every bank matches", "1 a bank does not match, or a listed template digest does not match its data", "2 bad usage, or input that cannot be read or parsed")...)
 	return cmd
 }
 

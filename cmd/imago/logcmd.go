@@ -2,12 +2,14 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
 	"iter"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -25,7 +27,9 @@ func newLogCommand(c *cli) *cobra.Command {
 to securityfs: binary_runtime_measurements[_<alg>] and
 ascii_runtime_measurements[_<alg>]. The format (ascii or binary), the byte order
 of a binary list and the width of its template digests are detected; a
-per-bank file's bank is taken from its name. FILE may be '-' for stdin.`,
+per-bank file's bank is taken from its name.
+
+` + listHelp,
 	}
 	cmd.AddCommand(newLogShowCommand(c), newLogConvertCommand(c), newLogReplayCommand(c), newLogCheckCommand(c))
 	return cmd
@@ -56,6 +60,18 @@ func (f *listFlags) options() (ima.ReaderOptions, error) {
 	return o, nil
 }
 
+// pick chooses the list to read from the FILE arguments (pickList).
+func (f *listFlags) pick(ctx context.Context, args []string) (string, error) {
+	var b pcr.Bank
+	if f.bank != "" {
+		var err error
+		if b, err = pcr.ParseBank(f.bank); err != nil {
+			return "", usagef("--list-bank: %v", err)
+		}
+	}
+	return pickList(ctx, args, b)
+}
+
 // listBank returns the bank named by --list-bank or the file name, or 0 to
 // let the digest width decide.
 func (f *listFlags) listBank(name string) (pcr.Bank, error) {
@@ -72,9 +88,13 @@ func (f *listFlags) listBank(name string) (pcr.Bank, error) {
 	return 0, nil
 }
 
-// openList opens FILE as a measurement list.
-func (c *cli) openList(name string, f *listFlags) (*input, *ima.ListReader, error) {
+// openList opens the list that the FILE arguments name (pickList).
+func (c *cli) openList(ctx context.Context, args []string, f *listFlags) (*input, *ima.ListReader, error) {
 	opts, err := f.options()
+	if err != nil {
+		return nil, nil, err
+	}
+	name, err := f.pick(ctx, args)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -83,7 +103,7 @@ func (c *cli) openList(name string, f *listFlags) (*input, *ima.ListReader, erro
 	} else if b != 0 {
 		opts.DigestSize = b.Size()
 	}
-	in, err := c.open(name)
+	in, err := c.open(ctx, name)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -117,10 +137,16 @@ func newLogShowCommand(c *cli) *cobra.Command {
 		Short: "Print a measurement list as the kernel's ascii lines, or as JSON",
 		Long: `Print a measurement list (ascii or binary, detected) in the kernel's ascii form,
 or with --json as a JSON array with one object per entry and every template
-field decoded: digests, names, signature headers, buffers, xattrs, uid/gid/mode.`,
-		Args: exactArgs(1),
+field decoded: digests, names, signature headers, buffers, xattrs, uid/gid/mode.
+
+An ascii list is read only as far as each line's template digest matches its
+printed fields: a line that does not is named, with why, and the command
+stops there (exit 2).
+
+` + listHelp,
+		Args: listArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			in, lr, err := c.openList(args[0], &lf)
+			in, lr, err := c.openList(cmd.Context(), args, &lf)
 			if err != nil {
 				return err
 			}
@@ -132,7 +158,12 @@ field decoded: digests, names, signature headers, buffers, xattrs, uid/gid/mode.
 			if asJSON {
 				w.WriteString("[")
 			}
-			for e, err := range entries(in.name, lr) {
+			seq := entries(in.name, lr)
+			if lr.Format() == ima.FormatASCII {
+				lb, _ := lf.listBank(in.name)
+				seq = asciiGuard(in.name, lb, seq, inputErr)
+			}
+			for e, err := range seq {
 				if err != nil {
 					if asJSON {
 						w.WriteString("\n]\n")
@@ -169,6 +200,7 @@ field decoded: digests, names, signature headers, buffers, xattrs, uid/gid/mode.
 	lf.register(cmd)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON array of decoded entries")
 	cmd.Flags().BoolVar(&summary, "summary", false, "also print format, byte order and counts to stderr")
+	exitStatus(cmd, withCanceled("0 the list was printed", "2 bad usage; input that cannot be read or parsed; an ascii line whose template digest does not match its fields")...)
 	return cmd
 }
 
@@ -198,8 +230,11 @@ little-endian ima_canonical_fmt form. Rewriting a big-endian list in
 little-endian changes the hashed field lengths, so its template digests are
 recomputed as a kernel booted with ima_canonical_fmt would have listed them;
 such a list no longer replays to the original TPM's PCRs (a warning says so).
-An ascii list becomes a little-endian binary list.`,
-		Args: exactArgs(1),
+An ascii list becomes a little-endian binary list. OUT is written whole or not
+at all.
+
+` + listHelp,
+		Args: listArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var format string
 			switch to {
@@ -210,7 +245,7 @@ An ascii list becomes a little-endian binary list.`,
 			default:
 				return usagef("convert: --to: want ascii, binary or json, got %q", to)
 			}
-			in, lr, err := c.openList(args[0], &lf)
+			in, lr, err := c.openList(cmd.Context(), args, &lf)
 			if err != nil {
 				return err
 			}
@@ -218,11 +253,16 @@ An ascii list becomes a little-endian binary list.`,
 			var dst io.Writer = c.stdout
 			var file *os.File
 			if out != "" && out != "-" {
-				file, err = os.Create(out)
+				// Written whole or not at all: a temporary file beside OUT,
+				// renamed over it at the end, removed on any error.
+				file, err = os.CreateTemp(filepath.Dir(out), ".imago-convert-*")
 				if err != nil {
 					return inputErr(err)
 				}
-				defer file.Close()
+				defer func() {
+					file.Close()
+					os.Remove(file.Name()) // gone after the rename
+				}()
 				dst = file
 			}
 			w := bufio.NewWriterSize(dst, 1<<16)
@@ -274,8 +314,14 @@ An ascii list becomes a little-endian binary list.`,
 				return err
 			}
 			if file != nil {
+				if err := file.Chmod(0o644); err != nil {
+					return err
+				}
 				if err := file.Close(); err != nil {
 					return err
+				}
+				if err := os.Rename(file.Name(), out); err != nil {
+					return inputErr(err)
 				}
 			}
 			if reordered > 0 {
@@ -289,6 +335,7 @@ An ascii list becomes a little-endian binary list.`,
 	cmd.Flags().StringVar(&to, "to", "", "output format: ascii, binary or json")
 	cmd.Flags().BoolVar(&canonical, "canonical", false, "write a binary list in little-endian (ima_canonical_fmt)")
 	cmd.Flags().StringVarP(&out, "output", "o", "", "write to this file instead of stdout")
+	exitStatus(cmd, withCanceled("0 converted", "2 bad usage, or input that cannot be read or parsed (OUT is then left as it was)")...)
 	return cmd
 }
 
@@ -331,8 +378,10 @@ index its entries name, in each bank asked for (default sha1 and sha256; also
 sha384, sha512, sm3_256). Each bank is extended with that bank's template digest,
 computed from the template data; violations extend 0xFF as the kernel does.
 Every listed template digest is checked against its data: a mismatch is
-reported with its entry index and the exit status is 1.`,
-		Args: exactArgs(1),
+reported with its entry index and the exit status is 1.
+
+` + listHelp,
+		Args: listArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			bs, err := parseBanks(banks)
 			if err != nil {
@@ -342,19 +391,28 @@ reported with its entry index and the exit status is 1.`,
 			if err != nil {
 				return err
 			}
-			lb, err := lf.listBank(args[0])
+			name, err := lf.pick(cmd.Context(), args)
+			if err != nil {
+				return err
+			}
+			lb, err := lf.listBank(name)
 			if err != nil {
 				return err
 			}
 			if lb != 0 {
 				o.DigestSize = lb.Size()
 			}
-			in, err := c.open(args[0])
+			in, err := c.open(cmd.Context(), name)
 			if err != nil {
 				return err
 			}
 			defer in.Close()
-			res, err := replay.Replay(scanned(in.name, ima.ScanList(in.r, o)), replay.Options{Banks: bs, ListBank: lb})
+			ascii := in.isASCII()
+			seq := scanned(in.name, ima.ScanList(in.r, o))
+			if ascii {
+				seq = asciiGuard(in.name, lb, seq, asFailure)
+			}
+			res, err := replay.Replay(seq, replay.Options{Banks: bs, ListBank: lb})
 			if err != nil {
 				return inputErr(err)
 			}
@@ -375,12 +433,13 @@ reported with its entry index and the exit status is 1.`,
 					}
 				}
 			}
-			return templateMismatches(c, in.name, res)
+			return templateMismatches(c, in.name, res, ascii)
 		},
 	}
 	lf.register(cmd)
 	cmd.Flags().StringArrayVar(&banks, "bank", nil, "bank to replay (repeatable, or comma-separated): sha1, sha256, sha384, sha512, sm3_256")
 	cmd.Flags().BoolVar(&asJSON, "json", false, `print {"entries": N, "violations": K, "pcrs": {...}}`)
+	exitStatus(cmd, withCanceled("0 replayed", "1 a listed template digest does not match its data", "2 bad usage, or input that cannot be read or parsed")...)
 	return cmd
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -64,7 +65,7 @@ warning each on stderr; the exit status stays 0.`,
 					return usagef("--builtin: %v", err)
 				}
 			} else {
-				p, name, err = c.readPolicyFile(args[0])
+				p, name, err = c.readPolicyFile(cmd.Context(), args[0])
 				if err != nil {
 					return err
 				}
@@ -75,14 +76,15 @@ warning each on stderr; the exit status stays 0.`,
 		},
 	}
 	cmd.Flags().StringArrayVar(&builtins, "builtin", nil, "print the built-in policy NAME (tcb, appraise_tcb, secure_boot, critical_data, fail_securely)")
+	exitStatus(cmd, withCanceled("0 the policy is valid", "2 bad usage, a rule the kernel would reject (FILE:LINE:COL), or a file that cannot be read")...)
 	return cmd
 }
 
 // readPolicyFile parses the policy in FILE ('-' for stdin). A rule the kernel
 // would reject is printed as FILE:LINE:COL: why and comes back as an input
 // error that is already reported.
-func (c *cli) readPolicyFile(arg string) (*policy.Policy, string, error) {
-	in, err := c.open(arg)
+func (c *cli) readPolicyFile(ctx context.Context, arg string) (*policy.Policy, string, error) {
+	in, err := c.open(ctx, arg)
 	if err != nil {
 		if arg != "-" && errors.Is(err, os.ErrNotExist) && policy.IsBuiltin(arg) {
 			return nil, "", inputErr(fmt.Errorf("%v (for the built-in policy, use --builtin %s)", err, arg))
@@ -106,7 +108,7 @@ func (c *cli) readPolicyFile(arg string) (*policy.Policy, string, error) {
 // '-') is parsed; otherwise a built-in policy name is assembled.
 func (c *cli) loadPolicy(arg string) (*policy.Policy, error) {
 	if _, err := os.Stat(arg); arg == "-" || err == nil || !policy.IsBuiltin(arg) {
-		p, name, err := c.readPolicyFile(arg)
+		p, name, err := c.readPolicyFile(context.Background(), arg)
 		if err != nil {
 			return nil, err
 		}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/imago-ima/imago/internal/keyfile"
 	"github.com/imago-ima/imago/runtimepolicy"
 )
 
@@ -66,8 +68,8 @@ func (c *cli) writeOut(out string, data []byte) error {
 }
 
 // readRuntimePolicyFile parses a policy, verifying an envelope with key if given.
-func (c *cli) readRuntimePolicyFile(name string, key any) (*runtimepolicy.Policy, error) {
-	in, err := c.open(name)
+func (c *cli) readRuntimePolicyFile(ctx context.Context, name string, key any) (*runtimepolicy.Policy, error) {
+	in, err := c.open(ctx, name)
 	if err != nil {
 		return nil, err
 	}
@@ -99,15 +101,15 @@ Exit status: 0 signed, 2 bad usage or unreadable input.`,
 			if keyPath == "" {
 				return usagef("runtime-policy sign: --key KEY is required")
 			}
-			data, err := readSmall(keyPath, maxKeyFile)
+			data, err := keyfile.Read(keyPath)
 			if err != nil {
-				return inputErr(fmt.Errorf("--key: %w", err))
+				return inputErr(fmt.Errorf("--key %w", err))
 			}
 			signer, err := runtimepolicy.ParseSigner(data)
 			if err != nil {
 				return inputErr(fmt.Errorf("--key %s: %w", keyPath, err))
 			}
-			p, err := c.readRuntimePolicyFile(args[0], nil)
+			p, err := c.readRuntimePolicyFile(cmd.Context(), args[0], nil)
 			if err != nil {
 				return err
 			}
@@ -144,15 +146,15 @@ input, or a policy that is not signed.`,
 			if keyPath == "" {
 				return usagef("runtime-policy verify: --key PUB is required")
 			}
-			data, err := readSmall(keyPath, maxKeyFile)
+			data, err := keyfile.Read(keyPath)
 			if err != nil {
-				return inputErr(fmt.Errorf("--key: %w", err))
+				return inputErr(fmt.Errorf("--key %w", err))
 			}
 			key, err := runtimepolicy.ParseKey(data)
 			if err != nil {
 				return inputErr(fmt.Errorf("--key %s: %w", keyPath, err))
 			}
-			in, err := c.open(args[0])
+			in, err := c.open(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
@@ -192,15 +194,15 @@ Exit status: 0 ok, 2 bad usage or unreadable input.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var key any
 			if keyPath != "" {
-				data, err := readSmall(keyPath, maxKeyFile)
+				data, err := keyfile.Read(keyPath)
 				if err != nil {
-					return inputErr(fmt.Errorf("--key: %w", err))
+					return inputErr(fmt.Errorf("--key %w", err))
 				}
 				if key, err = runtimepolicy.ParseKey(data); err != nil {
 					return inputErr(fmt.Errorf("--key %s: %w", keyPath, err))
 				}
 			}
-			p, err := c.readRuntimePolicyFile(args[0], key)
+			p, err := c.readRuntimePolicyFile(cmd.Context(), args[0], key)
 			if err != nil {
 				return err
 			}

@@ -66,14 +66,14 @@ func runCreate(ctx context.Context, c *cli, o *createOpts) error {
 	}
 	co := runtimepolicy.CreateOptions{IgnoredKeyrings: o.ignored, Timestamp: pyTimestamp(time.Now())}
 	if o.base != "" {
-		p, err := c.readRuntimePolicyFile(o.base, nil)
+		p, err := c.readRuntimePolicyFile(ctx, o.base, nil)
 		if err != nil {
 			return err
 		}
 		co.Base = p
 	}
 	if o.allowlist != "" {
-		in, err := c.open(o.allowlist)
+		in, err := c.open(ctx, o.allowlist)
 		if err != nil {
 			return err
 		}
@@ -85,7 +85,7 @@ func runCreate(ctx context.Context, c *cli, o *createOpts) error {
 		co.Allowlist = a
 	}
 	for _, l := range o.logs {
-		in, err := c.open(l)
+		in, err := c.open(ctx, l)
 		if err != nil {
 			return err
 		}
@@ -98,7 +98,7 @@ func runCreate(ctx context.Context, c *cli, o *createOpts) error {
 		co.Lists = append(co.Lists, ld)
 	}
 	if o.excludelist != "" {
-		ex, err := c.readExcludeList(o.excludelist)
+		ex, err := c.readExcludeList(ctx, o.excludelist)
 		if err != nil {
 			return err
 		}

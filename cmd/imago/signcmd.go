@@ -11,12 +11,13 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"os"
 	"strconv"
 
 	"github.com/spf13/cobra"
 
 	"github.com/imago-ima/imago/ima/digsig"
+	"github.com/imago-ima/imago/internal/ctxio"
+	"github.com/imago-ima/imago/internal/keyfile"
 	"github.com/imago-ima/imago/internal/xattr"
 )
 
@@ -30,8 +31,9 @@ func newSignCommand(c *cli) *cobra.Command {
 		Short: "Sign each file into its security.ima, as evmctl ima_sign does",
 		Long: `Sign each file's digest and write the signature to its security.ima extended
 attribute: 0x03 0x02 <hash_algo> <keyid> <sig_size> <signature>, signature v2
-(ima-spec.md §10), RSA PKCS#1 v1.5 or ECDSA, as evmctl ima_sign writes it;
-evmctl ima_verify and the kernel's appraisal accept it.
+(EVM_IMA_XATTR_DIGSIG), RSA PKCS#1 v1.5 or ECDSA, as evmctl ima_sign writes it;
+evmctl ima_verify and the kernel's appraisal accept it. Only regular files
+are signed.
 
 KEY is an unencrypted PEM private key: PKCS#8 (PRIVATE KEY), PKCS#1 (RSA
 PRIVATE KEY) or SEC1 (EC PRIVATE KEY). The keyid is --keyid if given, else the
@@ -39,9 +41,7 @@ last 4 bytes of the SubjectKeyIdentifier of --cert (DER or PEM) or of a
 certificate in the KEY file, else as evmctl computes it, from the public key
 (SHA-1 of the subjectPublicKey; equal to the SKID of a certificate made with
 subjectKeyIdentifier=hash). Each line printed is the value in hex and the file.
-
-Exit status: 0 every file signed, 2 bad key, or a file could not be read or
-written.`,
+KEY and CERT must be regular files of at most 1 MiB.`,
 		Args: minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			a, err := parseHashFlag(alg)
@@ -58,8 +58,9 @@ written.`,
 			w := bufio.NewWriter(c.stdout)
 			defer w.Flush()
 			bad := 0
+			ctx := cmd.Context()
 			for _, path := range args {
-				d, err := hashFile(path, a)
+				d, err := hashFile(ctx, path, a)
 				var value []byte
 				if err == nil {
 					value, err = digsig.Sign(key, keyid, a, d.Sum)
@@ -68,8 +69,11 @@ written.`,
 					err = xattr.Set(path, xattr.IMA, value)
 				}
 				if err != nil {
+					if ctx.Err() != nil {
+						return ctx.Err()
+					}
 					w.Flush()
-					fmt.Fprintf(c.stderr, "imago: sign %s: %v\n", path, err)
+					fmt.Fprintf(c.stderr, "imago: sign: %v\n", ctxio.Named(path, err))
 					bad++
 					continue
 				}
@@ -84,7 +88,8 @@ written.`,
 	cmd.Flags().StringVarP(&keyPath, "key", "k", "", "PEM private key (RSA or ECDSA)")
 	cmd.Flags().StringVar(&certPath, "cert", "", "certificate of the key, for the keyid (DER or PEM)")
 	cmd.Flags().StringVar(&keyidHex, "keyid", "", "keyid as 8 hex digits, overriding the certificate's")
-	cmd.Flags().StringVarP(&alg, "hash", "a", "sha256", "hash algorithm: sha1, sha224, sha256, sha384, sha512, sha3-256, ...")
+	hashFlag(cmd, &alg, "hash algorithm of the signed digest")
+	exitStatus(cmd, withCanceled("0 every file signed", "2 bad usage, an unusable key, or a file could not be read or written")...)
 	cmd.Flags().BoolVarP(&noXattr, "no-xattr", "n", false, "print the value only, do not write security.ima")
 	return cmd
 }
@@ -92,18 +97,18 @@ written.`,
 // loadSigningKey reads the private key and decides the keyid (see the
 // sign command's help).
 func loadSigningKey(keyPath, certPath, keyidHex string) (crypto.Signer, uint32, error) {
-	data, err := os.ReadFile(keyPath)
+	data, err := keyfile.Read(keyPath)
 	if err != nil {
-		return nil, 0, inputErr(err)
+		return nil, 0, inputErr(fmt.Errorf("--key %w", err))
 	}
 	key, keyCert, err := parsePrivateKeyPEM(data)
 	if err != nil {
-		return nil, 0, inputErr(fmt.Errorf("%s: %w", keyPath, err))
+		return nil, 0, inputErr(fmt.Errorf("--key %s: %w", keyPath, err))
 	}
 	cert := keyCert
 	if certPath != "" {
 		if cert, err = readCertificate(certPath); err != nil {
-			return nil, 0, inputErr(err)
+			return nil, 0, inputErr(fmt.Errorf("--cert %w", err))
 		}
 	}
 	if cert != nil && !publicKeysEqual(cert.PublicKey, key.Public()) {
@@ -196,7 +201,7 @@ func parsePrivateKeyPEM(data []byte) (crypto.Signer, *x509.Certificate, error) {
 
 // readCertificate reads a DER or PEM certificate.
 func readCertificate(path string) (*x509.Certificate, error) {
-	data, err := os.ReadFile(path)
+	data, err := keyfile.Read(path)
 	if err != nil {
 		return nil, err
 	}

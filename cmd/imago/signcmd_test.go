@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/imago-ima/imago/internal/testenv"
 	"golang.org/x/sys/unix"
 )
 
@@ -16,13 +17,11 @@ import (
 // a directory whose filesystem keeps security.* xattrs. The oracles are
 // evmctl (ima_hash, ima_sign, ima_verify), getfattr and openssl.
 
-// needTools skips the test unless every tool is installed.
+// needTools reports a missing tool through testenv.Tool.
 func needTools(t *testing.T, tools ...string) {
 	t.Helper()
 	for _, tool := range tools {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed", tool)
-		}
+		testenv.Tool(t, tool)
 	}
 }
 
@@ -32,9 +31,7 @@ func needTools(t *testing.T, tools ...string) {
 func imaDir(t *testing.T) string {
 	t.Helper()
 	needTools(t, "setfattr", "getfattr")
-	if os.Geteuid() != 0 {
-		t.Skip("writing security.ima needs root (CAP_SYS_ADMIN)")
-	}
+	testenv.Root(t, "writing security.ima (CAP_SYS_ADMIN)")
 	dir := t.TempDir()
 	probe := func() error {
 		p := filepath.Join(dir, ".probe")
@@ -51,11 +48,11 @@ func imaDir(t *testing.T) string {
 	// IMAGO_TEST_TMPFS=1 takes the tmpfs path even where it is not needed.
 	if err := probe(); err != nil || os.Getenv("IMAGO_TEST_TMPFS") != "" {
 		if merr := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=64m,mode=0700"); merr != nil {
-			t.Skipf("%s has no security.* xattrs (%v) and a tmpfs cannot be mounted: %v", dir, err, merr)
+			testenv.Missing(t, "tmpfs", "%s has no security.* xattrs (%v) and a tmpfs cannot be mounted: %v", dir, err, merr)
 		}
 		t.Cleanup(func() { unix.Unmount(dir, 0) })
 		if err := probe(); err != nil {
-			t.Skipf("no security.* xattrs even on tmpfs: %v", err)
+			testenv.Env(t, testenv.Kernel, "no security.* xattrs even on tmpfs: %v", err)
 		}
 	}
 	return dir

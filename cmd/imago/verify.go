@@ -8,14 +8,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/imago-ima/imago/ima"
 	"github.com/imago-ima/imago/ima/digsig"
+	"github.com/imago-ima/imago/internal/keyfile"
 	"github.com/imago-ima/imago/pcr"
 	"github.com/imago-ima/imago/runtimepolicy"
 	"github.com/imago-ima/imago/verify"
@@ -50,7 +49,9 @@ replayed to the PCR values given in every bank. Every failing entry is
 reported, with Keylime's failure id.
 
 LIST is an ascii or binary list (any template, per-bank files too), '-' for
-standard input. --runtime-policy reads a Keylime runtime policy (JSON v1) or a
+standard input, or a directory holding the lists, or an ascii and a binary
+list of the same measurements: from a directory or a pair, the binary list is
+read (it is exact; see 'imago log --help'). --runtime-policy reads a Keylime runtime policy (JSON v1) or a
 DSSE envelope of one, which must verify with --policy-key. --allowlist reads a
 legacy sha*sum-style allowlist (with %keyring: lines), --excludelist a
 legacy exclude list (one regular expression a line).
@@ -72,9 +73,13 @@ hold is judged by the boot aggregate rule and said to be TPM-bypass.
 
 Exit status: 0 the list passes, 1 it fails, 2 bad usage or unreadable input
 (a policy that cannot be loaded is 2, never a pass).`,
-		Args: exactArgs(1),
+		Args: listArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runVerify(cmd.Context(), c, &o, args[0])
+			list, err := o.lf.pick(cmd.Context(), args)
+			if err != nil {
+				return err
+			}
+			return runVerify(cmd.Context(), c, &o, list)
 		},
 	}
 	o.lf.register(cmd)
@@ -93,42 +98,18 @@ Exit status: 0 the list passes, 1 it fails, 2 bad usage or unreadable input
 	return cmd
 }
 
-// maxKeyFile bounds a key or certificate file.
-const maxKeyFile = 1 << 20
-
-// readSmall reads a regular file of at most max bytes.
-func readSmall(path string, max int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: not a regular file", path)
-	}
-	b, err := io.ReadAll(io.LimitReader(f, max+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(b)) > max {
-		return nil, fmt.Errorf("%s: larger than %d bytes", path, max)
-	}
-	return b, nil
-}
-
 // loadVerifyKeys reads the keys of --keyring files and folders with
-// Keylime's key formats and keyid rule (one key per DER file or PEM block).
+// Keylime's key formats and keyid rule (one key per DER file or PEM block),
+// through internal/keyfile (regular files of at most 1 MiB).
 func loadVerifyKeys(c *cli, paths []string) ([]digsig.Key, error) {
 	var keys []digsig.Key
-	addFile := func(p string) (int, error) {
-		data, err := readSmall(p, maxKeyFile)
-		if err != nil {
-			return 0, err
+	err := keyfile.Walk(paths, func(path string, err error) {
+		var ke *keyfile.Error
+		if errors.As(err, &ke) {
+			err = ke.Err
 		}
+		fmt.Fprintf(c.stderr, "imago: --keyring: skipped %s: %v\n", path, err)
+	}, func(_ string, data []byte) (int, error) {
 		if !bytes.Contains(data, []byte("-----BEGIN")) {
 			k, err := digsig.ParseKey(data)
 			if err != nil {
@@ -157,49 +138,11 @@ func loadVerifyKeys(c *cli, paths []string) ([]digsig.Key, error) {
 			return 0, errors.New("no certificate or key")
 		}
 		return n, nil
-	}
-	if err := eachKeyFile(c, "--keyring", paths, addFile); err != nil {
-		return nil, err
+	})
+	if err != nil {
+		return nil, inputErr(fmt.Errorf("--keyring %w", err))
 	}
 	return keys, nil
-}
-
-// eachKeyFile calls add for each path that is a file, and for each regular
-// file of each path that is a folder (skipping, with a note, those add
-// refuses; a folder with no key at all is an error). label names the flag.
-func eachKeyFile(c *cli, label string, paths []string, add func(path string) (int, error)) error {
-	for _, p := range paths {
-		st, err := os.Stat(p)
-		if err != nil {
-			return inputErr(fmt.Errorf("%s: %w", label, err))
-		}
-		if !st.IsDir() {
-			if _, err := add(p); err != nil {
-				return inputErr(fmt.Errorf("%s %s: %w", label, p, err))
-			}
-			continue
-		}
-		ents, err := os.ReadDir(p)
-		if err != nil {
-			return inputErr(fmt.Errorf("%s: %w", label, err))
-		}
-		total := 0
-		for _, e := range ents {
-			if !e.Type().IsRegular() {
-				continue
-			}
-			fp := filepath.Join(p, e.Name())
-			n, err := add(fp)
-			if err != nil {
-				fmt.Fprintf(c.stderr, "imago: %s: skipping %s: %v\n", label, fp, err)
-			}
-			total += n
-		}
-		if total == 0 {
-			return inputErr(fmt.Errorf("%s %s holds no certificate or key", label, p))
-		}
-	}
-	return nil
 }
 
 // loadRuntimePolicy reads --runtime-policy, or --allowlist with
@@ -207,7 +150,7 @@ func eachKeyFile(c *cli, label string, paths []string, add func(path string) (in
 // compiled on a goroutine of its own (pending; policyErr maps its error),
 // so that the list is read at the same time; from standard input it is
 // read first.
-func (c *cli) loadRuntimePolicy(o *verifyOpts) (*runtimepolicy.Compiled, *runtimepolicy.Pending, error) {
+func (c *cli) loadRuntimePolicy(ctx context.Context, o *verifyOpts) (*runtimepolicy.Compiled, *runtimepolicy.Pending, error) {
 	if o.policy != "" && (o.allowlist != "" || o.excludelist != "") {
 		return nil, nil, usagef("verify: give --runtime-policy or --allowlist/--excludelist, not both")
 	}
@@ -219,9 +162,9 @@ func (c *cli) loadRuntimePolicy(o *verifyOpts) (*runtimepolicy.Compiled, *runtim
 	}
 	var key any
 	if o.policyKey != "" {
-		data, err := readSmall(o.policyKey, maxKeyFile)
+		data, err := keyfile.Read(o.policyKey)
 		if err != nil {
-			return nil, nil, inputErr(fmt.Errorf("--policy-key: %w", err))
+			return nil, nil, inputErr(fmt.Errorf("--policy-key %w", err))
 		}
 		if key, err = runtimepolicy.ParseKey(data); err != nil {
 			return nil, nil, inputErr(fmt.Errorf("--policy-key %s: %w", o.policyKey, err))
@@ -229,7 +172,7 @@ func (c *cli) loadRuntimePolicy(o *verifyOpts) (*runtimepolicy.Compiled, *runtim
 	}
 	switch {
 	case o.policy != "":
-		in, err := c.open(o.policy)
+		in, err := c.open(ctx, o.policy)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -249,7 +192,7 @@ func (c *cli) loadRuntimePolicy(o *verifyOpts) (*runtimepolicy.Compiled, *runtim
 		}()
 		return nil, pending, nil
 	case o.allowlist != "":
-		p, err := c.legacyPolicy(o.allowlist, o.excludelist, "")
+		p, err := c.legacyPolicy(ctx, o.allowlist, o.excludelist, "")
 		if err != nil {
 			return nil, nil, err
 		}
@@ -274,8 +217,8 @@ func (o *verifyOpts) policyErr(err error) error {
 }
 
 // legacyPolicy converts an allowlist and an exclude list.
-func (c *cli) legacyPolicy(allowlist, excludelist, ts string) (*runtimepolicy.Policy, error) {
-	in, err := c.open(allowlist)
+func (c *cli) legacyPolicy(ctx context.Context, allowlist, excludelist, ts string) (*runtimepolicy.Policy, error) {
+	in, err := c.open(ctx, allowlist)
 	if err != nil {
 		return nil, err
 	}
@@ -286,15 +229,15 @@ func (c *cli) legacyPolicy(allowlist, excludelist, ts string) (*runtimepolicy.Po
 	}
 	var ex []string
 	if excludelist != "" {
-		if ex, err = c.readExcludeList(excludelist); err != nil {
+		if ex, err = c.readExcludeList(ctx, excludelist); err != nil {
 			return nil, err
 		}
 	}
 	return runtimepolicy.FromAllowlist(a, ex, ts), nil
 }
 
-func (c *cli) readExcludeList(name string) ([]string, error) {
-	in, err := c.open(name)
+func (c *cli) readExcludeList(ctx context.Context, name string) ([]string, error) {
+	in, err := c.open(ctx, name)
 	if err != nil {
 		return nil, err
 	}
@@ -307,7 +250,7 @@ func (c *cli) readExcludeList(name string) ([]string, error) {
 }
 
 func runVerify(ctx context.Context, c *cli, o *verifyOpts, list string) (err error) {
-	rp, pending, err := c.loadRuntimePolicy(o)
+	rp, pending, err := c.loadRuntimePolicy(ctx, o)
 	if err != nil {
 		return err
 	}
@@ -330,12 +273,12 @@ func verifyList(ctx context.Context, c *cli, o *verifyOpts, list string, rp *run
 	}
 	var pcrs, evlog pcr.Set
 	if len(o.pcrs) > 0 {
-		if pcrs, err = loadPCRs(o.pcrs, c.stdin); err != nil {
+		if pcrs, err = loadPCRs(ctx, o.pcrs, c.stdin); err != nil {
 			return err
 		}
 	}
 	if o.eventlog != "" {
-		l, err := c.readEventlog(o.eventlog)
+		l, err := c.readEventlog(ctx, o.eventlog)
 		if err != nil {
 			return err
 		}
@@ -358,7 +301,7 @@ func verifyList(ctx context.Context, c *cli, o *verifyOpts, list string, rp *run
 	if lb != 0 {
 		ropts.DigestSize = lb.Size()
 	}
-	in, err := c.open(list)
+	in, err := c.open(ctx, list)
 	if err != nil {
 		return err
 	}

@@ -3,7 +3,6 @@ package digsig
 import (
 	"errors"
 	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/imago-ima/imago/ima"
@@ -13,9 +12,9 @@ import (
 // real-kernel capture p-ima-sig-signed.
 func signedEntry(t *testing.T, name string) ([]byte, ima.Digest) {
 	t.Helper()
-	f, err := os.Open(filepath.Join(realkernel, "p-ima-sig-signed", "binary_runtime_measurements"))
+	f, err := os.Open(signedCapture(t, "binary_runtime_measurements"))
 	if err != nil {
-		t.Skip(err)
+		t.Fatal(err)
 	}
 	defer f.Close()
 	for e, err := range ima.NewListReader(f, ima.ReaderOptions{}).All() {
@@ -41,7 +40,7 @@ func signedEntry(t *testing.T, name string) ([]byte, ima.Digest) {
 // The cases follow the kernel's ima_appraise_measurement, xattr_verify and
 // process_measurement (appraise_algos), cause by cause.
 func TestAppraise(t *testing.T) {
-	kr := keyringFrom(t, filepath.Join(realkernel, "p-ima-sig-signed", "x509_ima.der"))
+	kr := keyringFrom(t, signedCapture(t, "x509_ima.der"))
 	good, goodDigest := signedEntry(t, "/signed/hello-signed.sh")
 	bad, badDigest := signedEntry(t, "/signed/data-badsig.txt")
 	hello := sha(t, ima.HashSHA256, []byte("hello world\n"))

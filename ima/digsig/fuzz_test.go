@@ -31,3 +31,26 @@ func FuzzParseValue(f *testing.F) {
 		Appraise(b, d, &kr, Requirements{Signature: len(b)%2 == 0, AllowedAlgos: []ima.HashAlg{ima.HashSHA256}})
 	})
 }
+
+// FuzzKeyringAdd: keyring files (DER or PEM certificates and public keys)
+// never panic the parser; keys that load are found by the keyids returned.
+func FuzzKeyringAdd(f *testing.F) {
+	for _, name := range []string{"testdata/keylime/rsa2048pub.pem", "testdata/keylime/secp256k1.pem"} {
+		f.Add(readFile(f, name))
+	}
+	f.Add(readFile(f, signedCapture(f, "x509_ima.der")))
+	f.Add(readFile(f, signedCapture(f, "x509_ima.pem")))
+	f.Add([]byte("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var kr Keyring
+		ids, err := kr.Add(data)
+		if err != nil && len(ids) != kr.Len() {
+			t.Fatalf("%d keyids returned with an error, %d keys held", len(ids), kr.Len())
+		}
+		for _, id := range ids {
+			if len(kr.Lookup(id)) == 0 {
+				t.Fatalf("keyid %08x returned but not found", id)
+			}
+		}
+	})
+}

@@ -9,10 +9,16 @@ import (
 	"testing"
 
 	"github.com/imago-ima/imago/ima"
+	"github.com/imago-ima/imago/internal/testenv"
+	"github.com/imago-ima/imago/internal/testfixture"
 )
 
-// realkernel is the repository's real-kernel captures (testdata/README.md).
-const realkernel = "../../testdata/realkernel"
+// signedCapture returns a file of the real-kernel capture with signed
+// entries (testdata/realkernel/p-ima-sig-signed at the module root).
+func signedCapture(t testing.TB, name string) string {
+	t.Helper()
+	return testfixture.Path(t, "realkernel/p-ima-sig-signed/"+name)
+}
 
 func unhex(t testing.TB, s string) []byte {
 	t.Helper()
@@ -27,21 +33,15 @@ func readFile(t testing.TB, path string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
-		if os.IsNotExist(err) {
-			t.Skipf("fixture not available: %v", err)
-		}
 		t.Fatal(err)
 	}
 	return b
 }
 
-// openssl runs the openssl tool in dir, skipping the test if it is absent.
+// openssl runs the openssl tool in dir (testenv.Tool when it is absent).
 func openssl(t testing.TB, dir string, stdin []byte, args ...string) []byte {
 	t.Helper()
-	if _, err := exec.LookPath("openssl"); err != nil {
-		t.Skip("openssl not installed")
-	}
-	cmd := exec.Command("openssl", args...)
+	cmd := exec.Command(testenv.Tool(t, "openssl"), args...)
 	cmd.Dir = dir
 	cmd.Stdin = bytes.NewReader(stdin)
 	var stderr bytes.Buffer

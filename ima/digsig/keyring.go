@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 )
 
 // KeyIDFromPublicKeyBytes returns the keyid evmctl computes for a key
@@ -221,7 +222,12 @@ func (k *Keyring) Add(data []byte) ([]uint32, error) {
 			continue
 		}
 		if err != nil {
-			return ids, fmt.Errorf("digsig: PEM %s block %d: %w", b.Type, len(ids)+1, err)
+			var de *malformedKeyError
+			if !errors.As(err, &de) && isForeign(err) {
+				// x509's parse error: name the block, keep x509's words.
+				err = &malformedKeyError{what: fmt.Sprintf("PEM %s block %d", b.Type, len(ids)+1), err: err}
+			}
+			return ids, err
 		}
 		ids = append(ids, id)
 	}
@@ -240,5 +246,35 @@ func (k *Keyring) addDER(der []byte) (uint32, error) {
 	if perr == nil {
 		return k.AddPublicKey(pub)
 	}
-	return 0, fmt.Errorf("digsig: neither a DER certificate (%v) nor a public key (%v)", cerr, perr)
+	return 0, &malformedKeyError{err: errNotKey}
+}
+
+// errNotKey: data that is neither a certificate nor a public key.
+var errNotKey = errors.New("neither an X.509 certificate nor a public key (DER, or PEM CERTIFICATE or PUBLIC KEY blocks)")
+
+// malformedKeyError is a key or certificate that cannot be parsed. It
+// wraps ErrMalformed; its message names the package once and keeps the
+// parser's own words without its package prefix ("x509: ", "asn1: ").
+type malformedKeyError struct {
+	what string
+	err  error
+}
+
+func (e *malformedKeyError) Error() string {
+	msg := e.err.Error()
+	for _, p := range []string{"x509: ", "asn1: "} {
+		msg = strings.TrimPrefix(msg, p)
+	}
+	if e.what == "" {
+		return "digsig: " + msg
+	}
+	return "digsig: " + e.what + ": " + msg
+}
+
+func (e *malformedKeyError) Unwrap() []error { return []error{ErrMalformed, e.err} }
+
+// isForeign reports whether err comes from a parser of the standard
+// library rather than from this package (whose errors wrap its sentinels).
+func isForeign(err error) bool {
+	return !errors.Is(err, ErrUnsupported) && !errors.Is(err, ErrTooLarge) && !errors.Is(err, ErrMalformed)
 }

@@ -202,11 +202,11 @@ func VerifyEntry(e *ima.Entry, keys *Keyring) error {
 				return &FormatError{Offset: he.Offset, Err: he.Err}
 			}
 		}
-		return fmt.Errorf("digsig: entry signature: %w", err)
+		return fmt.Errorf("entry signature: %w", err) // ima's error names its package
 	}
 	d, err := e.FileDigest()
 	if err != nil {
-		return fmt.Errorf("digsig: entry digest: %w", err)
+		return fmt.Errorf("entry digest: %w", err)
 	}
 	return VerifyHeader(h, d, keys)
 }

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/imago-ima/imago/ima"
+	"github.com/imago-ima/imago/internal/testfixture"
 )
 
 // The real-kernel capture p-ima-sig-signed carries three ima-sig entries
@@ -21,10 +22,9 @@ import (
 // verify with x509_ima.der (keyid b2064dbe), /signed/data-badsig.txt is
 // deliberately bad.
 func TestRealKernelSignedList(t *testing.T) {
-	dir := filepath.Join(realkernel, "p-ima-sig-signed")
 	for _, cert := range []string{"x509_ima.der", "x509_ima.pem"} {
 		t.Run(cert, func(t *testing.T) {
-			kr := keyringFrom(t, filepath.Join(dir, cert))
+			kr := keyringFrom(t, signedCapture(t, cert))
 			// evmctl -v printed "keyid: b2064dbe" for this certificate.
 			if ids := kr.KeyIDs(); len(ids) != 1 || ids[0] != 0xb2064dbe {
 				t.Fatalf("keyids %08x, want [b2064dbe]", ids)
@@ -35,9 +35,9 @@ func TestRealKernelSignedList(t *testing.T) {
 				"/signed/data-badsig.txt": ErrBadSignature,
 			}
 			seen := 0
-			f, err := os.Open(filepath.Join(dir, "binary_runtime_measurements"))
+			f, err := os.Open(signedCapture(t, "binary_runtime_measurements"))
 			if err != nil {
-				t.Skip(err)
+				t.Fatal(err)
 			}
 			defer f.Close()
 			for e, err := range ima.NewListReader(f, ima.ReaderOptions{}).All() {
@@ -167,7 +167,7 @@ func TestKeylimeSignatures(t *testing.T) {
 // by Red Hat's P-384 key d3320449, whose certificate is not included, and
 // a certificate eckey-ecdsa.pem of another key.
 func TestKeylimeTestsFixture(t *testing.T) {
-	dir := "../../../shared/fixtures/public/keylime-tests/functional/keylime_create_policy-static-data/test3"
+	dir := testfixture.Path(t, "public/keylime-tests/functional/keylime_create_policy-static-data/test3")
 	kr := keyringFrom(t, filepath.Join(dir, "eckey-ecdsa.pem"))
 	// openssl x509 -ext subjectKeyIdentifier: ...:3E:14:4A:C9.
 	found := false
@@ -179,7 +179,7 @@ func TestKeylimeTestsFixture(t *testing.T) {
 	}
 	f, err := os.Open(filepath.Join(dir, "ascii_runtime_measurements-1"))
 	if err != nil {
-		t.Skip(err)
+		t.Fatal(err)
 	}
 	defer f.Close()
 	n := 0

@@ -16,6 +16,7 @@
 package pcrsrc
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -25,27 +26,31 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/imago-ima/imago/internal/ctxio"
 	"github.com/imago-ima/imago/pcr"
 )
 
 // Load reads the PCR values that src names (see the package comment); "-"
 // reads stdin (an error when stdin is nil). Errors name the file, and for a
-// malformed dump wrap a *pcr.SourceError with the line.
-func Load(src string, stdin io.Reader) (pcr.Set, error) {
+// malformed dump wrap a *pcr.SourceError with the line. A FIFO is waited on
+// (bash's <(tpm2_pcrread)), and every read ends, when ctx does. Every
+// error starts with the source or file it is about (the caller adds the
+// flag, --pcrs); a parse error keeps package pcr's words, named once.
+func Load(ctx context.Context, src string, stdin io.Reader) (pcr.Set, error) {
 	var bank pcr.Bank
 	path := src
 	if alg, rest, ok := strings.Cut(src, ","); ok {
 		b, err := pcr.ParseBank(alg)
 		if err != nil {
-			return nil, fmt.Errorf("pcrsrc: %q: %w", src, err)
+			return nil, fmt.Errorf("%s: %w", src, err)
 		}
 		if !b.Known() {
-			return nil, fmt.Errorf("pcrsrc: %q: bank %s has no known digest size", src, b)
+			return nil, fmt.Errorf("%s: bank %s has no known digest size", src, b)
 		}
 		bank, path = b, rest
 	}
 	if path == "" {
-		return nil, fmt.Errorf("pcrsrc: %q: no file named", src)
+		return nil, fmt.Errorf("%s: no file named", src)
 	}
 	var (
 		set pcr.Set
@@ -53,17 +58,17 @@ func Load(src string, stdin io.Reader) (pcr.Set, error) {
 	)
 	if path == "-" {
 		if stdin == nil {
-			return nil, fmt.Errorf("pcrsrc: %q: no standard input", src)
+			return nil, fmt.Errorf("%s: no standard input", src)
 		}
-		set, err = parse(bank, stdin, "<stdin>")
+		set, err = parse(bank, ctxio.NewReader(ctx, stdin), "<stdin>")
 	} else if fi, serr := os.Stat(path); serr != nil {
-		return nil, fmt.Errorf("pcrsrc: %w", serr)
+		return nil, ctxio.Named(path, serr)
 	} else if fi.IsDir() {
-		set, err = loadSysfs(path, bank)
+		set, err = loadSysfs(ctx, path, bank)
 	} else {
-		var f *os.File
-		if f, err = os.Open(path); err != nil {
-			return nil, fmt.Errorf("pcrsrc: %w", err)
+		var f *ctxio.File
+		if f, err = ctxio.Open(ctx, path); err != nil {
+			return nil, ctxio.Named(path, err)
 		}
 		set, err = parse(bank, f, path)
 		f.Close()
@@ -73,7 +78,7 @@ func Load(src string, stdin io.Reader) (pcr.Set, error) {
 	}
 	if bank != 0 {
 		if len(set[bank]) == 0 {
-			return nil, fmt.Errorf("pcrsrc: %s: no %s PCR in it", path, bank)
+			return nil, fmt.Errorf("%s: no %s PCR in it", path, bank)
 		}
 		set = pcr.Set{bank: set[bank]}
 	}
@@ -83,14 +88,14 @@ func Load(src string, stdin io.Reader) (pcr.Set, error) {
 func parse(bank pcr.Bank, r io.Reader, name string) (pcr.Set, error) {
 	data, err := io.ReadAll(io.LimitReader(r, pcr.MaxSourceSize+1))
 	if err != nil {
-		return nil, fmt.Errorf("pcrsrc: %s: %w", name, err)
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	if len(data) > pcr.MaxSourceSize {
-		return nil, fmt.Errorf("pcrsrc: %s: larger than %d bytes", name, pcr.MaxSourceSize)
+		return nil, fmt.Errorf("%s: larger than %d bytes", name, pcr.MaxSourceSize)
 	}
 	s, err := pcr.ParseSource(bank, data)
 	if err != nil {
-		return nil, fmt.Errorf("pcrsrc: %s: %w", name, err)
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	return s, nil
 }
@@ -100,11 +105,11 @@ func parse(bank pcr.Bank, r io.Reader, name string) (pcr.Set, error) {
 const maxSysfsValue = 2*64 + 2
 
 // loadSysfs reads a TPM sysfs folder. With bank set, only that bank.
-func loadSysfs(dir string, bank pcr.Bank) (pcr.Set, error) {
+func loadSysfs(ctx context.Context, dir string, bank pcr.Bank) (pcr.Set, error) {
 	out := make(pcr.Set)
 	ents, err := os.ReadDir(dir)
 	if err != nil {
-		return nil, fmt.Errorf("pcrsrc: %w", err)
+		return nil, ctxio.Named(dir, err)
 	}
 	for _, e := range ents {
 		alg, ok := strings.CutPrefix(e.Name(), "pcr-")
@@ -115,33 +120,33 @@ func loadSysfs(dir string, bank pcr.Bank) (pcr.Set, error) {
 		if err != nil || !b.Known() || (bank != 0 && b != bank) {
 			continue
 		}
-		if err := loadSysfsBank(filepath.Join(dir, e.Name()), b, out); err != nil {
+		if err := loadSysfsBank(ctx, filepath.Join(dir, e.Name()), b, out); err != nil {
 			return nil, err
 		}
 	}
 	if len(out) == 0 {
 		// TPM 1.2: one "pcrs" file in the evmctl form, sha1 only.
 		for _, p := range []string{filepath.Join(dir, "pcrs"), filepath.Join(dir, "device", "pcrs")} {
-			f, err := os.Open(p)
+			f, err := ctxio.Open(ctx, p)
 			if errors.Is(err, os.ErrNotExist) {
 				continue
 			}
 			if err != nil {
-				return nil, fmt.Errorf("pcrsrc: %w", err)
+				return nil, ctxio.Named(p, err)
 			}
 			s, err := parse(pcr.SHA1, f, p)
 			f.Close()
 			return s, err
 		}
-		return nil, fmt.Errorf("pcrsrc: %s: no pcr-<alg> folder and no TPM 1.2 pcrs file", dir)
+		return nil, fmt.Errorf("%s: no pcr-<alg> folder and no TPM 1.2 pcrs file", dir)
 	}
 	return out, nil
 }
 
-func loadSysfsBank(dir string, b pcr.Bank, out pcr.Set) error {
+func loadSysfsBank(ctx context.Context, dir string, b pcr.Bank, out pcr.Set) error {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
-		return fmt.Errorf("pcrsrc: %w", err)
+		return ctxio.Named(dir, err)
 	}
 	sort.Slice(ents, func(i, j int) bool { return ents[i].Name() < ents[j].Name() })
 	for _, e := range ents {
@@ -150,23 +155,23 @@ func loadSysfsBank(dir string, b pcr.Bank, out pcr.Set) error {
 			continue
 		}
 		p := filepath.Join(dir, e.Name())
-		f, err := os.Open(p)
+		f, err := ctxio.Open(ctx, p)
 		if err != nil {
-			return fmt.Errorf("pcrsrc: %w", err)
+			return ctxio.Named(p, err)
 		}
 		buf := make([]byte, maxSysfsValue+1)
 		n, err := io.ReadFull(f, buf)
 		f.Close()
 		if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
-			return fmt.Errorf("pcrsrc: %s: %w", p, err)
+			return fmt.Errorf("%s: %w", p, err)
 		}
 		if n > maxSysfsValue {
-			return fmt.Errorf("pcrsrc: %s: longer than %d bytes", p, maxSysfsValue)
+			return fmt.Errorf("%s: longer than %d bytes", p, maxSysfsValue)
 		}
 		line := fmt.Sprintf("PCR-%02d: %s", i, strings.TrimSpace(string(buf[:n])))
 		s, err := pcr.ParseEvmctl(b, []byte(line))
 		if err != nil {
-			return fmt.Errorf("pcrsrc: %s: %w", p, err)
+			return fmt.Errorf("%s: %w", p, err)
 		}
 		v, _ := s.Get(b, i)
 		out.Put(b, i, v)

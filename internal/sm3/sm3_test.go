@@ -25,3 +25,28 @@ func TestVectors(t *testing.T) {
 		}
 	}
 }
+
+// The package comment says allocation-free: Sum, and Write/Sum into a
+// buffer with room, allocate nothing.
+func TestAllocs(t *testing.T) {
+	data := []byte(strings.Repeat("abcd", 100))
+	// One run of 100 calls each: AllocsPerRun divides by the runs.
+	if n := testing.AllocsPerRun(1, func() {
+		for range 100 {
+			_ = Sum(data)
+		}
+	}); n != 0 {
+		t.Errorf("Sum: %v allocations in 100 calls", n)
+	}
+	h := New()
+	buf := make([]byte, 0, Size)
+	if n := testing.AllocsPerRun(1, func() {
+		for range 100 {
+			h.Reset()
+			h.Write(data)
+			buf = h.Sum(buf[:0])
+		}
+	}); n != 0 {
+		t.Errorf("Write+Sum: %v allocations in 100 calls", n)
+	}
+}

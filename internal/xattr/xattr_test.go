@@ -7,14 +7,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/imago-ima/imago/internal/testenv"
 )
 
 // Values written here read back with getfattr (attr package), and values
 // setfattr wrote read back here.
 func TestRoundTripWithAttrTools(t *testing.T) {
-	if _, err := exec.LookPath("getfattr"); err != nil {
-		t.Skip("getfattr not installed")
-	}
+	getfattr, setfattr := testenv.Tool(t, "getfattr"), testenv.Tool(t, "setfattr")
 	dir := t.TempDir()
 	p := filepath.Join(dir, "f")
 	if err := os.WriteFile(p, []byte("x"), 0o600); err != nil {
@@ -26,22 +26,22 @@ func TestRoundTripWithAttrTools(t *testing.T) {
 	}
 	if _, err := Get(p, name); !errors.Is(err, ErrNoData) {
 		if errors.Is(err, errors.ErrUnsupported) {
-			t.Skipf("%s: no xattrs on this filesystem: %v", dir, err)
+			testenv.Env(t, testenv.Kernel, "%s: the filesystem keeps no %s xattrs here: %v", dir, name, err)
 		}
 		t.Fatalf("absent attribute: %v", err)
 	}
 	want := []byte{0x04, 0x04, 1, 2, 3}
 	if err := Set(p, name, want); err != nil {
 		if errors.Is(err, errors.ErrUnsupported) {
-			t.Skipf("%s: %v", dir, err)
+			testenv.Env(t, testenv.Kernel, "%s: the filesystem keeps no %s xattrs here: %v", dir, name, err)
 		}
 		t.Fatal(err)
 	}
-	out, err := exec.Command("getfattr", "--only-values", "-n", name, p).Output()
+	out, err := exec.Command(getfattr, "--only-values", "-n", name, p).Output()
 	if err != nil || !bytes.Equal(out, want) {
 		t.Fatalf("getfattr: %x %v, want %x", out, err, want)
 	}
-	if err := exec.Command("setfattr", "-n", name, "-v", "0x0102", p).Run(); err != nil {
+	if err := exec.Command(setfattr, "-n", name, "-v", "0x0102", p).Run(); err != nil {
 		t.Fatal(err)
 	}
 	f, err := os.Open(p)
