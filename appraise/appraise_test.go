@@ -31,13 +31,11 @@ func newNode(t testing.TB) *node {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := &node{tp: tp, ak: ak, ima: imahost.New([]pcr.Bank{pcr.SHA1, pcr.SHA256}, func(i int, d map[pcr.Bank][]byte) error {
-		tp.Extend(i, d)
-		return nil
-	})}
-	if err := n.ima.Boot(tp.PCRs()); err != nil {
+	h, err := imahost.NewBooted(tp)
+	if err != nil {
 		t.Fatal(err)
 	}
+	n := &node{tp: tp, ak: ak, ima: h}
 	return n
 }
 

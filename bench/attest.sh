@@ -38,7 +38,22 @@ fi
 db=${DB:-sqlite}
 [[ $db == sqlite ]] && db="sqlite://$work/verifier.db"
 
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# port [N]: a free port on 127.0.0.1, with the N-1 ports after it free too.
+port() {
+	python3 - "${1:-1}" <<'PY'
+import socket, sys
+n = int(sys.argv[1])
+for _ in range(100):
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]
+    try:
+        others = []
+        for i in range(1, n):
+            o = socket.socket(); o.bind(("127.0.0.1", p + i)); others.append(o)
+        print(p); break
+    except OSError:
+        continue
+PY
+}
 
 # A swtpm with EK certificates from a private local CA (touches nothing under /etc or /var/lib).
 ca=$work/swtpm-ca; st=$work/swtpm-state
@@ -49,10 +64,11 @@ printf 'create_certs_tool = %s\ncreate_certs_tool_config = %s/localca.conf\ncrea
 	"$(command -v swtpm_localca)" "$ca" "$ca" >"$ca/setup.conf"
 swtpm_setup --tpm2 --tpmstate "$st" --create-ek-cert --create-platform-cert --lock-nvram --config "$ca/setup.conf" \
 	--pcr-banks sha1,sha256 --overwrite >"$work/swtpm_setup.log" 2>&1
-tpmport=$(port)
+tpmport=$(port 2)
 swtpm socket --tpm2 --tpmstate dir="$st" --flags not-need-init,startup-clear \
 	--server type=tcp,port=$tpmport,bindaddr=127.0.0.1 --ctrl type=tcp,port=$((tpmport + 1)),bindaddr=127.0.0.1 &
 pids+=($!)
+for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$tpmport) 2>/dev/null && break; sleep 0.1; done
 
 roots=$work/ek-roots
 mkdir -p "$roots"
@@ -79,7 +95,8 @@ serve
 
 echo "imago verifier ($(nproc) cores, store ${db%%://*}): $nodes emulated attesters + 1 swtpm, $workers rounds in flight, $entries new entries a round, $duration" >&2
 "$work/attestload" run --verifier "$url" --ca "$work/tls.pem" --ek-ca "$work/load-ca" --nodes "$nodes" --workers "$workers" \
-	--entries "$entries" --duration "$duration" --swtpm "tcp://127.0.0.1:$tpmport" --acked "$work/acked.json" --json "$work/report.json" >/dev/null
+	--entries "$entries" --duration "$duration" --swtpm "tcp://127.0.0.1:$tpmport" --acked "$work/acked.json" --json "$work/report.json" \
+	--verifier-pid $vpid >/dev/null
 kill -9 $vpid
 wait $vpid 2>/dev/null || true
 serve
@@ -92,6 +109,12 @@ keylime = 17437 / 4462.0   # Keylime push-model load test: 17,437 attestations i
 print(f"imago:   {r['per_second']:8.1f} verified attestations/s  ({r['verified']} in {r['seconds']:.1f} s; "
       f"p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms; {r['failed']} failed, {r['errors']} errors; "
       f"swtpm rounds {r['swtpm_rounds']})")
+v, l = r.get('verifier_cpu_us_per_round', 0), r.get('load_cpu_us_per_round', 0)
+if v:
+    print(f"cpu:     verifier {v:.0f} us + load generator {l:.0f} us per round: {2e6 / (v + l):.0f}/s on 2 idle cores "
+          f"with the load generator beside it, {2e6 / v:.0f}/s for the verifier alone")
+with open('/proc/loadavg') as f:
+    print(f"machine: load average {f.read().split()[0]} at the end (other work shares these {__import__('os').cpu_count()} cores)")
 print(f"keylime: {keylime:8.1f} attestations/s (published push load test, not run here)")
 print(f"ratio:   {r['per_second'] / keylime:8.0f}x")
 PY

@@ -27,9 +27,9 @@ type Compiled struct {
 // compileSink feeds the three tables, each through a builder.
 type compileSink struct{ b [3]*builder }
 
-func (c *compileSink) begin(k mapKind, name []byte) error { c.b[k].begin(name); return nil }
-func (c *compileSink) digest(k mapKind, h []byte) error   { c.b[k].digest(h); return nil }
-func (c *compileSink) end(k mapKind) error                { return c.b[k].end() }
+func (c *compileSink) begin(k mapKind, name []byte) error  { c.b[k].begin(name); return nil }
+func (c *compileSink) digest(k mapKind, _, b []byte) error { c.b[k].digest(b); return nil }
+func (c *compileSink) end(k mapKind) error                 { return c.b[k].end() }
 
 // Compile reads a runtime policy (or a DSSE envelope, verified with
 // opts.Key) straight into a Compiled policy, without holding its text: the
@@ -57,6 +57,36 @@ func Compile(r io.Reader, opts Options) (*Compiled, error) {
 	return c, nil
 }
 
+// Pending is a runtime policy being compiled on a goroutine of its own
+// (CompileAsync), so that a caller can read the measurement list while the
+// policy is read.
+type Pending struct {
+	done chan struct{}
+	c    *Compiled
+	err  error
+}
+
+// CompileAsync starts Compile(r, opts) on a goroutine of its own, which
+// reads r to its end or its first error; Wait returns the result. The
+// goroutine ends with the compile (it never waits for the caller).
+func CompileAsync(r io.Reader, opts Options) *Pending {
+	p := &Pending{done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		p.c, p.err = Compile(r, opts)
+	}()
+	return p
+}
+
+// Done is closed once the compile has ended.
+func (p *Pending) Done() <-chan struct{} { return p.done }
+
+// Wait waits for the compile and returns what Compile returned.
+func (p *Pending) Wait() (*Compiled, error) {
+	<-p.done
+	return p.c, p.err
+}
+
 // Compile compiles an edited policy.
 func (p *Policy) Compile() (*Compiled, error) {
 	if err := p.Check(); err != nil {
@@ -72,7 +102,7 @@ func (p *Policy) Compile() (*Compiled, error) {
 		for _, n := range m.names {
 			t.begin([]byte(n))
 			for _, h := range m.m[n] {
-				t.digest([]byte(h))
+				t.digestHex([]byte(h))
 			}
 			if err := t.end(); err != nil {
 				return nil, err
@@ -146,6 +176,16 @@ func (c *Compiled) HexDigests(path string) ([]string, bool) {
 	return d.Hex(), true
 }
 
-// Warm prepares lookups of path (Digests): see the batch loop in package
-// verify. It returns a byte to be discarded.
-func (c *Compiled) Warm(path []byte) byte { return c.tables[kindDigests].warm(path) }
+// WarmPaths prepares the lookups of many paths in Digests, for a caller
+// about to judge a batch of entries: it computes the hash of each path into
+// hashes (for DigestsHashed; nil paths are skipped) and reads what the
+// lookups will read, overlapping the cache misses that lookups one at a
+// time would wait for in turn. It returns a byte to be discarded.
+func (c *Compiled) WarmPaths(paths [][]byte, hashes []uint64) byte {
+	return c.tables[kindDigests].warm(paths, hashes)
+}
+
+// DigestsHashed is Digests for a path whose hash WarmPaths computed.
+func (c *Compiled) DigestsHashed(path []byte, hash uint64) (Digests, bool) {
+	return c.tables[kindDigests].lookupHashed(path, hash)
+}

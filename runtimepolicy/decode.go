@@ -57,10 +57,10 @@ func (k mapKind) String() string {
 
 // sink receives the three digest maps as they stream past: begin for a
 // name, digest for each of its digests (validated lower-case hex without an
-// algorithm prefix), end after the last.
+// algorithm prefix, and its bytes), end after the last.
 type sink interface {
 	begin(k mapKind, name []byte) error
-	digest(k mapKind, hex []byte) error
+	digest(k mapKind, hex, bin []byte) error
 	end(k mapKind) error
 }
 
@@ -244,19 +244,20 @@ func decodeMap(l *lexer, s sink, kind mapKind, scratch []byte) ([]byte, error) {
 			return scratch, err
 		}
 		var hexBuf [160]byte
+		bin := &l.bins[0]
 		for !done {
 			h, err := l.strNoCtl(hexBuf[:0], 160)
 			if err != nil {
 				return scratch, err
 			}
-			h, err = digestHex(h)
+			h, b, err := digestHex(bin, h)
 			if err != nil {
 				return scratch, l.fail("%q: %v", clip(string(scratch)), err)
 			}
 			if n++; n > MaxDigestsPerName {
 				return scratch, l.fail("%q: more than %d digests", clip(string(scratch)), MaxDigestsPerName)
 			}
-			if err := s.digest(kind, h); err != nil {
+			if err := s.digest(kind, h, b); err != nil {
 				return scratch, l.fail("%q: %v", clip(string(scratch)), err)
 			}
 			if done, err = l.moreNot(']'); err != nil {
@@ -282,47 +283,51 @@ func (l *lexer) moreNot(closing byte) (bool, error) {
 }
 
 // digestHex checks a policy digest and returns its hex without an
-// algorithm prefix. Keylime's schema wants bare lower-case hex; its own test
-// data has "sha256:<hex>", which is read leniently.
-func digestHex(h []byte) ([]byte, error) {
-	if len(h) > 128 {
-		if i := bytes.IndexByte(h, ':'); i >= 0 {
-			h = h[i+1:]
-		}
-	} else {
-		for i, c := range h {
-			if c == ':' {
-				h = h[i+1:]
-				break
-			}
-		}
+// algorithm prefix, and its bytes (decoded into bin). Keylime's schema
+// wants bare lower-case hex; its own test data has "sha256:<hex>", which is
+// read leniently.
+func digestHex(bin *[maxDigestBytes]byte, h []byte) ([]byte, []byte, error) {
+	if decodeLowerHex(bin, h) {
+		return h, bin[:len(h)/2], nil // the usual form: no prefix
 	}
-	if !validHex(h) {
-		return nil, checkHex(string(h))
+	if i := bytes.IndexByte(h, ':'); i >= 0 {
+		h = h[i+1:]
 	}
-	return h, nil
+	if !decodeLowerHex(bin, h) {
+		return nil, nil, checkHex(string(h))
+	}
+	return h, bin[:len(h)/2], nil
 }
 
-// lowerHex marks the bytes of lower-case hex digits.
-var lowerHex = func() (t [256]bool) {
-	for _, c := range "0123456789abcdef" {
-		t[c] = true
+// maxDigestBytes is the longest policy digest, 128 hex digits (sha512).
+const maxDigestBytes = 64
+
+// lowerHexVal maps the bytes of lower-case hex digits to their values and
+// every other byte to 0xff.
+var lowerHexVal = func() (t [256]byte) {
+	for i := range t {
+		t[i] = 0xff
+	}
+	for i, c := range "0123456789abcdef" {
+		t[c] = byte(i)
 	}
 	return t
 }()
 
-// validHex is checkHex without allocating: 40 to 128 lower-case hex
-// digits, an even number.
-func validHex(h []byte) bool {
+// decodeLowerHex checks a digest as checkHex does, without allocating (40
+// to 128 lower-case hex digits, an even number), and decodes it into bin
+// in the same pass.
+func decodeLowerHex(bin *[maxDigestBytes]byte, h []byte) bool {
 	if len(h) < 40 || len(h) > 128 || len(h)%2 != 0 {
 		return false
 	}
-	for _, c := range h {
-		if !lowerHex[c] {
-			return false
-		}
+	var acc byte
+	for i := range len(h) / 2 {
+		a, b := lowerHexVal[h[2*i]], lowerHexVal[h[2*i+1]]
+		acc |= a | b
+		bin[i] = a<<4 | b&0x0f
 	}
-	return true
+	return acc&0xf0 == 0
 }
 
 func decodeMeta(raw []byte, m *Meta) error {
@@ -409,7 +414,7 @@ func (e *editSink) begin(k mapKind, name []byte) error {
 	return nil
 }
 
-func (e *editSink) digest(k mapKind, hex []byte) error {
+func (e *editSink) digest(k mapKind, hex, _ []byte) error {
 	e.list = append(e.list, string(hex))
 	return nil
 }
@@ -537,7 +542,8 @@ func (l *lexer) fastEntry(s sink, kind mapKind) (bool, error) {
 		return false, nil
 	}
 	i++
-	var digs [8][]byte
+	var digs, bins [8][]byte
+	binBuf := &l.bins // the sink keeps no reference to them
 	n := 0
 	skip()
 	if i < len(w) && w[i] == ']' {
@@ -551,11 +557,11 @@ func (l *lexer) fastEntry(s sink, kind mapKind) (bool, error) {
 			if q < 0 || q > 160 {
 				return false, nil
 			}
-			h, err := digestHex(w[i+1 : i+1+q])
+			h, b, err := digestHex(&binBuf[n], w[i+1:i+1+q])
 			if err != nil || bytes.IndexByte(w[i+1:i+1+q], '\\') >= 0 {
 				return false, nil
 			}
-			digs[n] = h
+			digs[n], bins[n] = h, b
 			n++
 			i += q + 2
 			skip()
@@ -576,8 +582,8 @@ func (l *lexer) fastEntry(s sink, kind mapKind) (bool, error) {
 	if err := s.begin(kind, name); err != nil {
 		return false, nil
 	}
-	for _, h := range digs[:n] {
-		if err := s.digest(kind, h); err != nil {
+	for j, h := range digs[:n] {
+		if err := s.digest(kind, h, bins[j]); err != nil {
 			return true, l.fail("%q: %v", clip(string(name)), err)
 		}
 	}

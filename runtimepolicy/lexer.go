@@ -19,6 +19,8 @@ type lexer struct {
 	line int   // 1-based line of the next byte
 	err  error
 	slow bool // no fastEntry (tests)
+	// bins are the decoded digests of the member being read.
+	bins [8][maxDigestBytes]byte
 }
 
 const lexBuffer = 256 << 10

@@ -46,18 +46,22 @@ func (r *record) begin(name []byte) {
 	r.b = append(r.b, 0, 0)
 }
 
-// digest adds a validated hex digest to the record.
-func (r *record) digest(h []byte) {
-	n := len(h) / 2
-	r.b = append(r.b, byte(n))
-	r.b = append(r.b, make([]byte, n)...)
-	hex.Decode(r.b[len(r.b)-n:], h)
+// digest adds a digest (its bytes) to the record.
+func (r *record) digest(d []byte) {
+	r.b = append(r.b, byte(len(d)))
+	r.b = append(r.b, d...)
 	c := 2 + int(binary.LittleEndian.Uint16(r.b)) // count's position
 	binary.LittleEndian.PutUint16(r.b[c:], binary.LittleEndian.Uint16(r.b[c:])+1)
 }
 
 func (t *table) begin(name []byte) { t.rec.begin(name) }
-func (t *table) digest(h []byte)   { t.rec.digest(h) }
+
+// digestHex adds a validated hex digest to the record.
+func (t *table) digestHex(h []byte) {
+	var d [maxDigestBytes]byte
+	n, _ := hex.Decode(d[:], h)
+	t.rec.digest(d[:n])
+}
 
 // end stores the record built, replacing an earlier one of the same name
 // (the last wins, as in Python's json).
@@ -95,11 +99,14 @@ func recordName(r []byte) []byte {
 	return r[2 : 2+int(binary.LittleEndian.Uint16(r))]
 }
 
-func (t *table) insert(name []byte, off uint32) {
+func (t *table) insert(name []byte, off uint32) { t.insertHashed(name, t.hash(name), off) }
+
+// insertHashed is insert with the name's hash computed.
+func (t *table) insertHashed(name []byte, h uint64, off uint32) {
 	if (t.n+1)*4 > len(t.slots)*3 {
 		t.grow()
 	}
-	tag := uint32(maphash.Bytes(t.seed, name))
+	tag := uint32(h)
 	mask := uint32(len(t.slots) - 1)
 	for i := tag & mask; ; i = (i + 1) & mask {
 		s := t.slots[i]
@@ -133,12 +140,24 @@ func (t *table) grow() {
 	}
 }
 
+// hash is the hash of a name: its low 32 bits are the tag a slot keeps,
+// and their low bits the home slot.
+func (t *table) hash(name []byte) uint64 { return maphash.Bytes(t.seed, name) }
+
 // lookup returns the digests listed for name.
 func (t *table) lookup(name []byte) (Digests, bool) {
 	if t == nil || t.n == 0 {
 		return Digests{}, false
 	}
-	tag := uint32(maphash.Bytes(t.seed, name))
+	return t.lookupHashed(name, t.hash(name))
+}
+
+// lookupHashed is lookup with the name's hash already computed.
+func (t *table) lookupHashed(name []byte, h uint64) (Digests, bool) {
+	if t == nil || t.n == 0 {
+		return Digests{}, false
+	}
+	tag := uint32(h)
 	mask := uint32(len(t.slots) - 1)
 	for i := tag & mask; ; i = (i + 1) & mask {
 		s := t.slots[i]
@@ -147,7 +166,7 @@ func (t *table) lookup(name []byte) (Digests, bool) {
 		}
 		if uint32(s>>32) == tag {
 			r := t.record(uint32(s) - 1)
-			if nl := int(binary.LittleEndian.Uint16(r)); nl == len(name) && bytes.Equal(r[2:2+nl], name) {
+			if nl := int(binary.LittleEndian.Uint16(r)); nl == len(name) && string(r[2:2+nl]) == string(name) {
 				return Digests{r[2+nl:]}, true
 			}
 		}
@@ -223,20 +242,45 @@ func (d Digests) Hex() []string {
 	return out
 }
 
-// warm reads the slot and the record name lookup(name) will read, and
-// returns a byte of them so that the reads are not optimised away. A caller
-// about to look up many names calls it for all of them first: the reads are
-// independent, so the processor overlaps their cache misses.
-func (t *table) warm(name []byte) byte {
+// warm prepares the lookups of names: it computes their hashes into
+// hashes (nil names are skipped) and then reads, in two passes, first the
+// home slot of each and then the record each slot points to (its first and last
+// bytes of name and digests, ahead of the digests). The reads of a pass do
+// not depend on one another, so the processor overlaps their cache and TLB
+// misses, where lookups one by one would wait for two misses each. It
+// returns a byte of what it read, so that the reads are not optimised
+// away.
+func (t *table) warm(names [][]byte, hashes []uint64) byte {
 	if t == nil || t.n == 0 {
 		return 0
 	}
-	tag := uint32(maphash.Bytes(t.seed, name))
-	s := t.slots[tag&uint32(len(t.slots)-1)]
-	if s == 0 {
-		return 0
+	var sink byte
+	mask := uint32(len(t.slots) - 1)
+	for i, n := range names {
+		if n != nil {
+			hashes[i] = t.hash(n)
+		}
 	}
-	return t.record(uint32(s) - 1)[0]
+	for i, n := range names {
+		if n != nil {
+			sink ^= byte(t.slots[uint32(hashes[i])&mask])
+		}
+	}
+	for i, n := range names {
+		if n == nil {
+			continue
+		}
+		tag := uint32(hashes[i])
+		s := t.slots[tag&mask]
+		if s == 0 || uint32(s>>32) != tag {
+			continue
+		}
+		r := t.record(uint32(s) - 1)
+		if end := 2 + len(n) + 2 + 1 + 32; end < len(r) {
+			sink ^= r[0] ^ r[end]
+		}
+	}
+	return sink
 }
 
 // builder fills a table on two goroutines: the caller's parses and builds
@@ -249,6 +293,7 @@ type builder struct {
 	rec   record
 	ch    chan []byte
 	done  chan struct{}
+	sink  uint64 // what index read ahead, kept so that the reads stay
 }
 
 func newBuilder(t *table) *builder {
@@ -258,7 +303,7 @@ func newBuilder(t *table) *builder {
 }
 
 func (b *builder) begin(name []byte) { b.rec.begin(name) }
-func (b *builder) digest(h []byte)   { b.rec.digest(h) }
+func (b *builder) digest(d []byte)   { b.rec.digest(d) }
 
 func (b *builder) end() error {
 	if b.chunk != nil && len(b.chunk)+len(b.rec.b) > chunkSize {
@@ -286,25 +331,47 @@ func (b *builder) finish() {
 	<-b.done
 }
 
-// index adds every record of the chunks it is given, in order.
+// index adds every record of the chunks it is given, in order, a group
+// at a time: first the names' hashes and a read of each home slot (reads
+// that do not depend on one another, so that their cache misses overlap),
+// then the inserts, which find the slots cached.
 func (b *builder) index() {
 	defer close(b.done)
 	t := b.t
+	const group = 64
+	var offs [group]uint32
+	var hashes [group]uint64
+	var sink uint64
 	for c := range b.ch {
 		idx := uint32(len(t.chunks))
 		t.chunks = append(t.chunks, c)
 		for off := 0; off < len(c); {
-			nl := int(binary.LittleEndian.Uint16(c[off:]))
-			p := off + 2 + nl
-			count := int(binary.LittleEndian.Uint16(c[p:]))
-			p += 2
-			for range count {
-				p += 1 + int(c[p])
+			n := 0
+			for ; n < group && off < len(c); n++ {
+				offs[n] = uint32(off)
+				nl := int(binary.LittleEndian.Uint16(c[off:]))
+				hashes[n] = t.hash(c[off+2 : off+2+nl])
+				p := off + 2 + nl
+				count := int(binary.LittleEndian.Uint16(c[p:]))
+				p += 2
+				for range count {
+					p += 1 + int(c[p])
+				}
+				off = p
 			}
-			t.insert(c[off+2:off+2+nl], idx<<chunkBits|uint32(off))
-			off = p
+			if (t.n+n)*4 <= len(t.slots)*3 {
+				mask := uint64(len(t.slots) - 1)
+				for _, h := range hashes[:n] {
+					sink += t.slots[uint32(h)&uint32(mask)]
+				}
+			}
+			for i, o := range offs[:n] {
+				nl := int(binary.LittleEndian.Uint16(c[o:]))
+				t.insertHashed(c[int(o)+2:int(o)+2+nl], hashes[i], idx<<chunkBits|o)
+			}
 		}
 	}
+	b.sink = sink
 }
 
 // sizeFor makes room in the index for about n names.

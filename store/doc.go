@@ -23,7 +23,8 @@
 //
 // # Migrations
 //
-// The schema is versioned (migrations/<dialect>/NNNN_name.sql, embedded)
+// The schema is versioned (migrations/NNNN_name.sql, embedded; one set for
+// both databases)
 // and migrated at Open, under a PostgreSQL advisory lock (so replicas
 // starting together migrate once) or SQLite's write lock.
 package store

@@ -21,6 +21,10 @@ var migrations embed.FS
 // ("imago" in ASCII).
 const advisoryLockKey = 0x696d61676f
 
+// postgresTypes translates SQLite's column types in the migrations: bytes
+// are BYTEA, integers 64-bit.
+var postgresTypes = strings.NewReplacer(" BLOB", " BYTEA", " INTEGER", " BIGINT")
+
 type migration struct {
 	version int
 	name    string
@@ -34,30 +38,43 @@ type migration struct {
 // compatibleMarker is the first line of a compatible migration.
 const compatibleMarker = "-- imago: compatible"
 
+// loadMigrations reads the migrations of a dialect. A migration is shared
+// (migrations/NNNN_name.sql, written in SQLite's types and translated for
+// PostgreSQL's) or, where the two databases need different statements,
+// one file per dialect (migrations/sqlite/NNNN_name.sql and
+// migrations/postgres/NNNN_name.sql). Each version appears once.
 func loadMigrations(dialect string) ([]migration, error) {
-	dir := path.Join("migrations", dialect)
-	ents, err := fs.ReadDir(migrations, dir)
-	if err != nil {
-		return nil, err
-	}
 	var out []migration
-	for _, e := range ents {
-		v, name, ok := strings.Cut(e.Name(), "_")
-		n, err := strconv.Atoi(v)
-		if !ok || err != nil || !strings.HasSuffix(name, ".sql") {
-			return nil, fmt.Errorf("store: migration file %s: want NNNN_name.sql", e.Name())
-		}
-		b, err := migrations.ReadFile(path.Join(dir, e.Name()))
+	for _, dir := range []string{"migrations", path.Join("migrations", dialect)} {
+		ents, err := fs.ReadDir(migrations, dir)
 		if err != nil {
 			return nil, err
 		}
-		first, _, _ := strings.Cut(string(b), "\n")
-		out = append(out, migration{n, strings.TrimSuffix(name, ".sql"), string(b), strings.TrimSpace(first) == compatibleMarker})
+		for _, e := range ents {
+			if e.IsDir() {
+				continue
+			}
+			v, name, ok := strings.Cut(e.Name(), "_")
+			n, err := strconv.Atoi(v)
+			if !ok || err != nil || !strings.HasSuffix(name, ".sql") {
+				return nil, fmt.Errorf("store: migration file %s: want NNNN_name.sql", path.Join(dir, e.Name()))
+			}
+			b, err := migrations.ReadFile(path.Join(dir, e.Name()))
+			if err != nil {
+				return nil, err
+			}
+			sql := string(b)
+			if dialect == "postgres" && dir == "migrations" {
+				sql = postgresTypes.Replace(sql)
+			}
+			first, _, _ := strings.Cut(sql, "\n")
+			out = append(out, migration{n, strings.TrimSuffix(name, ".sql"), sql, strings.TrimSpace(first) == compatibleMarker})
+		}
 	}
 	slices.SortFunc(out, func(a, b migration) int { return a.version - b.version })
 	for i, m := range out {
 		if m.version != i+1 {
-			return nil, fmt.Errorf("store: migrations: version %d where %d was expected", m.version, i+1)
+			return nil, fmt.Errorf("store: %s migrations: version %d where %d was expected (each version once, shared or per dialect)", dialect, m.version, i+1)
 		}
 	}
 	return out, nil

@@ -113,7 +113,7 @@ func (s *Server) endpoint(limit int64, operator bool, h handlerFunc) http.Handle
 				defer s.bodies.Release(max(n, 1))
 			}
 			if limit > 0 {
-				b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+				b, err := readBody(w, r, limit)
 				var mbe *http.MaxBytesError
 				if errors.As(err, &mbe) {
 					return apiErr(http.StatusRequestEntityTooLarge, "request.too_large", "request body larger than %d bytes", limit)
@@ -164,6 +164,20 @@ func (s *Server) checkOperator(r *http.Request) error {
 		return apiErr(http.StatusForbidden, "operator.remote", "operator endpoints are served to loopback clients only (configure an operator token)")
 	}
 	return nil
+}
+
+// readBody reads a request body of at most limit bytes, in one allocation
+// when the length is announced.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	body := http.MaxBytesReader(w, r.Body, limit)
+	if n := r.ContentLength; n >= 0 && n <= limit {
+		b := make([]byte, n)
+		if _, err := io.ReadFull(body, b); err != nil {
+			return nil, err
+		}
+		return b, nil
+	}
+	return io.ReadAll(body)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

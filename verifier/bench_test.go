@@ -18,7 +18,6 @@ import (
 	"github.com/imago-ima/imago/enroll"
 	"github.com/imago-ima/imago/internal/imahost"
 	"github.com/imago-ima/imago/internal/softtpm"
-	"github.com/imago-ima/imago/pcr"
 	"github.com/imago-ima/imago/verifier/client"
 )
 
@@ -91,8 +90,7 @@ func benchSetup(b *testing.B) {
 	ctx := context.Background()
 	for i := range nodes {
 		tp, _ := softtpm.New(ca, "n")
-		h := imahost.New([]pcr.Bank{pcr.SHA1, pcr.SHA256}, func(i int, d map[pcr.Bank][]byte) error { tp.Extend(i, d); return nil })
-		h.Boot(tp.PCRs())
+		h, _ := imahost.NewBooted(tp)
 		n := &benchNode{a: &attester.Attester{TPM: tp, Client: cl, Node: fmt.Sprintf("n%d", i), List: h}, ima: h}
 		all = append(all, n)
 	}

@@ -17,7 +17,6 @@ import (
 	"github.com/imago-ima/imago/enroll"
 	"github.com/imago-ima/imago/internal/imahost"
 	"github.com/imago-ima/imago/internal/softtpm"
-	"github.com/imago-ima/imago/pcr"
 	"github.com/imago-ima/imago/verifier/client"
 )
 
@@ -28,8 +27,10 @@ func softNode(t *testing.T, ca *softtpm.CA, cl *client.Client, name string) *att
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := imahost.New([]pcr.Bank{pcr.SHA1, pcr.SHA256}, func(i int, d map[pcr.Bank][]byte) error { tp.Extend(i, d); return nil })
-	h.Boot(tp.PCRs())
+	h, err := imahost.NewBooted(tp)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx := context.Background()
 	if _, err := cl.AddNode(ctx, &attest.NodeAdd{Node: name, RuntimePolicy: h.Policy(nil)}); err != nil {
 		t.Fatal(err)
@@ -162,8 +163,7 @@ func TestEKWithoutCertificate(t *testing.T) {
 	cl, _ := client.New(v.URL, client.Options{CA: v.CA})
 	ctx := context.Background()
 	tp, _ := softtpm.New(nil, "") // no EK certificate
-	h := imahost.New([]pcr.Bank{pcr.SHA1, pcr.SHA256}, func(i int, d map[pcr.Bank][]byte) error { tp.Extend(i, d); return nil })
-	h.Boot(tp.PCRs())
+	h, _ := imahost.NewBooted(tp)
 	a := &attester.Attester{TPM: tp, Client: cl, Node: "bare", List: h}
 	if _, err := cl.AddNode(ctx, &attest.NodeAdd{Node: "bare", RuntimePolicy: h.Policy(nil)}); err != nil {
 		t.Fatal(err)
@@ -181,5 +181,35 @@ func TestEKWithoutCertificate(t *testing.T) {
 	}
 	if res, err := a.Round(ctx); err != nil || res.Verdict != attest.VerdictPass {
 		t.Fatalf("%+v %v", res, err)
+	}
+}
+
+// TestChallengeExpires: evidence for an expired challenge is refused and
+// changes nothing.
+func TestChallengeExpires(t *testing.T) {
+	ca, _ := softtpm.NewCA("test")
+	v := startVerifier(t, "sqlite://"+filepath.Join(t.TempDir(), "v.db"), enroll.NewRoots([]*x509.Certificate{ca.Cert}),
+		func(c *Config) { c.ChallengeTTL = 50 * time.Millisecond })
+	cl, _ := client.New(v.URL, client.Options{CA: v.CA})
+	a := softNode(t, ca, cl, "slow")
+	ctx := context.Background()
+	ch, err := cl.Challenge(ctx, "slow", &attest.ChallengeRequest{Banks: []string{"sha1", "sha256"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := a.TPM.Quote(ch.Nonce, ch.Selection)
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, _ := a.List.ReadFrom(ch.Offset)
+	time.Sleep(100 * time.Millisecond)
+	_, err = cl.Evidence(ctx, "slow", &attest.Evidence{Token: ch.Token, Quote: attest.Quote{Attest: q.Attest, Signature: q.Signature},
+		PCRs: attest.PCRValues(q.PCRs), Offset: ch.Offset, List: list})
+	var ce *client.Error
+	if !errors.As(err, &ce) || ce.Status != 410 || ce.ID != "challenge.expired" {
+		t.Fatalf("evidence after expiry: %v", err)
+	}
+	if n, _ := cl.Node(ctx, "slow", 0); n.State != attest.StateEnrolling {
+		t.Fatalf("state after an expired challenge: %s", n.State)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/imago-ima/imago/ima"
+	"github.com/imago-ima/imago/internal/cputime"
 	"github.com/imago-ima/imago/pcr"
 	"github.com/imago-ima/imago/runtimepolicy"
 )
@@ -63,6 +64,29 @@ func BenchmarkVerify(b *testing.B) {
 	runtime.ReadMemStats(&ms1)
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n)/float64(b.N), "ns/entry")
 	b.ReportMetric(float64(ms1.Mallocs-ms0.Mallocs)/float64(n)/float64(b.N), "allocs/entry")
+}
+
+// BenchmarkVerifyASCII: the same list as ascii text through Round.List,
+// as imago verify reads a file: lines split by the reader, parsed,
+// hashed and judged on every core, replayed per bank.
+func BenchmarkVerifyASCII(b *testing.B) {
+	const n = 100000
+	list, rp, q := benchList(b, n)
+	p, err := NewPolicy(Options{RuntimePolicy: rp})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(list)))
+	b.ReportAllocs()
+	m := cputime.Start()
+	for b.Loop() {
+		rep, _, err := p.Verify(nil, Round{List: bytes.NewReader(list), Quoted: q})
+		if err != nil || !rep.Pass() || !rep.Matched || rep.Read != n {
+			b.Fatalf("%v %+v", err, rep)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n)/float64(b.N), "ns/entry")
+	m.Report(b, float64(n)*float64(b.N), "entry")
 }
 
 // BenchmarkRound: an incremental round of 10 new entries with a quote, as

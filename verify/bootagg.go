@@ -56,8 +56,11 @@ type BootAggregateResult struct {
 	Name  string `json:"name"` // boot_aggregate or boot_aggregate_late
 	// Digest is the entry's "alg:hex".
 	Digest string `json:"digest"`
-	// Verdict is "pass", "fail", or "unchecked" when nothing could judge
-	// it (no policy digests, no event log, no PCR values).
+	// Verdict is "pass", "fail", "unchecked" when nothing could judge it
+	// (no policy digests, no event log, no PCR values), or "adopted": a
+	// TPM-bypass aggregate (zeros) heading a list that the TPM holds,
+	// which is a finding, not a failure (Rule says so, Note where the
+	// evidence for the real boot aggregate is).
 	Verdict string `json:"verdict"`
 	// Source and Rule say what matched: SourcePolicy, SourceEventLog
 	// (with the bank and rule) or SourcePCRs.
@@ -71,7 +74,21 @@ type BootAggregateResult struct {
 	Excluded bool `json:"excluded,omitempty"`
 	// Expected are the values accepted, in hex, when it failed.
 	Expected []string `json:"expected,omitempty"`
+	// Note explains a TPM-bypass aggregate (zeros): adopted by a late TPM,
+	// or a list that nothing anchors.
+	Note string `json:"note,omitempty"`
 }
+
+// Verdicts of a boot aggregate beside pass, fail and unchecked.
+const VerdictAdopted = "adopted"
+
+// Notes on a TPM-bypass boot aggregate (issue 11).
+const (
+	noteAdopted = "the kernel had no TPM at boot (zero boot aggregate), yet the TPM holds this list: " +
+		"entries listed before the TPM appeared are only as trustworthy as the system was until then; " + bootagg.AdoptedEvidence
+	noteBypass = "TPM-bypass: the kernel had no TPM at boot and extends nothing, and no quoted PCR shows a TPM holding this list " +
+		"(imago agent --adopt-kernel-list extends such a list into a TPM that appears later)"
+)
 
 // IsBootAggregateName reports whether name is a boot aggregate entry's:
 // boot_aggregate, or boot_aggregate_late for the late-TPM start.
@@ -88,8 +105,27 @@ func IsBootAggregateName(name []byte) bool {
 // nothing is accepted at all, runtime_policy_hash when the digest is not
 // among the values). The attestation service calls it with the event-log
 // replay of each boot's first round.
-func (p *Policy) CheckBootAggregate(index int, name string, d ima.Digest, eventLog, pcrs pcr.Set) (BootAggregateResult, *Failure) {
+//
+// The first entry of a list (index 0) with the TPM-bypass value (zeros,
+// bootagg.IsBypass) follows bootagg.CheckBypass, as imago log check does:
+// held says the TPM holds the list through this entry (its PCR replayed to
+// the quoted value in every quoted bank). Held, it is a list adopted by a
+// late TPM: the verdict is VerdictAdopted, with no failure (the evidence
+// for the real boot aggregate is the adopter's own list, see Note). Not
+// held, it is judged by the rule above and its Note says TPM-bypass.
+func (p *Policy) CheckBootAggregate(index int, name string, d ima.Digest, eventLog, pcrs pcr.Set, held bool) (BootAggregateResult, *Failure) {
+	p.wait()
 	res := BootAggregateResult{Entry: index, Name: name, Digest: digestString(d), Late: name == bootagg.NameLate}
+	if index == 0 && bootagg.IsBypass(d.Sum) {
+		rule, err := bootagg.CheckBypass(name, d.Alg.String(), d.Sum, held)
+		switch {
+		case err == nil && rule == bootagg.RuleAdopted:
+			res.Verdict, res.Rule, res.Note = VerdictAdopted, rule.String(), noteAdopted
+			return res, nil
+		case err == nil:
+			res.Rule, res.Note = rule.String(), noteBypass
+		}
+	}
 	var cands []BootAggregateCandidate
 	listed := false
 	if p.rp != nil {
@@ -120,7 +156,10 @@ func (p *Policy) CheckBootAggregate(index int, name string, d ima.Digest, eventL
 	// aggregate is another hash, that hash cut or padded to 20 bytes.
 	for _, c := range cands {
 		if bytes.Equal(c.Digest, d.Sum) {
-			res.Verdict, res.Source, res.Rule = "pass", c.Source, c.Rule
+			res.Verdict, res.Source = "pass", c.Source
+			if c.Rule != "" {
+				res.Rule = c.Rule
+			}
 			if c.Bank != 0 {
 				res.Bank = c.Bank.String()
 			}

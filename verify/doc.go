@@ -23,7 +23,11 @@
 // against the policy's ima-buf map. Custom templates follow the fields they
 // have. The boot aggregate (and boot_aggregate_late, reported as a late
 // start) must be one of the policy's digests or a value computed from the
-// event log's or the TPM's PCR 0-7 / 0-9 (CheckBootAggregate).
+// event log's or the TPM's PCR 0-7 / 0-9 (CheckBootAggregate). A first
+// entry with the TPM-bypass aggregate (zeros) on a list the quote shows the
+// TPM holds is a list adopted by a late TPM (bootagg.CheckBypass, the rule
+// imago log check applies): its verdict is VerdictAdopted, reported and not
+// a failure; not held, it is judged as above and noted as TPM-bypass.
 //
 // # Incremental verification
 //

@@ -45,7 +45,8 @@ type slot struct {
 	isKey    bool // a buffer holding a key: the reader judged it
 	parseErr bool // template data that does not split into its fields
 	template string
-	input    span // the hash input (template data; legacy ima: padded)
+	input    span // the hash input (template data; legacy ima: padded), then its SHA padding up to pend
+	pend     int32
 	name     span // the n-ng or n field, without its NUL
 	listed   span // the listed template digest
 	fields   [ima.MaxTemplateFields]fieldSpan
@@ -73,6 +74,12 @@ type batch struct {
 	fails []Failure
 	boot  *BootAggregateResult
 	err   error
+	// bypass: the batch holds the list's first entry with a TPM-bypass
+	// boot aggregate; bypassFail is the index of its failure in fails
+	// (-1 for none).
+	bypass       bool
+	bypassDigest ima.Digest
+	bypassFail   int
 	// keys are the keys learned up to the end of the batch.
 	keys  []learned
 	ready chan struct{}
@@ -93,6 +100,7 @@ func (b *batch) reset(base int) {
 	b.boot = nil
 	b.keys = nil
 	b.err = nil
+	b.bypass, b.bypassFail = false, -1
 }
 
 // add copies e into the batch. fields are e's fields.
@@ -121,6 +129,8 @@ func (b *batch) fill(s *slot, e *ima.Entry, fields []ima.Field, legacy bool, par
 	in := int32(len(b.arena))
 	b.arena = e.AppendHashInput(b.arena)
 	s.input = span{in, int32(len(b.arena))}
+	b.arena = pcr.AppendPadding(b.arena, int(s.input.end-s.input.off)) // one padded message for every bank's hash
+	s.pend = int32(len(b.arena))
 	// Field offsets inside the copied data: u32 length then data for each
 	// field (ima-spec.md §3.3); the legacy template is d then n.
 	off := in
@@ -156,6 +166,11 @@ type plan struct {
 	lanes       []*lane
 	ctx         *roundCtx
 	listOpts    ima.ReaderOptions // raw ascii lines
+	// deferring: workers keep entries for judgeDeferred while the policy
+	// is compiled (a pending policy, the pipeline started);
+	// deferredBytes is what they keep.
+	deferring     bool
+	deferredBytes atomic.Int64
 }
 
 func (pl *plan) slotOf(b pcr.Bank) int {
@@ -171,16 +186,66 @@ func (pl *plan) slotOf(b pcr.Bank) int {
 // worker computes template digests and verdicts of whole batches; batches
 // are independent (learned keys travel with them), so several run at once.
 type worker struct {
-	pl     *plan
-	parser *ima.ASCIIReader // for raw lines
-	sink   byte
-	sum    [pcr.MaxDigestSize]byte
-	keys   []digsig.Key
-	fieldb [ima.MaxTemplateFields]ima.Field
+	pl      *plan
+	parser  *ima.ASCIIReader // for raw lines; made at the first one (a round of entries has none)
+	sink    byte
+	sum     [pcr.MaxDigestSize]byte
+	keys    []digsig.Key
+	fieldb  [ima.MaxTemplateFields]ima.Field
+	hashers []*pcr.Hasher // one per plan.digestBanks
+	names   [batchEntries][]byte
+	hashes  [batchEntries]uint64
+	// Entries whose content rules need only their path and digest, kept
+	// while a pending policy is compiled (Options.Pending), in entry
+	// order; the failures they were found to have once judged.
+	deferred []*deferredChunk
+	dfails   []Failure
+	dboot    *deferredBoot
+}
+
+// deferredChunk holds up to batchEntries deferred entries, their bytes in
+// arena (never grown: a chunk is full when an entry does not fit).
+type deferredChunk struct {
+	ents  []deferredEntry
+	arena []byte
+}
+
+// deferredArena is a chunk's arena: room for batchEntries paths of 64
+// bytes and their digests; a longer path gets a chunk of its own size.
+const deferredArena = batchEntries * 128
+
+// deferredEntrySize is about the size of a deferredEntry, for the count of
+// the memory kept.
+const deferredEntrySize = 64
+
+// deferredEntry is an entry whose verdict waits for the policy: its path
+// and file digest (spans of its chunk's arena); boot: a boot aggregate,
+// judged by CheckBootAggregate.
+type deferredEntry struct {
+	index    int
+	template string
+	alg      ima.HashAlg
+	sum      span
+	name     span
+	boot     bool
+}
+
+// deferredBoot is the verdict on a deferred boot aggregate, as a batch
+// carries it (batch.boot, bypass, bypassDigest; fail indexes its failure
+// in worker.dfails, -1 for none).
+type deferredBoot struct {
+	res          *BootAggregateResult
+	bypass       bool
+	bypassDigest ima.Digest
+	fail         int
 }
 
 func newWorker(pl *plan) *worker {
-	return &worker{pl: pl, parser: ima.NewASCIIScanner(bytes.NewReader(nil), pl.listOpts)}
+	w := &worker{pl: pl}
+	for _, b := range pl.digestBanks {
+		w.hashers = append(w.hashers, b.NewHasher())
+	}
+	return w
 }
 
 // parse turns the batch's raw lines into entries. A line that does not
@@ -190,6 +255,9 @@ func (w *worker) parse(b *batch) {
 		s := &b.slots[i]
 		if !s.pending {
 			continue
+		}
+		if w.parser == nil {
+			w.parser = ima.NewASCIIScanner(bytes.NewReader(nil), w.pl.listOpts)
 		}
 		e, err := w.parser.ParseLine(s.raw.of(b.arena))
 		if err == nil && len(e.Digest) != w.pl.listSize {
@@ -211,13 +279,14 @@ func (w *worker) run(b *batch) {
 	for j, bank := range pl.digestBanks {
 		out := b.digests[j]
 		size := bank.Size()
+		h := w.hashers[j]
 		for i := 0; i < b.n; i++ {
 			s := &b.slots[i]
 			if s.viol {
 				b.bad[i] = false
 				continue
 			}
-			bank.Sum(&w.sum, s.input.of(b.arena))
+			h.SumPadded(&w.sum, b.arena[s.input.off:s.pend], int(s.input.end-s.input.off))
 			copy(out[i*maxDigest:], w.sum[:size])
 			if j == pl.listSlot {
 				b.bad[i] = string(w.sum[:size]) != string(s.listed.of(b.arena))
@@ -225,14 +294,13 @@ func (w *worker) run(b *batch) {
 		}
 	}
 	p := pl.p
-	if p.rp != nil {
-		var sink byte
-		for i := 0; i < b.n; i++ {
-			if s := &b.slots[i]; s.name.off >= 0 && !s.viol {
-				sink ^= p.rp.Warm(s.name.of(b.arena))
-			}
-		}
-		w.sink = sink
+	// With a policy still being compiled, the content rules of entries the
+	// digest rule alone decides wait (deferEntry); the first other entry
+	// waits for the policy.
+	deferring := pl.deferring && !p.compiled()
+	if !deferring {
+		w.judgeDeferred()
+		w.warm(b, 0)
 	}
 	for i := 0; i < b.n; i++ {
 		s := &b.slots[i]
@@ -265,13 +333,135 @@ func (w *worker) run(b *batch) {
 				Message: "template data does not split into the template's fields"})
 			continue
 		}
+		if deferring {
+			if deferrable(&v, s) && w.deferEntry(&v) {
+				continue
+			}
+			deferring = false
+			w.judgeDeferred()
+			w.warm(b, i)
+		}
+		if p.rp != nil && w.names[i] != nil && len(w.names[i]) == len(v.name) {
+			v.hash, v.hashed = w.hashes[i], true // the warmed name is the name judged (no NUL inside)
+		}
 		var boot *BootAggregateResult
+		nf := len(b.fails)
 		b.fails, boot = p.judge(&v, w.keysFor(b, idx), s.isKey, s.keyFails, pl.ctx, b.fails)
 		if boot != nil && b.boot == nil {
 			b.boot = boot
+			if isBypassHead(&v) {
+				b.bypass, b.bypassDigest = true, ima.Digest{Alg: v.digest.Alg, Sum: bytes.Clone(v.digest.Sum)}
+				if len(b.fails) > nf {
+					b.bypassFail = nf
+				}
+			}
 		}
 	}
 	close(b.ready)
+}
+
+// warm prepares the lookups of the batch's paths from entry i on, once
+// the policy is compiled (see Compiled.WarmPaths).
+func (w *worker) warm(b *batch, from int) {
+	p := w.pl.p
+	if p.wait() != nil || p.rp == nil {
+		return
+	}
+	for i := from; i < b.n; i++ {
+		w.names[i] = nil
+		if s := &b.slots[i]; s.name.off >= 0 && !s.viol {
+			w.names[i] = s.name.of(b.arena)
+		}
+	}
+	w.sink ^= p.rp.WarmPaths(w.names[from:b.n], w.hashes[from:b.n])
+}
+
+// deferrable reports whether the entry's content rules need nothing but
+// its path and file digest: the digest rule (judge's last cases: no
+// signature, buffer or key), or the boot aggregate rule.
+func deferrable(v *view, s *slot) bool {
+	return v.hasName && v.digestOK && len(v.sig) == 0 && !v.bufField && !s.isKey
+}
+
+// deferEntry keeps the entry for judgeDeferred, unless that would take the
+// memory of the chunks kept past MaxDeferred.
+func (w *worker) deferEntry(v *view) bool {
+	size := len(v.name) + len(v.digest.Sum)
+	var c *deferredChunk
+	if n := len(w.deferred); n > 0 {
+		c = w.deferred[n-1]
+	}
+	if c == nil || len(c.ents) == cap(c.ents) || len(c.arena)+size > cap(c.arena) {
+		arena := max(deferredArena, size)
+		cost := int64(arena + batchEntries*deferredEntrySize)
+		if w.pl.deferredBytes.Add(cost) > w.pl.p.maxDeferred {
+			w.pl.deferredBytes.Add(-cost)
+			return false
+		}
+		c = &deferredChunk{ents: make([]deferredEntry, 0, batchEntries), arena: make([]byte, 0, arena)}
+		w.deferred = append(w.deferred, c)
+	}
+	d := deferredEntry{index: v.index, template: v.template, alg: v.digest.Alg, boot: IsBootAggregateName(v.name)}
+	d.sum.off = int32(len(c.arena))
+	c.arena = append(c.arena, v.digest.Sum...)
+	d.sum.end = int32(len(c.arena))
+	d.name.off = d.sum.end
+	c.arena = append(c.arena, v.name...)
+	d.name.end = int32(len(c.arena))
+	c.ents = append(c.ents, d)
+	w.pl.p.deferred.Add(1)
+	return true
+}
+
+// judgeDeferred waits for the policy and judges the deferred entries, a
+// chunk at a time, their lookups warmed: by the digest rule, or the boot
+// aggregate rule as judge applies them.
+func (w *worker) judgeDeferred() {
+	if len(w.deferred) == 0 {
+		return
+	}
+	p := w.pl.p
+	if p.wait() != nil {
+		return // Verify returns the error
+	}
+	var cost int64
+	for _, c := range w.deferred {
+		cost += int64(cap(c.arena) + batchEntries*deferredEntrySize)
+		for i, d := range c.ents {
+			w.names[i] = d.name.of(c.arena)
+		}
+		if p.rp != nil {
+			w.sink ^= p.rp.WarmPaths(w.names[:len(c.ents)], w.hashes[:len(c.ents)])
+		}
+		for i, d := range c.ents {
+			v := view{index: d.index, template: d.template, name: w.names[i], hasName: true,
+				digest: ima.Digest{Alg: d.alg, Sum: d.sum.of(c.arena)}, digestOK: true, hash: w.hashes[i], hashed: p.rp != nil}
+			if !d.boot {
+				w.dfails = p.digestRule(&v, lookupDigests, w.dfails)
+				continue
+			}
+			// judge's boot aggregate case, as a batch records it
+			nf := len(w.dfails)
+			res, f := p.CheckBootAggregate(v.index, string(v.name), v.digest, w.pl.ctx.eventLog, w.pl.ctx.pcrs, false)
+			if f != nil {
+				f.Template = v.template
+				w.dfails = append(w.dfails, *f)
+			}
+			if w.dboot == nil || res.Entry < w.dboot.res.Entry {
+				db := &deferredBoot{res: &res, fail: -1}
+				if isBypassHead(&v) {
+					db.bypass, db.bypassDigest = true, ima.Digest{Alg: v.digest.Alg, Sum: bytes.Clone(v.digest.Sum)}
+					if len(w.dfails) > nf {
+						db.fail = nf
+					}
+				}
+				w.dboot = db
+			}
+		}
+	}
+	w.pl.deferredBytes.Add(-cost)
+	clear(w.deferred)
+	w.deferred = w.deferred[:0]
 }
 
 // keysFor returns the keys an entry may be verified with: the policy's and
@@ -289,6 +479,7 @@ func (w *worker) keysFor(b *batch, idx int) []digsig.Key {
 // lane replays one bank in one variant, in entry order.
 type lane struct {
 	bank    pcr.Bank
+	h       *pcr.Hasher
 	size    int
 	padded  bool
 	slot    int // digests of this bank (padded: of sha1)
@@ -305,7 +496,7 @@ type lane struct {
 }
 
 func newLane(b pcr.Bank, padded bool, start map[int][]byte, quoted map[int][]byte, base int) *lane {
-	l := &lane{bank: b, size: b.Size(), padded: padded}
+	l := &lane{bank: b, h: b.NewHasher(), size: b.Size(), padded: padded}
 	l.viol = pcr.ViolationDigest(l.size, !padded)
 	for i, v := range start {
 		copy(l.value[i][:], v)
@@ -338,7 +529,6 @@ func (l *lane) run(wg *sync.WaitGroup) {
 
 func (l *lane) process(b *batch) {
 	var d [maxDigest]byte
-	var buf [2 * maxDigest]byte
 	digs := b.digests[l.slot]
 	for i := 0; i < b.n; i++ {
 		p := b.slots[i].pcr
@@ -354,9 +544,7 @@ func (l *lane) process(b *batch) {
 		}
 		// Extend (TPM 2.0 Part 1 §17.2): value := H(value || digest).
 		vp := &l.value[p]
-		copy(buf[:l.size], vp[:l.size])
-		copy(buf[l.size:], ext)
-		l.bank.Sum(vp, buf[:2*l.size])
+		l.h.Extend(vp, ext)
 		v := vp[:l.size]
 		bit := uint64(1) << p
 		l.touched |= bit
@@ -383,6 +571,11 @@ type collector struct {
 	failed   []int // indexes of failing entries
 	boot     *BootAggregateResult
 	violated []int
+	// The list's first entry is a TPM-bypass boot aggregate (batch.bypass);
+	// bypassFail indexes its failure in fails (-1 for none).
+	bypass       bool
+	bypassDigest ima.Digest
+	bypassFail   int
 }
 
 func (c *collector) run(wg *sync.WaitGroup) {
@@ -400,9 +593,15 @@ func (c *collector) process(b *batch) {
 	}
 	c.err = b.err
 	last := -1
-	for _, f := range b.fails {
+	if b.bypass {
+		c.bypass, c.bypassDigest, c.bypassFail = true, b.bypassDigest, -1
+	}
+	for i, f := range b.fails {
 		c.count++
 		if len(c.fails) < c.max {
+			if b.bypass && i == b.bypassFail {
+				c.bypassFail = len(c.fails)
+			}
 			c.fails = append(c.fails, f)
 		}
 		if f.Entry != last {
@@ -421,6 +620,72 @@ func (c *collector) process(b *batch) {
 	}
 }
 
+// addDeferred merges the failures of deferred entries (in entry order)
+// into the collector's, which stay in entry order: an entry's own failures
+// found before (its PCR) come first; past max, failures are counted only.
+// A deferred boot aggregate's verdict is taken as a batch's would be.
+func (c *collector) addDeferred(fails []Failure, boot *deferredBoot) {
+	if boot != nil && (c.boot == nil || boot.res.Entry < c.boot.Entry) {
+		c.boot = boot.res
+		c.bypass, c.bypassDigest, c.bypassFail = boot.bypass, boot.bypassDigest, -1
+	}
+	if len(fails) == 0 {
+		return
+	}
+	c.count += len(fails)
+	merged := make([]Failure, 0, len(c.fails)+len(fails))
+	i := 0
+	for k, f := range fails {
+		// A bypass failure judged in a batch is the list's first entry's,
+		// ahead of every deferred failure: its index stays.
+		for i < len(c.fails) && c.fails[i].Entry <= f.Entry {
+			merged = append(merged, c.fails[i])
+			i++
+		}
+		if boot != nil && boot.bypass && c.boot == boot.res && k == boot.fail {
+			c.bypassFail = len(merged)
+		}
+		merged = append(merged, f)
+	}
+	merged = append(merged, c.fails[i:]...)
+	c.fails = merged[:min(len(merged), c.max)]
+	failed := make([]int, 0, len(c.failed)+len(fails))
+	j := 0
+	for _, f := range fails {
+		for j < len(c.failed) && c.failed[j] < f.Entry {
+			failed = append(failed, c.failed[j])
+			j++
+		}
+		if j < len(c.failed) && c.failed[j] == f.Entry {
+			continue // failed already (its PCR)
+		}
+		if n := len(failed); n == 0 || failed[n-1] != f.Entry {
+			failed = append(failed, f.Entry)
+		}
+	}
+	c.failed = append(failed, c.failed[j:]...)
+}
+
+// dropBypassFailure removes the failure of the TPM-bypass boot aggregate
+// (the list's first entry), once the TPM is found to hold the list.
+func (c *collector) dropBypassFailure() {
+	i := c.bypassFail
+	if i < 0 {
+		return
+	}
+	c.fails = append(c.fails[:i], c.fails[i+1:]...)
+	c.count--
+	c.bypassFail = -1
+	for _, f := range c.fails {
+		if f.Entry == 0 {
+			return // the entry fails for another reason too
+		}
+	}
+	if len(c.failed) > 0 && c.failed[0] == 0 {
+		c.failed = c.failed[1:]
+	}
+}
+
 // pipeline runs a plan over batches the reader sends. Its goroutines
 // start with the second batch: a round that fits one batch (the usual
 // incremental round) runs on the caller's goroutine alone.
@@ -431,6 +696,7 @@ type pipeline struct {
 	all     []*batch
 	work    chan *batch
 	col     *collector
+	workers []*worker
 	workWG  sync.WaitGroup
 	laneWG  sync.WaitGroup
 	started bool
@@ -468,14 +734,17 @@ func (pp *pipeline) start() {
 	pl := pp.pl
 	pp.work = make(chan *batch, batchesInFlight)
 	workers := min(max(runtime.GOMAXPROCS(0), 1), 8)
+	pl.deferring = !pl.p.compiled()
 	for range workers {
+		w := newWorker(pl)
+		pp.workers = append(pp.workers, w)
 		pp.workWG.Add(1)
 		go func() {
 			defer pp.workWG.Done()
-			w := newWorker(pl)
 			for b := range pp.work {
 				w.run(b)
 			}
+			w.judgeDeferred()
 		}()
 	}
 	for _, l := range pl.lanes {
@@ -526,6 +795,10 @@ func (pp *pipeline) finish(last *batch) {
 		}
 		close(pp.col.in)
 		pp.laneWG.Wait()
+		for _, w := range pp.workers {
+			pp.col.addDeferred(w.dfails, w.dboot)
+			w.dfails, w.dboot = nil, nil
+		}
 	}
 	for _, b := range pp.all {
 		b.fails, b.keys, b.boot, b.free = nil, nil, nil, nil

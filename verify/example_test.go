@@ -17,7 +17,7 @@ import (
 // has one, the quoted PCR values.
 func Example() {
 	rp, err := runtimepolicy.Compile(strings.NewReader(`{"meta": {"version": 1}, "digests": {
-		"boot_aggregate": ["`+strings.Repeat("00", 32)+`"],
+		"boot_aggregate": ["`+strings.Repeat("5a", 32)+`"],
 		"/usr/bin/true": ["`+strings.Repeat("ab", 32)+`"]}}`), runtimepolicy.Options{})
 	if err != nil {
 		panic(err)
@@ -30,7 +30,7 @@ func Example() {
 		e, _ := ima.NewEntry(ima.TemplateIMANG, nil, 10, ima.DigestNG(ima.HashSHA256, bytes.Repeat([]byte{b}, 32)), ima.NameNG(path))
 		return e
 	}
-	list := []*ima.Entry{entry("boot_aggregate", 0), entry("/usr/bin/true", 0xab), entry("/tmp/evil", 0xcd)}
+	list := []*ima.Entry{entry("boot_aggregate", 0x5a), entry("/usr/bin/true", 0xab), entry("/tmp/evil", 0xcd)}
 	pcr10 := make([]byte, 20)
 	for _, e := range list[:2] {
 		pcr10 = pcr.Extend(pcr.SHA1, pcr10, e.TemplateDigest(pcr.SHA1))

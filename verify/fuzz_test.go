@@ -65,3 +65,23 @@ func FuzzVerify(f *testing.F) {
 		}
 	})
 }
+
+// FuzzCommonDigest: the fast read of a d-ng field agrees with
+// ima.ParseDigestField wherever it answers.
+func FuzzCommonDigest(f *testing.F) {
+	f.Add(append([]byte("sha256:\x00"), bytes.Repeat([]byte{7}, 32)...))
+	f.Add(append([]byte("sha1:\x00"), bytes.Repeat([]byte{7}, 20)...))
+	f.Add(append([]byte("sha1:\x00"), bytes.Repeat([]byte{7}, 32)...))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		for _, id := range []string{ima.FieldDNG, ima.FieldDNGv2, ima.FieldD} {
+			got, ok := commonDigest(ima.Field{ID: id, Data: data})
+			if !ok {
+				continue
+			}
+			want, err := ima.ParseDigestField(id, data)
+			if err != nil || want.Alg != got.Alg || !bytes.Equal(want.Sum, got.Sum) || want.Type != got.Type || want.String() != got.String() {
+				t.Fatalf("%s %x: fast %v, ParseDigestField %v, %v", id, data, got, want, err)
+			}
+		}
+	})
+}

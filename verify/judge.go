@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 
+	"github.com/imago-ima/imago/bootagg"
 	"github.com/imago-ima/imago/ima"
 	"github.com/imago-ima/imago/ima/digsig"
 	"github.com/imago-ima/imago/runtimepolicy"
@@ -27,6 +28,9 @@ type view struct {
 	sig      []byte
 	bufField bool
 	buf      []byte
+	// hash is name's hash for Compiled.DigestsHashed (hashed: computed).
+	hash   uint64
+	hashed bool
 }
 
 // sigWellFormed is Keylime's check of a signature field (ast.py
@@ -41,11 +45,11 @@ func sigWellFormed(sig []byte) bool {
 // digestRule is Keylime's _validate_ima_ng: with a policy, an excluded name
 // passes, a name the map lacks is not_in_allowlist, a digest the name's
 // list lacks is runtime_policy_hash. Without a policy everything passes.
-func (p *Policy) digestRule(v *view, lookup func(*runtimepolicy.Compiled, []byte) (runtimepolicy.Digests, bool), out []Failure) []Failure {
+func (p *Policy) digestRule(v *view, lookup lookupFunc, out []Failure) []Failure {
 	if p.rp == nil || p.rp.Excluded(v.name) {
 		return out
 	}
-	ds, ok := lookup(p.rp, v.name)
+	ds, ok := lookup(p.rp, v.name, v.hash, v.hashed)
 	if !ok {
 		return append(out, Failure{Entry: v.index, Path: string(v.name), ID: IDNotInAllowlist, Template: v.template,
 			Got: digestString(v.digest), Message: "not in the policy"})
@@ -57,14 +61,21 @@ func (p *Policy) digestRule(v *view, lookup func(*runtimepolicy.Compiled, []byte
 	return out
 }
 
-func lookupDigests(c *runtimepolicy.Compiled, n []byte) (runtimepolicy.Digests, bool) {
-	return c.Digests(n)
+// lookupFunc finds a name in one of the policy's maps; hash is the name's
+// hash when hashed (Compiled.WarmPaths computed it: digests only).
+type lookupFunc func(c *runtimepolicy.Compiled, name []byte, hash uint64, hashed bool) (runtimepolicy.Digests, bool)
+
+func lookupDigests(c *runtimepolicy.Compiled, name []byte, hash uint64, hashed bool) (runtimepolicy.Digests, bool) {
+	if hashed {
+		return c.DigestsHashed(name, hash)
+	}
+	return c.Digests(name)
 }
-func lookupKeyring(c *runtimepolicy.Compiled, n []byte) (runtimepolicy.Digests, bool) {
-	return c.Keyring(n)
+func lookupKeyring(c *runtimepolicy.Compiled, name []byte, _ uint64, _ bool) (runtimepolicy.Digests, bool) {
+	return c.Keyring(name)
 }
-func lookupIMABuf(c *runtimepolicy.Compiled, n []byte) (runtimepolicy.Digests, bool) {
-	return c.IMABuf(n)
+func lookupIMABuf(c *runtimepolicy.Compiled, name []byte, _ uint64, _ bool) (runtimepolicy.Digests, bool) {
+	return c.IMABuf(name)
 }
 
 // sigRule is Keylime's _validate_ima_sig: where keys exist (a policy or
@@ -117,8 +128,10 @@ func (p *Policy) judge(v *view, keys []digsig.Key, isKey bool, keyFails []Failur
 		return append(out, Failure{Entry: v.index, Path: string(v.name), ID: IDTemplateHash, Template: v.template,
 			Message: "malformed signature header (Keylime re-encodes the entry without it, and its template hash no longer matches)"}), nil
 	}
-	if v.hasName && v.digestOK && IsBootAggregateName(v.name) && (p.rp != nil || r.hasBootSources()) {
-		res, f := p.CheckBootAggregate(v.index, string(v.name), v.digest, r.eventLog, r.pcrs)
+	if v.hasName && v.digestOK && IsBootAggregateName(v.name) && (p.rp != nil || r.hasBootSources() || isBypassHead(v)) {
+		// Whether the TPM holds the list is known once every bank is
+		// replayed: Verify judges a bypass head again then (held).
+		res, f := p.CheckBootAggregate(v.index, string(v.name), v.digest, r.eventLog, r.pcrs, false)
 		if f != nil {
 			f.Template = v.template
 			out = append(out, *f)
@@ -142,6 +155,12 @@ func (p *Policy) judge(v *view, keys []digsig.Key, isKey bool, keyFails []Failur
 	return out, nil
 }
 
+// isBypassHead reports whether v is a list's first entry with the
+// TPM-bypass boot aggregate (zeros): always judged, never silently passed.
+func isBypassHead(v *view) bool {
+	return v.index == 0 && bootagg.IsBypass(v.digest.Sum)
+}
+
 // fillView decodes an entry's fields (which alias data) into v.
 func fillView(v *view, fields []ima.Field) {
 	for _, f := range fields {
@@ -154,7 +173,9 @@ func fillView(v *view, fields []ima.Field) {
 			}
 		case ima.FieldD, ima.FieldDNG, ima.FieldDNGv2:
 			if !v.digestOK {
-				if d, err := ima.ParseDigestField(f.ID, f.Data); err == nil {
+				if d, ok := commonDigest(f); ok {
+					v.digest, v.digestOK = d, true
+				} else if d, err := ima.ParseDigestField(f.ID, f.Data); err == nil {
 					v.digest, v.digestOK = d, true
 				}
 			}
@@ -164,4 +185,18 @@ func fillView(v *view, fields []ima.Field) {
 			v.bufField, v.buf = true, f.Data
 		}
 	}
+}
+
+// commonDigest reads the d-ng fields of almost every entry, sha256 and
+// sha1, as ima.ParseDigestField does (the fuzz test compares them), without
+// its general parse.
+func commonDigest(f ima.Field) (ima.Digest, bool) {
+	switch {
+	case f.ID != ima.FieldDNG:
+	case len(f.Data) == 8+32 && string(f.Data[:8]) == "sha256:\x00":
+		return ima.Digest{Alg: ima.HashSHA256, Sum: f.Data[8:]}, true
+	case len(f.Data) == 6+20 && string(f.Data[:6]) == "sha1:\x00":
+		return ima.Digest{Alg: ima.HashSHA1, Sum: f.Data[6:]}, true
+	}
+	return ima.Digest{}, false
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/imago-ima/imago/ima/digsig"
 	"github.com/imago-ima/imago/pcr"
@@ -34,7 +35,21 @@ type Options struct {
 	PaddedSHA256 bool
 	// MaxFailures bounds Report.Failures (all are counted); 1<<20 when 0.
 	MaxFailures int
+	// Pending, in place of RuntimePolicy, is a runtime policy still being
+	// compiled (runtimepolicy.CompileAsync), as imago verify reads the
+	// policy and the list at once: Verify reads, hashes and replays the
+	// list meanwhile, judges whatever needs no policy, keeps the path and
+	// digest of up to MaxDeferred bytes of entries that the digest rule
+	// alone decides, and judges them and the rest once the policy is
+	// compiled. An error compiling it is the error of Verify and of
+	// PolicyErr.
+	Pending *runtimepolicy.Pending
 }
+
+// MaxDeferred bounds the memory Verify keeps for the entries it judges
+// once a pending policy is compiled (Options.Pending); past it, Verify
+// waits for the policy.
+const MaxDeferred = 32 << 20
 
 // Policy is a compiled verification policy: the runtime policy, the keys
 // and the options, built once and used for any number of lists and rounds.
@@ -46,11 +61,19 @@ type Policy struct {
 	opts   Options
 	banks  []pcr.Bank
 	pool   sync.Pool // batches, reused across rounds
+	// ready is closed once rp, keys and tenant are final: at once, or when
+	// a pending policy is compiled (loadErr: it could not be).
+	ready   chan struct{}
+	loadErr error
+	// deferred counts the entries judged once a pending policy was
+	// compiled; maxDeferred is MaxDeferred (tests lower it).
+	deferred    atomic.Int64
+	maxDeferred int64
 }
 
 // NewPolicy checks opts and compiles them.
 func NewPolicy(opts Options) (*Policy, error) {
-	p := &Policy{rp: opts.RuntimePolicy, opts: opts}
+	p := &Policy{rp: opts.RuntimePolicy, opts: opts, maxDeferred: MaxDeferred}
 	if p.opts.PCR == 0 {
 		p.opts.PCR = 10
 	}
@@ -70,15 +93,61 @@ func NewPolicy(opts Options) (*Policy, error) {
 		}
 	}
 	p.keys = append(p.keys, opts.Keys...)
-	if p.rp != nil {
-		p.keys = append(p.keys, p.rp.VerificationKeys()...)
+	p.ready = make(chan struct{})
+	if opts.Pending != nil {
+		if opts.RuntimePolicy != nil {
+			return nil, fmt.Errorf("verify: a runtime policy and a pending one")
+		}
+		go func() { // ends with the compile
+			rp, err := opts.Pending.Wait()
+			if err == nil {
+				p.setPolicy(rp)
+			}
+			p.loadErr = err
+			close(p.ready)
+		}()
+		return p, nil
 	}
-	p.tenant = len(p.keys) > 0
+	p.setPolicy(p.rp)
+	close(p.ready)
 	return p, nil
 }
 
-// RuntimePolicy returns the runtime policy (nil if none).
-func (p *Policy) RuntimePolicy() *runtimepolicy.Compiled { return p.rp }
+func (p *Policy) setPolicy(rp *runtimepolicy.Compiled) {
+	p.rp = rp
+	if rp != nil {
+		p.keys = append(p.keys, rp.VerificationKeys()...)
+	}
+	p.tenant = len(p.keys) > 0
+}
+
+// wait waits until the runtime policy is compiled (at once, unless it is
+// pending) and returns the error compiling it.
+func (p *Policy) wait() error {
+	<-p.ready
+	return p.loadErr
+}
+
+// compiled reports whether the policy is final, without waiting.
+func (p *Policy) compiled() bool {
+	select {
+	case <-p.ready:
+		return true
+	default:
+		return false
+	}
+}
+
+// PolicyErr waits for a pending runtime policy (Options.Pending) and
+// returns the error compiling it; nil for any other Policy.
+func (p *Policy) PolicyErr() error { return p.wait() }
+
+// RuntimePolicy returns the runtime policy (nil if none), waiting for a
+// pending one.
+func (p *Policy) RuntimePolicy() *runtimepolicy.Compiled {
+	p.wait()
+	return p.rp
+}
 
 // mode says how entries are judged, from Keylime's process_measurement_list
 // arguments: with a runtime policy; with keys only (ima-sig entries must be

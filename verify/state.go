@@ -28,7 +28,8 @@ type State struct {
 	// Keys are the keys learned from ima-buf keyring entries so far.
 	Keys []LearnedKey `json:"keys,omitempty"`
 	// BootAggregate is the boot aggregate's verdict once its entry was
-	// verified: "pass", "fail", or "unchecked" (nothing to judge it by).
+	// verified: "pass", "fail", "unchecked" (nothing to judge it by), or
+	// "adopted" (a TPM-bypass list held by a late TPM: VerdictAdopted).
 	BootAggregate string `json:"boot_aggregate,omitempty"`
 	// Late is set when the list started with boot_aggregate_late (the
 	// kernel's late-TPM start).

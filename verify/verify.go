@@ -298,6 +298,9 @@ func (p *Policy) Verify(prev *State, r Round) (*Report, *State, error) {
 			readErr = pp.col.err
 		}
 	}
+	if err := p.wait(); err != nil {
+		return nil, nil, err // a pending policy that could not be compiled
+	}
 	if readErr != nil {
 		return nil, nil, readErr
 	}
@@ -333,13 +336,20 @@ func (p *Policy) Verify(prev *State, r Round) (*Report, *State, error) {
 		limit = prev.Next + n // report what was read; the State does not advance
 	}
 	col := pp.collectorOrEmpty()
+	if col.bypass && quoted && matched && col.boot != nil && col.boot.Entry < limit {
+		// A TPM-bypass boot aggregate heading a list the TPM holds
+		// (every quoted bank matched at a prefix that includes it).
+		res, _ := p.CheckBootAggregate(col.boot.Entry, col.boot.Name, col.bypassDigest, r.EventLog, r.PCRs, true)
+		col.boot = &res
+		col.dropBypassFailure()
+	}
 	for _, f := range col.fails {
 		if f.Entry < limit {
 			rep.Failures = append(rep.Failures, f)
 		}
 	}
 	rep.FailureCount = len(rep.Failures)
-	if extra := col.count - len(col.fails); extra > 0 && col.fails[len(col.fails)-1].Entry < limit {
+	if extra := col.count - len(col.fails); extra > 0 && (len(col.fails) == 0 || col.fails[len(col.fails)-1].Entry < limit) {
 		rep.FailureCount += extra // beyond MaxFailures: counted, not kept
 	}
 	for _, e := range col.failed {
@@ -368,23 +378,21 @@ func (p *Policy) Verify(prev *State, r Round) (*Report, *State, error) {
 // sequentialLine reports whether an ascii line is one the reader parses
 // itself: a template with a buffer (an ima-buf key may be learned from it).
 func sequentialLine(line []byte) bool {
-	sp := 0
-	for i, c := range line {
-		if c != ' ' {
-			continue
-		}
-		if i == 0 {
-			continue // " 9 ..." (PCR below 10)
-		}
-		if sp++; sp == 2 {
-			rest := line[i+1:]
-			if j := bytes.IndexByte(rest, ' '); j >= 0 {
-				rest = rest[:j]
-			}
-			return bytes.Contains(rest, []byte("buf"))
-		}
+	rest := line
+	if len(rest) > 0 && rest[0] == ' ' {
+		rest = rest[1:] // " 9 ..." (PCR below 10)
 	}
-	return true
+	for range 2 { // the PCR, the template digest
+		i := bytes.IndexByte(rest, ' ')
+		if i < 0 {
+			return true
+		}
+		rest = rest[i+1:]
+	}
+	if j := bytes.IndexByte(rest, ' '); j >= 0 {
+		rest = rest[:j]
+	}
+	return bytes.Contains(rest, []byte("buf"))
 }
 
 func (pp *pipeline) collectorOrEmpty() *collector {
@@ -618,6 +626,7 @@ func (p *Policy) keyEntry(e *ima.Entry, fields []ima.Field, idx int, pl *plan, s
 	if !slices.ContainsFunc(fields, func(f ima.Field) bool { return f.ID == ima.FieldBuf }) {
 		return learned{}, false
 	}
+	p.wait() // the keyring rules need the policy (an error compiling it is Verify's)
 	var v view
 	v.index, v.pcr, v.template = idx, int(e.PCR), e.Template
 	fillView(&v, fields)

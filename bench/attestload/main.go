@@ -17,6 +17,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -26,6 +27,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -101,6 +103,7 @@ func run(ctx context.Context, args []string) error {
 		swtpm    = fs.String("swtpm", "", "a real TPM (tcp://HOST:PORT) to attest in the same run")
 		acked    = fs.String("acked", "", "file to write acknowledged rounds to")
 		jsonOut  = fs.String("json", "", "file to write the report to as JSON")
+		vpid     = fs.Int("verifier-pid", 0, "the verifier's process id, to report its CPU time per round")
 		http2    = fs.Bool("http2", false, "multiplex the attesters over HTTP/2 connections (default: HTTP/1.1 keep-alive, a connection per round in flight, as separate hosts)")
 	)
 	fs.Parse(args)
@@ -232,6 +235,7 @@ func run(ctx context.Context, args []string) error {
 	timeline := make([]atomic.Int64, int(duration.Seconds())+2)
 	var errFirst atomic.Value // the first round without a verdict
 	t0 := time.Now()
+	selfCPU0, vCPU0 := processCPU(0), processCPU(*vpid)
 	for range *workers {
 		wg.Add(1)
 		go func() {
@@ -276,6 +280,7 @@ func run(ctx context.Context, args []string) error {
 	}
 	wg.Wait()
 	elapsed := time.Since(t0)
+	selfCPU, vCPU := processCPU(0)-selfCPU0, processCPU(*vpid)-vCPU0
 	var lat []time.Duration
 	realRounds := 0
 	for _, n := range all {
@@ -299,6 +304,12 @@ func run(ctx context.Context, args []string) error {
 	rep["timeline"] = tl
 	if e := errFirst.Load(); e != nil {
 		rep["first_error"] = e.(error).Error()
+	}
+	if n := passed.Load() + failedN.Load(); n > 0 {
+		rep["load_cpu_us_per_round"] = float64(selfCPU.Microseconds()) / float64(n)
+		if *vpid != 0 {
+			rep["verifier_cpu_us_per_round"] = float64(vCPU.Microseconds()) / float64(n)
+		}
 	}
 	b, _ := json.MarshalIndent(rep, "", "  ")
 	fmt.Println(string(b))
@@ -431,3 +442,30 @@ func pct(s []time.Duration, p float64) time.Duration {
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// processCPU returns a process's user+system CPU time from
+// /proc/PID/stat (0: this process); 0 if it cannot be read.
+func processCPU(pid int) time.Duration {
+	p := "/proc/self/stat"
+	if pid != 0 {
+		p = fmt.Sprintf("/proc/%d/stat", pid)
+	}
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return 0
+	}
+	// The fields after the command name (which may hold spaces), from
+	// field 3 on: utime is field 14, stime field 15, in clock ticks.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	const ticks = 100 // USER_HZ on Linux
+	return time.Duration(ut+st) * time.Second / ticks
+}

@@ -111,16 +111,28 @@ func printBypass(w io.Writer, b *bootAggJSON) {
 	fmt.Fprintf(w, "%s %s: %s: %s\n", b.Name, b.Digest, b.Rule, b.Note)
 }
 
-// adopterEvidence runs checkAdopter for --adopter-list (nil, nil without
-// it). The kernel's list must be a bypass list the TPM holds.
+// adopterEvidence runs checkAdopter for log check's --adopter-list (nil,
+// nil without it). The kernel's list must be a bypass list the TPM holds.
 func adopterEvidence(path string, bypass *bootAggJSON, target pcr.Set, rep *replay.Report) (*adopterJSON, error) {
+	adopted := bypass != nil && bypass.Rule == bootagg.RuleAdopted.String()
+	pcrIndex := 0
+	if bypass != nil {
+		pcrIndex = bypass.PCR
+	}
+	return adopterFlag(path, adopted, target, pcrIndex, rep.Entries, func(e *ima.Entry) *adopterBoot { return adopterAggregate(e, target) })
+}
+
+// adopterFlag checks --adopter-list (log check's and verify's; nil, nil
+// without it): adopted says the kernel's list is a bypass list its TPM
+// holds, judge checks the adopter's boot aggregate.
+func adopterFlag(path string, adopted bool, target pcr.Set, kernelPCR, kernelEntries int, judge func(*ima.Entry) *adopterBoot) (*adopterJSON, error) {
 	if path == "" {
 		return nil, nil
 	}
-	if bypass == nil || bypass.Rule != bootagg.RuleAdopted.String() {
+	if !adopted {
 		return nil, failed("--adopter-list: the list is not a TPM-bypass list its TPM holds: there is no adoption to give evidence for")
 	}
-	a, err := checkAdopter(path, target, bypass.PCR, rep.Entries)
+	a, err := checkAdopter(path, target, kernelPCR, kernelEntries, judge)
 	if err != nil {
 		return nil, inputErr(fmt.Errorf("--adopter-list %w", err))
 	}
@@ -157,11 +169,12 @@ const maxAdopterList = 256 << 20
 
 // checkAdopter checks the adopter's own list against the PCR values the
 // kernel's list was checked with: it must replay to them (its own PCR), its
-// boot aggregate must be what PCR 0-9 give (bootagg.Check; unchecked when
-// the values lack PCR 0-9), and it must carry a kernel_list_adopted record
-// for the kernel list's PCR that lists no more entries than the kernel list
-// has. The result is data; the error is for a list that cannot be read.
-func checkAdopter(path string, target pcr.Set, kernelPCR, kernelEntries int) (*adopterJSON, error) {
+// boot aggregate must pass judge (log check: what PCR 0-9 give, bootagg.Check,
+// unchecked when the values lack PCR 0-9; verify: its boot aggregate rule),
+// and it must carry a kernel_list_adopted record for the kernel list's PCR
+// that lists no more entries than the kernel list has. The result is data;
+// the error is for a list that cannot be read.
+func checkAdopter(path string, target pcr.Set, kernelPCR, kernelEntries int, judge func(*ima.Entry) *adopterBoot) (*adopterJSON, error) {
 	data, err := readBounded(path, maxAdopterList)
 	if err != nil {
 		return nil, err
@@ -197,7 +210,7 @@ func checkAdopter(path string, target pcr.Set, kernelPCR, kernelEntries int) (*a
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
 		if i == 0 && e.IsBootAggregate() {
-			out.Boot = adopterAggregate(e, target)
+			out.Boot = judge(e)
 		}
 		i++
 		r, ok, err := adopt.RecordOf(e)

@@ -60,3 +60,54 @@ func TestLogCheckAdopted(t *testing.T) {
 		t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }
+
+// TestVerifyAdopted: imago verify on the same adopted list reports the zero
+// boot aggregate as log check does (exit 0), takes --adopter-list the same
+// way, and fails a bypass list the TPM does not hold.
+func TestVerifyAdopted(t *testing.T) {
+	list := filepath.Join(adopted, "binary_runtime_measurements")
+	pcrs := []string{"--pcrs", "sha1," + filepath.Join(adopted, "pcrs-sha1.txt"), "--pcrs", "sha256," + filepath.Join(adopted, "pcrs-sha256.txt")}
+	verify := func(args ...string) result {
+		return runCLI(t, nil, append(append([]string{"verify", "--allow-violations"}, args...), pcrs...)...)
+	}
+	r := verify(list)
+	if r.code != 0 || !strings.Contains(r.stdout, "boot_aggregate sha256:"+strings.Repeat("0", 64)+": bypass list adopted by a late TPM: ") ||
+		!strings.Contains(r.stdout, "sha256 PCR-10: matched at entry 424 of 424") || !strings.Contains(r.stdout, "PASS: ") {
+		t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	// With a policy made from the list and the adopter's list as evidence.
+	pol := filepath.Join(t.TempDir(), "policy.json")
+	if r := runCLI(t, nil, "runtime-policy", "create", "--from-log", filepath.Join(adopted, "ascii_runtime_measurements"), "-o", pol); r.code != 0 {
+		t.Fatalf("create: exit %d %s", r.code, r.stderr)
+	}
+	r = verify("--json", "--runtime-policy", pol, filepath.Join(adopted, "ascii_runtime_measurements"), "--adopter-list", filepath.Join(adopted, "agent-list"))
+	var out struct {
+		Verdict       string
+		BootAggregate struct{ Verdict, Rule, Note string } `json:"boot_aggregate"`
+		Adopter       struct {
+			Matched bool
+			Record  struct{ Listed int }  `json:"kernel_list_adopted"`
+			Boot    struct{ Rule string } `json:"boot_aggregate"`
+		}
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil || r.code != 0 || out.Verdict != "pass" || out.BootAggregate.Verdict != "adopted" ||
+		out.BootAggregate.Rule != "bypass list adopted by a late TPM" || !strings.Contains(out.BootAggregate.Note, "boot_aggregate_late") ||
+		!out.Adopter.Matched || out.Adopter.Record.Listed != 18 || out.Adopter.Boot.Rule != "pass (pcrs sha256 PCR0-9)" {
+		t.Fatalf("exit %d, %v\n%s%s", r.code, err, r.stdout, r.stderr)
+	}
+	// Another boot's agent list is no evidence (exit 1).
+	r = verify(list, "--adopter-list", "../../adopt/testdata/realkernel-sha1-sha256-sha384-sha512/agent-list")
+	if r.code != exitFailed || !strings.Contains(r.stdout, "NOT evidence") || !strings.Contains(r.stdout, "FAIL: ") {
+		t.Fatalf("another boot's agent list: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	// The real bypass list of a boot whose TPM never held it.
+	bypass := "../../adopt/testdata/bypass-6.1/binary_runtime_measurements"
+	r = verify(bypass)
+	if r.code != exitFailed || !strings.Contains(r.stdout, "entry 0 boot_aggregate: ima.validation.ima-ng.runtime_policy_hash") ||
+		!strings.Contains(r.stdout, ": fail; TPM-bypass: the kernel had no TPM at boot") {
+		t.Fatalf("bypass list not held: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r = verify(bypass, "--adopter-list", filepath.Join(adopted, "agent-list")); r.code != exitFailed || !strings.Contains(r.stderr, "not a TPM-bypass list its TPM holds") {
+		t.Fatalf("--adopter-list on a list not adopted: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}

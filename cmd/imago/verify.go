@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/imago-ima/imago/ima"
 	"github.com/imago-ima/imago/ima/digsig"
 	"github.com/imago-ima/imago/internal/keyfile"
 	"github.com/imago-ima/imago/pcr"
@@ -31,6 +32,7 @@ type verifyOpts struct {
 	allowViolations bool
 	asJSON          bool
 	imaPCR          int
+	adopterList     string // issue 11
 }
 
 func newVerifyCommand(c *cli) *cobra.Command {
@@ -58,6 +60,15 @@ Without a policy, ima-sig entries are judged by their signatures alone when
 --keyring is given; with neither, only the PCRs, the boot aggregate and the
 template digests are checked.
 
+A list whose boot aggregate is the TPM-bypass value (zeros: the kernel had no
+TPM at boot) and that the TPM nevertheless holds (every bank of --pcrs
+matches) is reported as a bypass list adopted by a late TPM (imago agent
+--adopt-kernel-list), not a failure; --adopter-list checks the adopter's own
+list as the evidence for the real boot aggregate (it must replay to the same
+PCR values, its boot aggregate must pass the boot aggregate rule, and its
+kernel_list_adopted entry must fit the list). A bypass list the TPM does not
+hold is judged by the boot aggregate rule and said to be TPM-bypass.
+
 ` + pcrsHelp + `
 
 Exit status: 0 the list passes, 1 it fails, 2 bad usage or unreadable input
@@ -83,6 +94,7 @@ Exit status: 0 the list passes, 1 it fails, 2 bad usage or unreadable input
 	f.BoolVar(&o.allowViolations, "allow-violations", false, "let violation entries (zero template digest) pass")
 	f.BoolVar(&o.asJSON, "json", false, "print the report as JSON")
 	f.IntVar(&o.imaPCR, "ima-pcr", 10, "the PCR the list's entries are extended into")
+	f.StringVar(&o.adopterList, "adopter-list", "", "for a TPM-bypass list adopted by a late TPM: the adopter's own list (imago agent --adopt-kernel-list), checked against the same PCR values as the evidence for the real boot aggregate")
 	return cmd
 }
 
@@ -134,60 +146,74 @@ func loadVerifyKeys(c *cli, paths []string) ([]digsig.Key, error) {
 }
 
 // loadRuntimePolicy reads --runtime-policy, or --allowlist with
-// --excludelist; nil when neither is given.
-func (c *cli) loadRuntimePolicy(ctx context.Context, o *verifyOpts) (*runtimepolicy.Compiled, error) {
+// --excludelist; nil when neither is given. A --runtime-policy file is
+// compiled on a goroutine of its own (pending; policyErr maps its error),
+// so that the list is read at the same time; from standard input it is
+// read first.
+func (c *cli) loadRuntimePolicy(ctx context.Context, o *verifyOpts) (*runtimepolicy.Compiled, *runtimepolicy.Pending, error) {
 	if o.policy != "" && (o.allowlist != "" || o.excludelist != "") {
-		return nil, usagef("verify: give --runtime-policy or --allowlist/--excludelist, not both")
+		return nil, nil, usagef("verify: give --runtime-policy or --allowlist/--excludelist, not both")
 	}
 	if o.policyKey != "" && o.policy == "" {
-		return nil, usagef("verify: --policy-key needs --runtime-policy")
+		return nil, nil, usagef("verify: --policy-key needs --runtime-policy")
 	}
 	if o.excludelist != "" && o.allowlist == "" {
-		return nil, usagef("verify: --excludelist needs --allowlist (a runtime policy holds its own excludes)")
+		return nil, nil, usagef("verify: --excludelist needs --allowlist (a runtime policy holds its own excludes)")
 	}
 	var key any
 	if o.policyKey != "" {
 		data, err := keyfile.Read(o.policyKey)
 		if err != nil {
-			return nil, inputErr(fmt.Errorf("--policy-key %w", err))
+			return nil, nil, inputErr(fmt.Errorf("--policy-key %w", err))
 		}
 		if key, err = runtimepolicy.ParseKey(data); err != nil {
-			return nil, inputErr(fmt.Errorf("--policy-key %s: %w", o.policyKey, err))
+			return nil, nil, inputErr(fmt.Errorf("--policy-key %s: %w", o.policyKey, err))
 		}
 	}
 	switch {
 	case o.policy != "":
 		in, err := c.open(ctx, o.policy)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		defer in.Close()
 		ro := runtimepolicy.Options{Key: key}
-		if in.f != nil {
-			if st, err := in.f.Stat(); err == nil {
-				ro.SizeHint = st.Size()
-			}
+		if in.f == nil {
+			defer in.Close()
+			rp, err := runtimepolicy.Compile(in.r, ro)
+			return rp, nil, o.policyErr(err)
 		}
-		rp, err := runtimepolicy.Compile(in.r, ro)
-		switch {
-		case errors.Is(err, runtimepolicy.ErrNeedsKey):
-			return nil, inputErr(fmt.Errorf("%s is a signed policy (DSSE envelope): give the key it was signed with, --policy-key PUB", o.policy))
-		case err != nil:
-			return nil, inputErr(fmt.Errorf("--runtime-policy %s: %w", o.policy, err))
+		if st, err := in.f.Stat(); err == nil {
+			ro.SizeHint = st.Size()
 		}
-		return rp, nil
+		pending := runtimepolicy.CompileAsync(in.r, ro)
+		go func() { // ends with the compile
+			<-pending.Done()
+			in.Close()
+		}()
+		return nil, pending, nil
 	case o.allowlist != "":
 		p, err := c.legacyPolicy(ctx, o.allowlist, o.excludelist, "")
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		rp, err := p.Compile()
 		if err != nil {
-			return nil, inputErr(err)
+			return nil, nil, inputErr(err)
 		}
-		return rp, nil
+		return rp, nil, nil
 	}
-	return nil, nil
+	return nil, nil, nil
+}
+
+// policyErr is the error of a --runtime-policy that could not be compiled.
+func (o *verifyOpts) policyErr(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, runtimepolicy.ErrNeedsKey):
+		return inputErr(fmt.Errorf("%s is a signed policy (DSSE envelope): give the key it was signed with, --policy-key PUB", o.policy))
+	}
+	return inputErr(fmt.Errorf("--runtime-policy %s: %w", o.policy, err))
 }
 
 // legacyPolicy converts an allowlist and an exclude list.
@@ -223,11 +249,24 @@ func (c *cli) readExcludeList(ctx context.Context, name string) ([]string, error
 	return ex, nil
 }
 
-func runVerify(ctx context.Context, c *cli, o *verifyOpts, list string) error {
-	rp, err := c.loadRuntimePolicy(ctx, o)
+func runVerify(ctx context.Context, c *cli, o *verifyOpts, list string) (err error) {
+	rp, pending, err := c.loadRuntimePolicy(ctx, o)
 	if err != nil {
 		return err
 	}
+	if pending != nil {
+		// The policy's own error comes first, as if it had been read first
+		// (and the compile has ended whenever this returns).
+		defer func() {
+			if _, perr := pending.Wait(); perr != nil {
+				err = o.policyErr(perr)
+			}
+		}()
+	}
+	return verifyList(ctx, c, o, list, rp, pending)
+}
+
+func verifyList(ctx context.Context, c *cli, o *verifyOpts, list string, rp *runtimepolicy.Compiled, pending *runtimepolicy.Pending) error {
 	keys, err := loadVerifyKeys(c, o.keyrings)
 	if err != nil {
 		return err
@@ -247,7 +286,7 @@ func runVerify(ctx context.Context, c *cli, o *verifyOpts, list string) error {
 			return inputErr(fmt.Errorf("%s: %w", o.eventlog, err))
 		}
 	}
-	p, err := verify.NewPolicy(verify.Options{RuntimePolicy: rp, Keys: keys, AllowViolations: o.allowViolations, PCR: o.imaPCR})
+	p, err := verify.NewPolicy(verify.Options{RuntimePolicy: rp, Pending: pending, Keys: keys, AllowViolations: o.allowViolations, PCR: o.imaPCR})
 	if err != nil {
 		return usagef("%v", err)
 	}
@@ -288,23 +327,71 @@ func runVerify(ctx context.Context, c *cli, o *verifyOpts, list string) error {
 		state.ListBank = lb.String()
 	}
 	rep, _, err := p.Verify(state, round)
+	if perr := p.PolicyErr(); perr != nil {
+		return perr // runVerify reports it
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 		return inputErr(fmt.Errorf("%s: %w", in.name, err))
 	}
+	rp = p.RuntimePolicy()
+	adopted := rep.BootAggregate != nil && rep.BootAggregate.Verdict == verify.VerdictAdopted
+	evidence, err := adopterFlag(o.adopterList, adopted, pcrs, p.PCR(), rep.First+rep.Read, func(e *ima.Entry) *adopterBoot {
+		return verifyAdopterAggregate(p, e, evlog, pcrs)
+	})
+	if err != nil {
+		return err
+	}
 	if o.asJSON {
-		if err := writeJSON(c.stdout, verifyJSON(rep, rp, quoted)); err != nil {
+		if err := writeJSON(c.stdout, verifyJSON(rep, rp, quoted, evidence)); err != nil {
 			return err
 		}
 	} else {
-		printVerify(c.stdout, in.name, rep, rp, len(pcrs) > 0 && !quoted, p.PCR())
+		printVerify(c.stdout, in.name, rep, rp, len(pcrs) > 0 && !quoted, p.PCR(), evidence)
 	}
 	if !rep.Pass() {
 		return silent(failed("%s: the list fails verification", in.name))
 	}
+	if evidence != nil && !evidence.Matched {
+		return silent(failed("%s: the adopter's list is no evidence: %s", in.name, evidence.Problem))
+	}
 	return nil
+}
+
+// verifyAdopterAggregate judges the boot aggregate of an adopter's own list
+// by verify's boot aggregate rule (the policy's digests, the event log, the
+// PCR values).
+func verifyAdopterAggregate(p *verify.Policy, e *ima.Entry, evlog, pcrs pcr.Set) *adopterBoot {
+	name, _ := e.Name()
+	d, err := e.FileDigest()
+	if err != nil {
+		return &adopterBoot{Name: name, Error: err.Error()}
+	}
+	res, f := p.CheckBootAggregate(0, name, d, evlog, pcrs, false)
+	b := &adopterBoot{Name: name, Digest: res.Digest}
+	switch {
+	case f != nil:
+		b.Error = f.String()
+	case res.Verdict == "unchecked":
+		b.Rule = "unchecked (no policy boot_aggregate, event log or PCR 0-9 to judge it by)"
+	default:
+		b.Rule = res.Verdict + " (" + bootSource(&res) + ")"
+	}
+	return b
+}
+
+// bootSource says what accepted a boot aggregate: "policy", "pcrs sha256
+// PCR0-9", "excluded by the policy".
+func bootSource(b *verify.BootAggregateResult) string {
+	switch {
+	case b.Excluded:
+		return "excluded by the policy"
+	case b.Bank != "":
+		return b.Source + " " + b.Bank + " " + b.Rule
+	}
+	return b.Source
 }
 
 // ctxReader fails reads once ctx ends.
@@ -320,7 +407,7 @@ func (c ctxReader) Read(p []byte) (int, error) {
 	return c.r.Read(p)
 }
 
-func printVerify(w io.Writer, name string, rep *verify.Report, rp *runtimepolicy.Compiled, pcrsNoList bool, imaPCR int) {
+func printVerify(w io.Writer, name string, rep *verify.Report, rp *runtimepolicy.Compiled, pcrsNoList bool, imaPCR int, evidence *adopterJSON) {
 	bw := bufio.NewWriter(w)
 	defer bw.Flush()
 	for _, f := range rep.Failures {
@@ -341,20 +428,21 @@ func printVerify(w io.Writer, name string, rep *verify.Report, rp *runtimepolicy
 	if more := rep.FailureCount - len(rep.Failures); more > 0 {
 		fmt.Fprintf(bw, "... %d more failures not kept\n", more)
 	}
-	if b := rep.BootAggregate; b != nil {
+	switch b := rep.BootAggregate; {
+	case b == nil:
+	case b.Verdict == verify.VerdictAdopted:
+		// log check's words for the same finding
+		fmt.Fprintf(bw, "%s %s: %s: %s\n", b.Name, b.Digest, b.Rule, b.Note)
+	default:
 		fmt.Fprintf(bw, "%s %s: %s", b.Name, b.Digest, b.Verdict)
-		switch {
-		case b.Excluded:
-			fmt.Fprint(bw, " (excluded by the policy)")
-		case b.Source != "":
-			fmt.Fprintf(bw, " (%s", b.Source)
-			if b.Bank != "" {
-				fmt.Fprintf(bw, " %s %s", b.Bank, b.Rule)
-			}
-			fmt.Fprint(bw, ")")
+		if b.Excluded || b.Source != "" {
+			fmt.Fprintf(bw, " (%s)", bootSource(b))
 		}
 		if b.Late {
 			fmt.Fprint(bw, "; late start: the boot aggregate was taken when the TPM appeared after boot")
+		}
+		if b.Note != "" {
+			fmt.Fprintf(bw, "; %s", b.Note)
 		}
 		fmt.Fprintln(bw)
 	}
@@ -377,8 +465,11 @@ func printVerify(w io.Writer, name string, rep *verify.Report, rp *runtimepolicy
 			fmt.Fprintf(bw, "%s: %s\n", f.ID, f.Message)
 		}
 	}
+	if evidence != nil {
+		printAdopter(bw, evidence)
+	}
 	verdict := "PASS"
-	if !rep.Pass() {
+	if !rep.Pass() || evidence != nil && !evidence.Matched {
 		verdict = "FAIL"
 	}
 	what := "no runtime policy"
@@ -400,7 +491,7 @@ func orDash(s string) string {
 	return s
 }
 
-func verifyJSON(rep *verify.Report, rp *runtimepolicy.Compiled, quoted bool) any {
+func verifyJSON(rep *verify.Report, rp *runtimepolicy.Compiled, quoted bool, evidence *adopterJSON) any {
 	type policyJSON struct {
 		Paths     int    `json:"paths"`
 		Keyrings  int    `json:"keyrings"`
@@ -423,12 +514,13 @@ func verifyJSON(rep *verify.Report, rp *runtimepolicy.Compiled, quoted bool) any
 		PCRsChecked   bool                        `json:"pcrs_checked"`
 		BootAggregate *verify.BootAggregateResult `json:"boot_aggregate"`
 		Policy        *policyJSON                 `json:"policy"`
+		Adopter       *adopterJSON                `json:"adopter,omitempty"`
 	}{
 		Verdict: "pass", Entries: rep.Read, FailedEntries: rep.FailedEntries, FailureCount: rep.FailureCount,
 		Failures: rep.Failures, Violations: rep.Violations, ListBank: rep.ListBank, Banks: rep.Banks,
-		PCRs: rep.PCRs, PCRsChecked: quoted, BootAggregate: rep.BootAggregate,
+		PCRs: rep.PCRs, PCRsChecked: quoted, BootAggregate: rep.BootAggregate, Adopter: evidence,
 	}
-	if !rep.Pass() {
+	if !rep.Pass() || evidence != nil && !evidence.Matched {
 		out.Verdict = "fail"
 	}
 	if out.Failures == nil {

@@ -1,10 +1,3 @@
-// Package imahost plays a host's IMA for tests and load generation: it
-// builds the kernel's binary measurement list (ima-ng, SHA-256 file
-// digests, the SHA-1 template digest column) entry by entry, extends each
-// entry into PCR 10 of every bank of a TPM (a real one through package
-// tpm, or an emulated one) exactly as the kernel does, and serves the list
-// to an attester from any entry index. It also writes the Keylime runtime
-// policy that allows what it measured.
 package imahost
 
 import (
@@ -155,4 +148,26 @@ func (h *Host) Policy(extra map[string]string) []byte {
 	}
 	b, _ := json.Marshal(p)
 	return b
+}
+
+// Soft is the TPM side a host needs of an emulated TPM
+// (internal/softtpm.TPM).
+type Soft interface {
+	Banks() ([]pcr.Bank, error)
+	PCRs() pcr.Set
+	Extend(index int, digests map[pcr.Bank][]byte)
+}
+
+// NewBooted makes a host on an emulated TPM and boots it: its list starts
+// with the boot aggregate of the TPM's PCRs.
+func NewBooted(t Soft) (*Host, error) {
+	banks, err := t.Banks()
+	if err != nil {
+		return nil, err
+	}
+	h := New(banks, func(i int, d map[pcr.Bank][]byte) error { t.Extend(i, d); return nil })
+	if err := h.Boot(t.PCRs()); err != nil {
+		return nil, err
+	}
+	return h, nil
 }

@@ -1,4 +1,5 @@
--- imago verifier store, version 1 (SQLite). Times are Unix milliseconds.
+-- imago verifier store, version 1. Written for SQLite; PostgreSQL reads BLOB as BYTEA and INTEGER as BIGINT
+-- (store/migrate.go). Times are Unix milliseconds.
 CREATE TABLE meta (
     key   TEXT PRIMARY KEY,
     value BLOB NOT NULL
