@@ -53,9 +53,15 @@ const (
 // quote.NumPCRs. The quote itself is decoded by quote.Parse.
 func DecodeEvidence(data []byte) (*Evidence, error) {
 	const msg = "evidence"
-	var e Evidence
-	if err := decode(msg, data, MaxEvidenceSize, &e); err != nil {
-		return nil, err
+	e, ok := (*Evidence)(nil), false
+	if len(data) <= MaxEvidenceSize {
+		e, ok = decodeEvidenceDirect(data)
+	}
+	if !ok {
+		e = new(Evidence)
+		if err := decode(msg, data, MaxEvidenceSize, e); err != nil {
+			return nil, err
+		}
 	}
 	if e.Token != "" {
 		if err := checkToken(msg, e.Token); err != nil {
@@ -96,5 +102,5 @@ func DecodeEvidence(data []byte) (*Evidence, error) {
 	if err := checkLen(msg, "ak_public", e.AKPublic, 0, quote.MaxPublicSize); err != nil {
 		return nil, err
 	}
-	return &e, nil
+	return e, nil
 }

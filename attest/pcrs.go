@@ -35,6 +35,13 @@ func (v *PCRValues) UnmarshalJSON(b []byte) error {
 // bank's size, and JSON white space; ok is false for anything else.
 func parsePlainPCRs(b []byte) (s pcr.Set, ok bool) {
 	p := plain{b: b}
+	s, ok = p.pcrSet()
+	p.ws()
+	return s, ok && p.i == len(p.b)
+}
+
+// pcrSet reads the plain form of a PCR set (parsePlainPCRs) at p.
+func (p *plain) pcrSet() (s pcr.Set, ok bool) {
 	s = make(pcr.Set)
 	if !p.eat('{') {
 		return nil, false
@@ -91,8 +98,7 @@ func parsePlainPCRs(b []byte) (s pcr.Set, ok bool) {
 			return nil, false
 		}
 	}
-	p.ws()
-	return s, p.i == len(p.b) && len(s) > 0
+	return s, len(s) > 0
 }
 
 type plain struct {

@@ -54,24 +54,30 @@ func (s Set) Merge(o Set) {
 
 // MarshalJSON writes {"<bank>": {"<index>": "<hex>"}} with banks and indexes in
 // ascending order.
-func (s Set) MarshalJSON() ([]byte, error) {
-	var buf bytes.Buffer
-	buf.WriteByte('{')
-	for bi, b := range s.Banks() {
+func (s Set) MarshalJSON() ([]byte, error) { return s.AppendJSON(nil), nil }
+
+// AppendJSON appends the JSON form MarshalJSON returns.
+func (s Set) AppendJSON(b []byte) []byte {
+	b = append(b, '{')
+	for bi, bank := range s.Banks() {
 		if bi > 0 {
-			buf.WriteByte(',')
+			b = append(b, ',')
 		}
-		fmt.Fprintf(&buf, "%q:{", b.String())
-		for ii, i := range s.Indexes(b) {
+		b = strconv.AppendQuote(b, bank.String())
+		b = append(b, ':', '{')
+		for ii, i := range s.Indexes(bank) {
 			if ii > 0 {
-				buf.WriteByte(',')
+				b = append(b, ',')
 			}
-			fmt.Fprintf(&buf, "%q:%q", strconv.Itoa(i), hex.EncodeToString(s[b][i]))
+			b = append(b, '"')
+			b = strconv.AppendInt(b, int64(i), 10)
+			b = append(b, '"', ':', '"')
+			b = hex.AppendEncode(b, s[bank][i])
+			b = append(b, '"')
 		}
-		buf.WriteByte('}')
+		b = append(b, '}')
 	}
-	buf.WriteByte('}')
-	return buf.Bytes(), nil
+	return append(b, '}')
 }
 
 // UnmarshalJSON reads the form MarshalJSON writes. It also accepts a wrapper

@@ -85,6 +85,15 @@ func Parse(attest, sig []byte) (*Quote, error) {
 	if len(sig) > MaxSignatureSize {
 		return nil, &FormatError{"signature", fmt.Errorf("%d bytes, more than %d", len(sig), MaxSignatureSize)}
 	}
+	if q, ok := parseDirect(attest, sig); ok {
+		return q, nil
+	}
+	return parseReflective(attest, sig)
+}
+
+// parseReflective is Parse with go-tpm's decoder: every form, and the
+// errors.
+func parseReflective(attest, sig []byte) (*Quote, error) {
 	a, err := unmarshal[tpm2.TPMSAttest](attest)
 	if err != nil {
 		return nil, &FormatError{"attest", err}

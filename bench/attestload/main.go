@@ -26,6 +26,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"strings"
@@ -104,6 +105,7 @@ func run(ctx context.Context, args []string) error {
 		acked    = fs.String("acked", "", "file to write acknowledged rounds to")
 		jsonOut  = fs.String("json", "", "file to write the report to as JSON")
 		vpid     = fs.Int("verifier-pid", 0, "the verifier's process id, to report its CPU time per round")
+		cpuProf  = fs.String("cpuprofile", "", "write a CPU profile of the timed run to this file")
 		http2    = fs.Bool("http2", false, "multiplex the attesters over HTTP/2 connections (default: HTTP/1.1 keep-alive, a connection per round in flight, as separate hosts)")
 	)
 	fs.Parse(args)
@@ -235,6 +237,17 @@ func run(ctx context.Context, args []string) error {
 	timeline := make([]atomic.Int64, int(duration.Seconds())+2)
 	var errFirst atomic.Value // the first round without a verdict
 	t0 := time.Now()
+	if *cpuProf != "" {
+		f, err := os.Create(*cpuProf)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	selfCPU0, vCPU0 := processCPU(0), processCPU(*vpid)
 	for range *workers {
 		wg.Add(1)

@@ -43,6 +43,7 @@ type serveFlags struct {
 	history                                                      int
 	plainHTTP                                                    bool
 	logLevel, logFormat                                          string
+	pprofListen                                                  string
 }
 
 func newVerifierServeCommand(c *cli) *cobra.Command {
@@ -106,6 +107,7 @@ Exit status: 0 stopped by a signal, 1 a component died, 2 bad usage.`,
 	fl.StringVar(&f.logFormat, "log-format", "json", "json | text")
 	fl.StringVar(&f.replica, "replica", "", "this replica's name in the fleet (default HOST:PORT)")
 	fl.DurationVar(&f.leaseTTL, "lease-ttl", 10*time.Second, "lease period of the fleet's shared work")
+	fl.StringVar(&f.pprofListen, "pprof-listen", "", "debugging: serve Go profiles (/debug/pprof/) on this loopback address")
 	return cmd
 }
 
@@ -161,6 +163,13 @@ func runVerifierServe(ctx context.Context, c *cli, f *serveFlags) error {
 		if token = strings.TrimSpace(string(b)); len(token) < 16 {
 			return inputErr(fmt.Errorf("--admin-token-file: a token of at least 16 characters"))
 		}
+	}
+	if f.pprofListen != "" {
+		stop, err := servePprof(ctx, f.pprofListen, logger)
+		if err != nil {
+			return err
+		}
+		defer stop()
 	}
 	st, err := store.Open(ctx, f.db, store.Options{})
 	if errors.Is(err, store.ErrBadURL) {

@@ -171,12 +171,18 @@ func TLSTransport(caPEM []byte, maxConns int, http1 ...bool) (*http.Transport, e
 	return t, nil
 }
 
+// jsonAppender is a request that writes its own JSON, the bytes
+// json.Marshal would (attest.Evidence: every round's largest message).
+type jsonAppender interface{ AppendJSON([]byte) []byte }
+
 // do sends a request with a JSON body (nil for none) and decodes the JSON
 // answer into out (nil to discard), going through the replicas as Retry
 // says.
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
 	var b []byte
-	if in != nil {
+	if a, ok := in.(jsonAppender); ok {
+		b = a.AppendJSON(nil)
+	} else if in != nil {
 		var err error
 		if b, err = json.Marshal(in); err != nil {
 			return err
