@@ -4,6 +4,7 @@ import (
 	"encoding"
 	"encoding/binary"
 	"hash"
+	"sync"
 )
 
 // Hasher computes one bank's hash of short messages many times over: the
@@ -16,7 +17,7 @@ import (
 // it: the chaining value after the last block of a padded message is the
 // digest (FIPS 180-4 §5.1.1, §6.1.2, §6.2.2). That takes a third less time
 // than Sum, which pads and finalises a copy of the state block by block. The
-// layout of the encoding is checked once, when the Hasher is made, against
+// layout of the encoding is checked once per process, against
 // the hash's own Sum; should it ever differ, and for every other bank, the
 // Hasher uses Bank.Sum.
 type Hasher struct {
@@ -38,10 +39,24 @@ type stateHash interface {
 // NewHasher returns a Hasher for the bank (one whose Sum reports false for
 // a bank imago cannot compute).
 func (b Bank) NewHasher() *Hasher {
-	h := &Hasher{bank: b, size: b.Size()}
-	if b != SHA1 && b != SHA256 {
-		return h
+	if ok := stateReadable[b]; ok != nil && ok() {
+		return b.stateHasher()
 	}
+	return &Hasher{bank: b, size: b.Size()}
+}
+
+// stateReadable says, per bank, whether a Hasher can read the digest out
+// of the hash state in this build: the layout is the standard library's,
+// fixed when the program is built, so it is checked once per process (a
+// verifier makes Hashers every round).
+var stateReadable = map[Bank]func() bool{
+	SHA1:   sync.OnceValue(SHA1.stateReadable),
+	SHA256: sync.OnceValue(SHA256.stateReadable),
+}
+
+// stateHasher returns a Hasher that reads the hash state, unchecked.
+func (b Bank) stateHasher() *Hasher {
+	h := &Hasher{bank: b, size: b.Size()}
 	sh, ok := b.New().(stateHash)
 	if !ok {
 		return h
@@ -49,7 +64,13 @@ func (b Bank) NewHasher() *Hasher {
 	h.h = sh
 	h.magic = 4 // "sha\x01" (sha1), "sha\x03" (sha256): crypto/sha1, crypto/sha256 marshal.go
 	h.ext = AppendPadding(make([]byte, 2*h.size, 128), 2*h.size)
-	// The check: a message of two blocks and one of one block.
+	return h
+}
+
+// stateReadable checks a state-reading Hasher against the hash's own Sum
+// on a message of two blocks and one of one block.
+func (b Bank) stateReadable() bool {
+	h := b.stateHasher()
 	for _, n := range []int{100, 2 * h.size} {
 		msg := make([]byte, n)
 		for i := range msg {
@@ -59,11 +80,10 @@ func (b Bank) NewHasher() *Hasher {
 		b.Sum(&want, msg)
 		h.SumPadded(&got, AppendPadding(msg, n), n)
 		if h.h == nil || want != got {
-			h.h = nil
-			return h
+			return false
 		}
 	}
-	return h
+	return true
 }
 
 // Bank returns the Hasher's bank.

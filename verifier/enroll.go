@@ -144,6 +144,7 @@ func (s *Server) handleActivate(w http.ResponseWriter, r *http.Request, body []b
 		}
 		return err
 	}
+	s.challenges.forget(name) // the node's round moved on
 	if !sameKeys {
 		s.log.Info("node enrolled", "node", name, "ek", p.EKID)
 	}

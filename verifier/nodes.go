@@ -59,6 +59,9 @@ func (s *Server) handleNodeAdd(w http.ResponseWriter, r *http.Request, body []by
 	if err != nil {
 		return err
 	}
+	if changed {
+		s.challenges.forget(a.Node)
+	}
 	switch {
 	case created:
 		s.log.Info("node added", "node", a.Node, "policy", id)
@@ -128,6 +131,7 @@ func (s *Server) handleNodeRemove(w http.ResponseWriter, r *http.Request, _ []by
 	} else if err != nil {
 		return err
 	}
+	s.challenges.forget(name)
 	s.log.Info("node removed", "node", name)
 	w.WriteHeader(http.StatusNoContent)
 	return nil

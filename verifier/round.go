@@ -71,20 +71,41 @@ func (s *Server) handleChallenge(w http.ResponseWriter, r *http.Request, body []
 	if err != nil {
 		return badRequest(err)
 	}
-	n, err := s.getNode(r.Context(), name)
-	if err != nil {
-		return err
+	info, ok := s.challenges.get(name)
+	if !ok {
+		if info, err = s.readChallengeInfo(r.Context(), name); err != nil {
+			return err
+		}
 	}
-	if !n.Enrolled() {
-		return apiErr(http.StatusConflict, "enroll.required", "node %s is not enrolled", name)
-	}
-	pol, err := s.policy(r.Context(), n.PolicyID)
+	pol, err := s.policy(r.Context(), info.policyID)
 	if err != nil {
 		return err
 	}
 	sel, err := selection(req, pol.PCR())
 	if err != nil {
 		return err
+	}
+	nonce := make([]byte, nonceSize)
+	rand.Read(nonce)
+	expires := s.now().Add(s.cfg.ChallengeTTL)
+	c := &challengeClaims{Node: name, Round: info.round, Nonce: nonce, Selection: sel, Offset: info.offset, EventLog: info.eventLog, Expires: expires.UnixMilli()}
+	tok, err := signToken(s.st.Secret(), c)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, attest.Challenge{Token: tok, Nonce: nonce, Selection: sel, Offset: c.Offset, EventLog: c.EventLog, Expires: rfc3339(expires)})
+	return nil
+}
+
+// readChallengeInfo reads what a challenge needs of a node from the store,
+// and remembers it.
+func (s *Server) readChallengeInfo(ctx context.Context, name string) (challengeInfo, error) {
+	n, err := s.getNode(ctx, name)
+	if err != nil {
+		return challengeInfo{}, err
+	}
+	if !n.Enrolled() {
+		return challengeInfo{}, apiErr(http.StatusConflict, "enroll.required", "node %s is not enrolled", name)
 	}
 	// Only the cursor and the boot-log flag are needed here.
 	var st struct {
@@ -95,19 +116,32 @@ func (s *Server) handleChallenge(w http.ResponseWriter, r *http.Request, body []
 	}
 	if len(n.Appraisal) > 0 {
 		if err := json.Unmarshal(n.Appraisal, &st); err != nil {
-			return err
+			return challengeInfo{}, err
 		}
 	}
-	nonce := make([]byte, nonceSize)
-	rand.Read(nonce)
-	expires := s.now().Add(s.cfg.ChallengeTTL)
-	c := &challengeClaims{Node: name, Round: n.Round, Nonce: nonce, Selection: sel, Offset: st.Verify.Next, EventLog: !st.BootLog, Expires: expires.UnixMilli()}
-	tok, err := signToken(s.st.Secret(), c)
-	if err != nil {
-		return err
+	info := challengeInfo{round: n.Round, policyID: n.PolicyID, offset: st.Verify.Next, eventLog: !st.BootLog}
+	s.challenges.put(name, info)
+	return info, nil
+}
+
+// current reports whether a challenge is what the node's row, held for the
+// round, asks for now: its round, the list's cursor and the boot log's
+// flag, and the policy's list PCR in every bank. The challenge may have
+// been made from what this replica remembered (challengeInfos).
+func (s *Server) current(ctx context.Context, c *challengeClaims, n *store.Node, prev *appraise.State) (bool, error) {
+	if n.Round != c.Round || !n.Enrolled() || c.Offset != prev.Next() || c.EventLog == prev.BootLog {
+		return false, nil
 	}
-	writeJSON(w, http.StatusCreated, attest.Challenge{Token: tok, Nonce: nonce, Selection: sel, Offset: c.Offset, EventLog: c.EventLog, Expires: rfc3339(expires)})
-	return nil
+	pol, err := s.policy(ctx, n.PolicyID)
+	if err != nil {
+		return false, err
+	}
+	for _, b := range c.Selection {
+		if !slices.Contains(b.PCRs, pol.PCR()) {
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 func (s *Server) handleEvidence(w http.ResponseWriter, r *http.Request, body []byte) error {
@@ -137,17 +171,27 @@ func (s *Server) handleEvidence(w http.ResponseWriter, r *http.Request, body []b
 	)
 	err = s.st.Round(r.Context(), name, func(node *store.Node) (*store.RoundWrite, error) {
 		n = node
-		if n.Round != c.Round || !n.Enrolled() {
+		var prev appraise.State
+		if err := unmarshalState(n.Appraisal, &prev); err != nil {
+			return nil, err
+		}
+		if ok, err := s.current(r.Context(), c, n, &prev); err != nil {
+			return nil, err
+		} else if !ok {
 			return nil, apiErr(http.StatusConflict, "challenge.used", "the challenge was used or overtaken (node round %d, challenge round %d); ask for a new one", n.Round, c.Round)
 		}
 		var err error
-		if res, out, err = s.appraise(r.Context(), n, appraise.Challenge{Nonce: c.Nonce, Selection: c.Selection, Offset: c.Offset, EventLog: c.EventLog}, ev); err != nil {
+		if res, out, err = s.appraise(r.Context(), n, prev, appraise.Challenge{Nonce: c.Nonce, Selection: c.Selection, Offset: c.Offset, EventLog: c.EventLog}, ev); err != nil {
 			return nil, err
 		}
 		wr = s.next(n, res, out)
 		wr.Replica = s.fleet.Name()
 		return wr, nil
 	})
+	if err != nil {
+		// What this replica remembered of the node may be why.
+		s.challenges.forget(name)
+	}
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return apiErr(http.StatusNotFound, "node.unknown", "no node %q (add it with imago verifier node add)", name)
@@ -159,6 +203,7 @@ func (s *Server) handleEvidence(w http.ResponseWriter, r *http.Request, body []b
 		return err
 	}
 	res.State, res.Failures, res.Round = wr.State, wr.VerdictFailures, wr.Round+1
+	s.challenges.put(name, challengeInfo{round: wr.Round + 1, policyID: n.PolicyID, offset: out.State.Next(), eventLog: !out.State.BootLog})
 	s.metrics.round(res, out, c.Offset, time.Since(start))
 	s.logRound(n, res, out)
 	s.signEAR(res, n.PolicyID, out, c.Nonce)
@@ -166,18 +211,14 @@ func (s *Server) handleEvidence(w http.ResponseWriter, r *http.Request, body []b
 	return nil
 }
 
-// appraise judges evidence against a node.
-func (s *Server) appraise(ctx context.Context, n *store.Node, ch appraise.Challenge, ev *attest.Evidence) (*attest.Result, *appraise.Outcome, error) {
+// appraise judges evidence against a node in the state prev.
+func (s *Server) appraise(ctx context.Context, n *store.Node, prev appraise.State, ch appraise.Challenge, ev *attest.Evidence) (*attest.Result, *appraise.Outcome, error) {
 	pol, err := s.policy(ctx, n.PolicyID)
 	if err != nil {
 		return nil, nil, err
 	}
 	ak, err := s.akKey(n.AKPublic)
 	if err != nil {
-		return nil, nil, err
-	}
-	var prev appraise.State
-	if err := unmarshalState(n.Appraisal, &prev); err != nil {
 		return nil, nil, err
 	}
 	out := appraise.Round(pol, ak, prev, ch, ev)
@@ -299,8 +340,7 @@ func (s *Server) handleCheck(w http.ResponseWriter, r *http.Request, body []byte
 	if !covered {
 		return apiErr(http.StatusBadRequest, "check.selection", "the quote does not cover PCR 0-10 in any bank")
 	}
-	n.Appraisal = nil
-	res, out, err := s.appraise(r.Context(), n, appraise.Challenge{Nonce: ev.Nonce, Selection: q.Selection, EventLog: true}, ev)
+	res, out, err := s.appraise(r.Context(), n, appraise.State{}, appraise.Challenge{Nonce: ev.Nonce, Selection: q.Selection, EventLog: true}, ev)
 	if err != nil {
 		return err
 	}

@@ -80,6 +80,8 @@ type Server struct {
 	kmu    sync.Mutex
 	akKeys map[string]crypto.PublicKey
 
+	challenges challengeInfos
+
 	fleet   *fleet.Replica
 	metrics *metrics
 	events  *events
