@@ -42,7 +42,9 @@ func TestRememberedChallenges(t *testing.T) {
 			h.Measure(fmt.Sprintf("/f%d", i), []byte(fmt.Sprint(i)))
 		}
 	}
-	at := func(cl *client.Client) *attester.Attester { return &attester.Attester{TPM: tp, Client: cl, Node: "n", List: h} }
+	at := func(cl *client.Client) *attester.Attester {
+		return &attester.Attester{TPM: tp, Client: cl, Node: "n", List: h}
+	}
 	pass := func(a *attester.Attester) *attest.Result {
 		t.Helper()
 		res, err := a.Round(ctx)
