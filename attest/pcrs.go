@@ -3,6 +3,7 @@ package attest
 import (
 	"encoding/hex"
 
+	"github.com/imago-ima/imago/internal/plainjson"
 	"github.com/imago-ima/imago/pcr"
 )
 
@@ -34,109 +35,41 @@ func (v *PCRValues) UnmarshalJSON(b []byte) error {
 // bank names, decimal indexes up to pcr.MaxIndex and hex digests of the
 // bank's size, and JSON white space; ok is false for anything else.
 func parsePlainPCRs(b []byte) (s pcr.Set, ok bool) {
-	p := plain{b: b}
-	s, ok = p.pcrSet()
-	p.ws()
-	return s, ok && p.i == len(p.b)
+	r := plainjson.NewReader(b)
+	s, ok = readPCRs(r)
+	return s, ok && r.End()
 }
 
-// pcrSet reads the plain form of a PCR set (parsePlainPCRs) at p.
-func (p *plain) pcrSet() (s pcr.Set, ok bool) {
-	s = make(pcr.Set)
-	if !p.eat('{') {
-		return nil, false
-	}
-	if p.eat('}') {
-		return nil, false // no bank: pcr.ParseJSON says why
-	}
-	for {
-		name, ok := p.str()
-		if !ok {
-			return nil, false
-		}
+// readPCRs reads the plain form of a PCR set (parsePlainPCRs) at r.
+func readPCRs(r *plainjson.Reader) (pcr.Set, bool) {
+	s := make(pcr.Set)
+	ok := r.Object(func(name []byte) bool {
 		bank, err := pcr.ParseBank(string(name))
-		if err != nil || !bank.Known() || !p.eat(':') || !p.eat('{') {
-			return nil, false
+		if err != nil || !bank.Known() {
+			return false
 		}
-		if !p.eat('}') {
-			for {
-				key, ok := p.str()
-				if !ok || len(key) == 0 || len(key) > 2 || !p.eat(':') {
-					return nil, false
-				}
-				idx := 0
-				for _, c := range key {
-					if c < '0' || c > '9' {
-						return nil, false
-					}
-					idx = idx*10 + int(c-'0')
-				}
-				if idx > pcr.MaxIndex || (len(key) == 2 && key[0] == '0') {
-					return nil, false
-				}
-				val, ok := p.str()
-				if !ok || len(val) != 2*bank.Size() {
-					return nil, false
-				}
-				d := make([]byte, bank.Size())
-				if _, err := hex.Decode(d, val); err != nil {
-					return nil, false
-				}
-				s.Put(bank, idx, d)
-				if p.eat('}') {
-					break
-				}
-				if !p.eat(',') {
-					return nil, false
-				}
+		return r.Object(func(key []byte) bool {
+			if len(key) == 0 || len(key) > 2 || (len(key) == 2 && key[0] == '0') {
+				return false
 			}
-		}
-		if p.eat('}') {
-			break
-		}
-		if !p.eat(',') {
-			return nil, false
-		}
-	}
-	return s, len(s) > 0
-}
-
-type plain struct {
-	b []byte
-	i int
-}
-
-func (p *plain) ws() {
-	for p.i < len(p.b) && (p.b[p.i] == ' ' || p.b[p.i] == '\t' || p.b[p.i] == '\n' || p.b[p.i] == '\r') {
-		p.i++
-	}
-}
-
-func (p *plain) eat(c byte) bool {
-	p.ws()
-	if p.i < len(p.b) && p.b[p.i] == c {
-		p.i++
-		return true
-	}
-	return false
-}
-
-// str reads a string without escapes or control bytes.
-func (p *plain) str() ([]byte, bool) {
-	if !p.eat('"') {
-		return nil, false
-	}
-	start := p.i
-	for p.i < len(p.b) {
-		switch c := p.b[p.i]; {
-		case c == '"':
-			s := p.b[start:p.i]
-			p.i++
-			return s, true
-		case c == '\\' || c < 0x20:
-			return nil, false
-		}
-		p.i++
-	}
-	return nil, false
+			idx := 0
+			for _, c := range key {
+				if c < '0' || c > '9' {
+					return false
+				}
+				idx = idx*10 + int(c-'0')
+			}
+			val, ok := r.Str()
+			if !ok || idx > pcr.MaxIndex || len(val) != 2*bank.Size() {
+				return false
+			}
+			d := make([]byte, bank.Size())
+			if _, err := hex.Decode(d, val); err != nil {
+				return false
+			}
+			s.Put(bank, idx, d)
+			return true
+		})
+	})
+	return s, ok && len(s) > 0
 }

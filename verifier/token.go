@@ -35,10 +35,7 @@ var (
 const tokenDomain = "imago challenge v1\x00"
 
 func signToken(key []byte, c *challengeClaims) (string, error) {
-	payload, err := json.Marshal(c)
-	if err != nil {
-		return "", err
-	}
+	payload := c.appendJSON(nil)
 	m := hmac.New(sha256.New, key)
 	m.Write([]byte(tokenDomain))
 	m.Write(payload)
@@ -64,12 +61,15 @@ func openToken(key []byte, tok string, now time.Time) (*challengeClaims, error) 
 	if !hmac.Equal(m.Sum(nil), mac) {
 		return nil, errTokenInvalid
 	}
-	var c challengeClaims
-	if err := json.Unmarshal(payload, &c); err != nil {
-		return nil, errTokenInvalid
+	c, ok := parseClaims(payload)
+	if !ok {
+		c = new(challengeClaims)
+		if err := json.Unmarshal(payload, c); err != nil {
+			return nil, errTokenInvalid
+		}
 	}
 	if now.UnixMilli() > c.Expires {
 		return nil, errTokenExpired
 	}
-	return &c, nil
+	return c, nil
 }
