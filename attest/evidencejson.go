@@ -85,4 +85,3 @@ func (e *Evidence) AppendJSON(b []byte) []byte {
 	}
 	return append(b, '}')
 }
-
