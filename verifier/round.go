@@ -36,10 +36,9 @@ const imaPCR = 10
 const maxFailures = 1000
 
 func unmarshalState(b []byte, st *appraise.State) error {
-	if len(b) == 0 {
-		return nil
-	}
-	return json.Unmarshal(b, st)
+	s, err := appraise.ParseState(b)
+	*st = s
+	return err
 }
 
 // selection is PCR 0-9, 10, the node's list PCR and the attester's list
@@ -233,7 +232,7 @@ func (s *Server) appraise(ctx context.Context, n *store.Node, prev appraise.Stat
 // failures the node's TPM vouched for kept until a reboot or a policy
 // change.
 func (s *Server) next(n *store.Node, res *attest.Result, out *appraise.Outcome) *store.RoundWrite {
-	st, _ := json.Marshal(out.State)
+	st := out.State.AppendJSON(nil)
 	w := &store.RoundWrite{Node: n.Name, Round: n.Round, Appraisal: st, Time: s.now(), Verdict: out.Verdict,
 		Entries: out.State.Next(), VerdictFailures: res.Failures, State: n.State, Sticky: n.Sticky, Failures: n.Failures}
 	reset := out.Authentic && out.Change != quote.Same
