@@ -2,6 +2,7 @@ package pcr
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -59,13 +60,15 @@ func (s Set) MarshalJSON() ([]byte, error) { return s.AppendJSON(nil), nil }
 // AppendJSON appends the JSON form MarshalJSON returns.
 func (s Set) AppendJSON(b []byte) []byte {
 	b = append(b, '{')
-	for bi, bank := range s.Banks() {
+	var bankBuf [8]Bank
+	for bi, bank := range sortedKeys(s, bankBuf[:0]) {
 		if bi > 0 {
 			b = append(b, ',')
 		}
 		b = strconv.AppendQuote(b, bank.String())
 		b = append(b, ':', '{')
-		for ii, i := range s.Indexes(bank) {
+		var idxBuf [32]int
+		for ii, i := range sortedKeys(s[bank], idxBuf[:0]) {
 			if ii > 0 {
 				b = append(b, ',')
 			}
@@ -78,6 +81,16 @@ func (s Set) AppendJSON(b []byte) []byte {
 		b = append(b, '}')
 	}
 	return append(b, '}')
+}
+
+// sortedKeys appends m's keys to buf, sorted (a Set's JSON is written
+// every round: no allocation for the usual sizes).
+func sortedKeys[K cmp.Ordered, V any](m map[K]V, buf []K) []K {
+	for k := range m {
+		buf = append(buf, k)
+	}
+	slices.Sort(buf)
+	return buf
 }
 
 // UnmarshalJSON reads the form MarshalJSON writes. It also accepts a wrapper

@@ -4,9 +4,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strconv"
 
 	"github.com/google/go-tpm/tpm2"
 
+	"github.com/imago-ima/imago/internal/plainjson"
 	"github.com/imago-ima/imago/pcr"
 )
 
@@ -167,4 +169,73 @@ func selectionFromTPM(l tpm2.TPMLPCRSelection) (Selection, error) {
 		return nil, err
 	}
 	return out, nil
+}
+
+// ReadSelectionJSON reads a Selection's JSON in its plain form
+// (internal/plainjson): a list of objects with exactly the keys "bank" (a
+// name pcr.ParseBank reads) and "pcrs" (a list of integers), each once. It
+// reports false for anything else, which encoding/json then reads; what it
+// reads, encoding/json reads as the same Selection.
+func ReadSelectionJSON(r *plainjson.Reader) (Selection, bool) {
+	s := Selection{}
+	ok := r.Array(func() bool {
+		var (
+			b    BankPCRs
+			bank []byte
+		)
+		ok := r.Object(func(key []byte) bool {
+			var ok bool
+			switch string(key) {
+			case "bank":
+				bank, ok = r.Str()
+			case "pcrs":
+				b.PCRs = []int{}
+				ok = r.Array(func() bool {
+					p, ok := r.Int(64)
+					b.PCRs = append(b.PCRs, int(p))
+					return ok
+				})
+			}
+			return ok
+		})
+		if !ok || bank == nil || b.PCRs == nil {
+			return false
+		}
+		var err error
+		if b.Bank, err = pcr.ParseBank(string(bank)); err != nil {
+			return false
+		}
+		s = append(s, b)
+		return true
+	})
+	return s, ok
+}
+
+// AppendJSON appends the Selection's JSON, the bytes json.Marshal writes.
+func (s Selection) AppendJSON(b []byte) []byte {
+	if s == nil {
+		return append(b, "null"...)
+	}
+	b = append(b, '[')
+	for i, bs := range s {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = plainjson.AppendString(append(b, `{"bank":`...), bs.Bank.String())
+		b = append(b, `,"pcrs":`...)
+		if bs.PCRs == nil {
+			b = append(b, "null"...)
+		} else {
+			b = append(b, '[')
+			for j, p := range bs.PCRs {
+				if j > 0 {
+					b = append(b, ',')
+				}
+				b = strconv.AppendInt(b, int64(p), 10)
+			}
+			b = append(b, ']')
+		}
+		b = append(b, '}')
+	}
+	return append(b, ']')
 }

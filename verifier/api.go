@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -181,8 +182,17 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	if a, ok := v.(interface{ AppendJSON([]byte) []byte }); ok {
+		// A round's answers write their own JSON: json.Encoder's bytes.
+		b := append(a.AppendJSON(make([]byte, 0, 512)), '\n')
+		h.Set("Content-Length", strconv.Itoa(len(b)))
+		w.WriteHeader(status)
+		w.Write(b)
+		return
+	}
 	w.WriteHeader(status)
 	json.NewEncoder(w).Encode(v)
 }

@@ -4,7 +4,6 @@ import (
 	"strconv"
 
 	"github.com/imago-ima/imago/internal/plainjson"
-	"github.com/imago-ima/imago/pcr"
 	"github.com/imago-ima/imago/quote"
 )
 
@@ -18,33 +17,7 @@ func (c *challengeClaims) appendJSON(b []byte) []byte {
 	b = plainjson.AppendString(append(b, `{"n":`...), c.Node)
 	b = strconv.AppendUint(append(b, `,"r":`...), c.Round, 10)
 	b = plainjson.AppendBytes(append(b, `,"c":`...), c.Nonce)
-	b = append(b, `,"s":`...)
-	if c.Selection == nil {
-		b = append(b, "null"...)
-	} else {
-		b = append(b, '[')
-		for i, s := range c.Selection {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = plainjson.AppendString(append(b, `{"bank":`...), s.Bank.String())
-			b = append(b, `,"pcrs":`...)
-			if s.PCRs == nil {
-				b = append(b, "null"...)
-			} else {
-				b = append(b, '[')
-				for j, p := range s.PCRs {
-					if j > 0 {
-						b = append(b, ',')
-					}
-					b = strconv.AppendInt(b, int64(p), 10)
-				}
-				b = append(b, ']')
-			}
-			b = append(b, '}')
-		}
-		b = append(b, ']')
-	}
+	b = c.Selection.AppendJSON(append(b, `,"s":`...))
 	b = strconv.AppendUint(append(b, `,"o":`...), c.Offset, 10)
 	if c.EventLog {
 		b = append(b, `,"e":true`...)
@@ -69,36 +42,7 @@ func parseClaims(b []byte) (*challengeClaims, bool) {
 		case "c":
 			c.Nonce, ok = r.Base64()
 		case "s":
-			c.Selection = quote.Selection{}
-			ok = r.Array(func() bool {
-				var bp quote.BankPCRs
-				var bank []byte
-				ok := r.Object(func(key []byte) bool {
-					var ok bool
-					switch string(key) {
-					case "bank":
-						bank, ok = r.Str()
-					case "pcrs":
-						bp.PCRs = []int{}
-						ok = r.Array(func() bool {
-							p, ok := r.Int(64)
-							bp.PCRs = append(bp.PCRs, int(p))
-							return ok
-						})
-					}
-					return ok
-				})
-				if !ok || bank == nil || bp.PCRs == nil {
-					return false
-				}
-				bk, err := pcr.ParseBank(string(bank))
-				if err != nil {
-					return false
-				}
-				bp.Bank = bk
-				c.Selection = append(c.Selection, bp)
-				return true
-			})
+			c.Selection, ok = quote.ReadSelectionJSON(r)
 		case "o":
 			c.Offset, ok = r.Uint(64)
 		case "e":

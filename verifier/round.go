@@ -92,7 +92,7 @@ func (s *Server) handleChallenge(w http.ResponseWriter, r *http.Request, body []
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, attest.Challenge{Token: tok, Nonce: nonce, Selection: sel, Offset: c.Offset, EventLog: c.EventLog, Expires: rfc3339(expires)})
+	writeJSON(w, http.StatusCreated, &attest.Challenge{Token: tok, Nonce: nonce, Selection: sel, Offset: c.Offset, EventLog: c.EventLog, Expires: rfc3339(expires)})
 	return nil
 }
 

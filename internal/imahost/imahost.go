@@ -1,6 +1,7 @@
 package imahost
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -28,19 +29,22 @@ type Host struct {
 
 	mu      sync.Mutex
 	data    []byte
-	offsets []int // offsets[i] is the byte offset of entry i
-	digests map[string][]string
+	offsets []int    // offsets[i] is the byte offset of entry i
+	before  [][]byte // the lists of earlier boots (for Policy)
 }
 
 // New makes a host whose TPM has banks, extended through extend.
 func New(banks []pcr.Bank, extend Extender) *Host {
-	return &Host{banks: banks, extend: extend, digests: map[string][]string{}}
+	return &Host{banks: banks, extend: extend}
 }
 
 // Boot starts a new list (a reboot): its first entry is boot_aggregate,
 // the SHA-256 aggregate of boot (PCR 0-9, as the TPM has them).
 func (h *Host) Boot(boot pcr.Set) error {
 	h.mu.Lock()
+	if h.data != nil {
+		h.before = append(h.before, h.data)
+	}
 	h.data, h.offsets = nil, nil
 	h.mu.Unlock()
 	agg, ok := bootagg.Aggregate(pcr.SHA256, boot)
@@ -74,10 +78,6 @@ func (h *Host) add(path string, fileDigest []byte) (*ima.Entry, error) {
 		return nil, err
 	}
 	h.offsets = append(h.offsets, off)
-	hx := hex.EncodeToString(fileDigest)
-	if !slices.Contains(h.digests[path], hx) {
-		h.digests[path] = append(h.digests[path], hx)
-	}
 	if err := h.extend(PCR, d); err != nil {
 		return nil, fmt.Errorf("imahost: extend: %w", err)
 	}
@@ -124,15 +124,28 @@ func (h *Host) ReadFrom(index uint64) ([]byte, error) {
 func (h *Host) PCRs() ([]int, error) { return []int{PCR}, nil }
 
 // Policy returns a Keylime runtime policy (v1) allowing every file
-// measured so far, boot_aggregate included, plus extra path → SHA-256 hex
-// digests.
+// measured so far (in this boot and earlier ones), boot_aggregate
+// included, plus extra path → SHA-256 hex digests.
 func (h *Host) Policy(extra map[string]string) []byte {
+	// The files measured, read back from the lists (load generators
+	// measure many times a second; policies are made rarely).
 	h.mu.Lock()
-	d := make(map[string][]string, len(h.digests)+len(extra))
-	for k, v := range h.digests {
-		d[k] = slices.Clone(v)
-	}
+	lists := append(slices.Clone(h.before), h.data)
 	h.mu.Unlock()
+	d := make(map[string][]string, len(extra))
+	for _, l := range lists {
+		for e, err := range ima.NewReader(bytes.NewReader(l), ima.ReaderOptions{}).All() {
+			if err != nil {
+				panic("imago: internal error: imahost: own list: " + err.Error())
+			}
+			name, _ := e.Name()
+			fd, _ := e.FileDigest()
+			hx := hex.EncodeToString(fd.Sum)
+			if !slices.Contains(d[name], hx) {
+				d[name] = append(d[name], hx)
+			}
+		}
+	}
 	for k, v := range extra {
 		d[k] = append(d[k], v)
 	}

@@ -200,16 +200,18 @@ func (t *TPM) Quote(nonce []byte, sel quote.Selection) (*attester.Quoted, error)
 	t.mu.Lock()
 	t.clock.Clock++
 	clock := t.clock
-	values := make(pcr.Set)
+	values := make(pcr.Set, len(sel))
 	for _, b := range sel {
+		m := make(map[int][]byte, len(b.PCRs))
 		for _, i := range b.PCRs {
 			v, ok := t.pcrs.Get(b.Bank, i)
 			if !ok {
 				t.mu.Unlock()
 				return nil, fmt.Errorf("softtpm: bank %s not allocated", b.Bank)
 			}
-			values.Put(b.Bank, i, v)
+			m[i] = v // shared: Extend replaces values, never changes them
 		}
+		values[b.Bank] = m
 	}
 	t.mu.Unlock()
 	digest, err := quote.Digest(pcr.SHA256, sel, values)

@@ -175,6 +175,11 @@ func TLSTransport(caPEM []byte, maxConns int, http1 ...bool) (*http.Transport, e
 // json.Marshal would (attest.Evidence: every round's largest message).
 type jsonAppender interface{ AppendJSON([]byte) []byte }
 
+// jsonDecoder is an answer that reads its own JSON as encoding/json would
+// (attest.Challenge, attest.Result: every round's answers), into its zero
+// value.
+type jsonDecoder interface{ DecodeJSON([]byte) error }
+
 // do sends a request with a JSON body (nil for none) and decodes the JSON
 // answer into out (nil to discard), going through the replicas as Retry
 // says.
@@ -264,7 +269,11 @@ func (c *Client) once(ctx context.Context, base *url.URL, method, path string, b
 		}
 		return &Error{Status: rsp.StatusCode, ID: eb.ID, Msg: eb.Error}
 	}
-	if out != nil {
+	if d, ok := out.(jsonDecoder); ok {
+		if err := d.DecodeJSON(data); err != nil {
+			return fmt.Errorf("client: decoding the answer to %s %s: %w", method, path, err)
+		}
+	} else if out != nil {
 		if err := json.Unmarshal(data, out); err != nil {
 			return fmt.Errorf("client: decoding the answer to %s %s: %w", method, path, err)
 		}
