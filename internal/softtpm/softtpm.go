@@ -209,7 +209,7 @@ func (t *TPM) Quote(nonce []byte, sel quote.Selection) (*attester.Quoted, error)
 				t.mu.Unlock()
 				return nil, fmt.Errorf("softtpm: bank %s not allocated", b.Bank)
 			}
-			m[i] = v // shared: Extend replaces values, never changes them
+			m[i] = bytes.Clone(v) // the caller's: it may change them
 		}
 		values[b.Bank] = m
 	}
