@@ -80,6 +80,11 @@ func leaseOwners(t *testing.T, st *store.Store) map[string]string {
 func TestFleet(t *testing.T) {
 	bin := bins.Get(t, "imago", nil)
 	e := fleettest.New(t, bin)
+	// The lease period bounds how long a killed replica's nodes may go
+	// unattested: an attester's request to the dead replica times out (2 s)
+	// and its next round goes to another; 6 s leaves room for the cycle
+	// over every node on a loaded CI machine (with -race).
+	e.LeaseTTL = 6 * time.Second
 	reps := []*fleettest.Replica{e.Start("r0", ""), e.Start("r1", ""), e.Start("r2", "")}
 	ctx := context.Background()
 	opts := client.Options{Timeout: 2 * time.Second, Retry: client.Retry{Rounds: 4, Min: 100 * time.Millisecond, Max: time.Second}}
