@@ -121,6 +121,32 @@ func TestFleet(t *testing.T) {
 		}
 	})
 
+	// Every replica judges rounds before the faults begin (attesters start
+	// at a replica of their own; on a slow machine the first rounds may
+	// still be running when r0's connections are cut, and an attester that
+	// fails over stays where it went).
+	t.Run("rounds on every replica", func(t *testing.T) {
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			recs, err := st.Rounds(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			per := map[string]int{}
+			for _, r := range recs {
+				per[r.Replica]++
+			}
+			if per["r0"] > 0 && per["r1"] > 0 && per["r2"] > 0 {
+				t.Logf("stored rounds by replica before the faults: %v", per)
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("not every replica judged a round within 60 s: %v", per)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
+
 	t.Run("network faults", func(t *testing.T) {
 		reps[1].Proxy.SetDelay(3 * time.Second) // past the attesters' 2 s timeout
 		for range 10 {
