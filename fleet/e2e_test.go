@@ -80,6 +80,11 @@ func leaseOwners(t *testing.T, st *store.Store) map[string]string {
 func TestFleet(t *testing.T) {
 	bin := bins.Get(t, "imago", nil)
 	e := fleettest.New(t, bin)
+	// The lease period bounds how long a killed replica's nodes may go
+	// unattested: an attester's request to the dead replica times out (2 s)
+	// and its next round goes to another; 6 s leaves room for the cycle
+	// over every node on a loaded CI machine (with -race).
+	e.LeaseTTL = 6 * time.Second
 	reps := []*fleettest.Replica{e.Start("r0", ""), e.Start("r1", ""), e.Start("r2", "")}
 	ctx := context.Background()
 	opts := client.Options{Timeout: 2 * time.Second, Retry: client.Retry{Rounds: 4, Min: 100 * time.Millisecond, Max: time.Second}}
@@ -111,6 +116,32 @@ func TestFleet(t *testing.T) {
 					t.Logf("%s:\n%s", r.Name, r.ReadLog())
 				}
 				t.Fatalf("leases not one per replica: %v", own)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
+
+	// Every replica judges rounds before the faults begin (attesters start
+	// at a replica of their own; on a slow machine the first rounds may
+	// still be running when r0's connections are cut, and an attester that
+	// fails over stays where it went).
+	t.Run("rounds on every replica", func(t *testing.T) {
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			recs, err := st.Rounds(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			per := map[string]int{}
+			for _, r := range recs {
+				per[r.Replica]++
+			}
+			if per["r0"] > 0 && per["r1"] > 0 && per["r2"] > 0 {
+				t.Logf("stored rounds by replica before the faults: %v", per)
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("not every replica judged a round within 60 s: %v", per)
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
