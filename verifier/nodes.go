@@ -46,15 +46,28 @@ func (s *Server) handleNodeAdd(w http.ResponseWriter, r *http.Request, body []by
 	}
 	opts, _ := json.Marshal(po)
 	id := policyID(a, opts)
-	if _, err := appraise.CompilePolicy(a.RuntimePolicy, a.Keyrings, po); err != nil {
-		if errors.Is(err, appraise.ErrNeedsKey) {
-			return apiErr(http.StatusBadRequest, "policy.needs_key", "the runtime policy is signed (a DSSE envelope): give the key it was signed with (--policy-key)")
+	// A policy this replica compiled already (the id hashes the body,
+	// keyrings and options) is not compiled again: a fleet's nodes share a
+	// few policies, and a large one takes a lot of time and memory.
+	s.pmu.RLock()
+	compiled := s.policies[id]
+	s.pmu.RUnlock()
+	if compiled == nil {
+		p, err := appraise.CompilePolicy(a.RuntimePolicy, a.Keyrings, po)
+		if err != nil {
+			if errors.Is(err, appraise.ErrNeedsKey) {
+				return apiErr(http.StatusBadRequest, "policy.needs_key", "the runtime policy is signed (a DSSE envelope): give the key it was signed with (--policy-key)")
+			}
+			return apiErr(http.StatusBadRequest, "policy.invalid", "%v", err)
 		}
-		return apiErr(http.StatusBadRequest, "policy.invalid", "%v", err)
+		compiled = p
 	}
 	if err := s.st.PutPolicy(r.Context(), store.Policy{ID: id, Body: a.RuntimePolicy, Keyrings: a.Keyrings, Options: opts}); err != nil {
 		return err
 	}
+	s.pmu.Lock()
+	s.policies[id] = compiled
+	s.pmu.Unlock()
 	created, changed, err := s.st.AddNode(r.Context(), a.Node, id, a.AllowEKWithoutCert)
 	if err != nil {
 		return err
