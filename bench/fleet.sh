@@ -122,8 +122,8 @@ r = json.load(open(sys.argv[1]))
 tl = r.get("timeline", [])
 rounds = r["verified"] + r["failed"]
 if rounds and sys.argv[6] == "0":
-    print(f"{'':10s} CPU per round: replicas {int(sys.argv[4]) * 10000 / rounds:.0f} us, PostgreSQL {int(sys.argv[5]) * 10000 / rounds:.0f} us "
-          f"(the load generator's own not counted)")
+    print(f"{'':10s} CPU per round: replicas {int(sys.argv[4]) * 10000 / rounds:.0f} us, PostgreSQL {int(sys.argv[5]) * 10000 / rounds:.0f} us, "
+          f"load generator {r.get('load_cpu_us_per_round', 0):.0f} us")
 print(f"{sys.argv[2]:10s} {r['per_second']:8.1f} verified/s  ({r['verified']} in {r['seconds']:.1f} s; p50 {r['p50_ms']:.1f} ms, "
       f"p99 {r['p99_ms']:.1f} ms, max {r['max_ms']:.0f} ms; {r['failed']} failed, {r['errors']} without a verdict); "
       f"peak RSS MiB per replica: {sys.argv[3]}")
