@@ -5,44 +5,14 @@ import (
 	"bytes"
 	"io"
 	"iter"
-)
 
-// hexVal maps an ASCII byte to its hex digit value; 0xff marks a byte that
-// is not a hex digit, 0x10 bit marks an upper-case digit.
-var hexVal = func() (t [256]byte) {
-	for i := range t {
-		t[i] = 0xff
-	}
-	for c := '0'; c <= '9'; c++ {
-		t[c] = byte(c - '0')
-	}
-	for c := 'a'; c <= 'f'; c++ {
-		t[c] = byte(c-'a') + 10
-	}
-	for c := 'A'; c <= 'F'; c++ {
-		t[c] = byte(c-'A') + 10 | 0x10
-	}
-	return t
-}()
+	"github.com/imago-ima/imago/internal/hexdec"
+)
 
 // decodeHexFast appends the bytes of hex text h to dst in one pass that also
 // validates it. ok is false for odd length or a non-hex byte; upper reports
 // an upper-case digit (which the kernel never prints).
-func decodeHexFast(dst, h []byte) (out []byte, ok, upper bool) {
-	if len(h)%2 != 0 {
-		return dst, false, false
-	}
-	n := len(dst)
-	dst = append(dst, make([]byte, len(h)/2)...)
-	o := dst[n:]
-	var acc byte
-	for j := range o {
-		a, b := hexVal[h[2*j]], hexVal[h[2*j+1]]
-		acc |= a | b
-		o[j] = (a&0x0f)<<4 | b&0x0f
-	}
-	return dst, acc&0xe0 == 0, acc&0x10 != 0
-}
+func decodeHexFast(dst, h []byte) (out []byte, ok, upper bool) { return hexdec.Append(dst, h) }
 
 // fastShape is a built-in template whose ASCII line the fast path rebuilds:
 // a d-ng or d-ngv2 digest, an n-ng name, and at most one trailing hex field
