@@ -117,17 +117,28 @@ func (b *batch) addRaw(line []byte) {
 	b.n++
 	start := int32(len(b.arena))
 	b.arena = append(b.arena, line...)
-	*s = slot{pending: true, raw: span{start, int32(len(b.arena))}, name: span{-1, -1}}
+	// Only what parse reads: fill sets the rest (a slot is 456 bytes,
+	// a million of them zeroed would cost more than reading the list).
+	s.pending, s.raw = true, span{start, int32(len(b.arena))}
 }
 
 // fill copies e into slot s.
 func (b *batch) fill(s *slot, e *ima.Entry, fields []ima.Field, legacy bool, parseErr bool) {
-	*s = slot{pcr: uint8(e.PCR), viol: e.IsViolation(), template: e.Template, parseErr: parseErr, name: span{-1, -1}}
-	start := int32(len(b.arena))
+	start := len(b.arena)
 	b.arena = append(b.arena, e.Digest...)
-	s.listed = span{start, int32(len(b.arena))}
-	in := int32(len(b.arena))
 	b.arena = e.AppendHashInput(b.arena)
+	b.fillAt(s, e, fields, legacy, parseErr, start)
+}
+
+// fillAt fills slot s for e, whose listed digest and then hash input are
+// the arena from start on.
+func (b *batch) fillAt(s *slot, e *ima.Entry, fields []ima.Field, legacy bool, parseErr bool, start int) {
+	// Every field but fields[nfields:], which nothing reads, set without
+	// zeroing the whole slot first.
+	s.pending, s.raw, s.isKey, s.keyFails, s.nfields = false, span{}, false, nil, 0
+	s.pcr, s.viol, s.template, s.parseErr, s.name = uint8(e.PCR), e.IsViolation(), e.Template, parseErr, span{-1, -1}
+	in := int32(start + len(e.Digest))
+	s.listed = span{int32(start), in}
 	s.input = span{in, int32(len(b.arena))}
 	b.arena = pcr.AppendPadding(b.arena, int(s.input.end-s.input.off)) // one padded message for every bank's hash
 	s.pend = int32(len(b.arena))
@@ -256,7 +267,8 @@ func (w *worker) parse(b *batch) {
 		if !s.pending {
 			continue
 		}
-		e, err := w.parser.ParseLine(s.raw.of(b.arena))
+		start := len(b.arena)
+		e, arena, err := w.parser.ParseLineAppend(b.arena, s.raw.of(b.arena))
 		if err == nil && len(e.Digest) != w.pl.listSize {
 			err = fmt.Errorf("listed digest of %d bytes, the list's are %d", len(e.Digest), w.pl.listSize)
 		}
@@ -266,7 +278,16 @@ func (w *worker) parse(b *batch) {
 			return
 		}
 		t, _ := e.Descriptor()
-		b.fill(s, e, e.Fields, t != nil && t.IsLegacy(), false)
+		legacy := t != nil && t.IsLegacy()
+		b.arena = arena
+		if len(arena) == start || legacy {
+			// not appended (a legacy line never is: its hash input is
+			// padded, AppendHashInput)
+			b.arena = arena[:start]
+			b.fill(s, e, e.Fields, legacy, false)
+			continue
+		}
+		b.fillAt(s, e, e.Fields, false, false, start)
 	}
 }
 
