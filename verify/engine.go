@@ -21,7 +21,7 @@ const (
 	batchEntries    = 512
 	batchArena      = 256 << 10
 	batchesInFlight = 8
-	maxDigest       = 64
+	maxDigest       = pcr.MaxDigestSize
 	numPCRs         = pcr.MaxIndex + 1
 )
 
@@ -200,7 +200,6 @@ type worker struct {
 	pl      *plan
 	parser  *ima.ASCIIReader // for raw lines
 	sink    byte
-	sum     [pcr.MaxDigestSize]byte
 	keys    []digsig.Key
 	fieldb  [ima.MaxTemplateFields]ima.Field
 	hashers []*pcr.Hasher // one per plan.digestBanks
@@ -304,10 +303,10 @@ func (w *worker) run(b *batch) {
 				b.bad[i] = false
 				continue
 			}
-			h.SumPadded(&w.sum, b.arena[s.input.off:s.pend], int(s.input.end-s.input.off))
-			copy(out[i*maxDigest:], w.sum[:size])
+			sum := (*[pcr.MaxDigestSize]byte)(out[i*maxDigest:]) // straight into the batch
+			h.SumPadded(sum, b.arena[s.input.off:s.pend], int(s.input.end-s.input.off))
 			if j == pl.listSlot {
-				b.bad[i] = string(w.sum[:size]) != string(s.listed.of(b.arena))
+				b.bad[i] = string(sum[:size]) != string(s.listed.of(b.arena))
 			}
 		}
 	}
