@@ -222,12 +222,13 @@ type deferredChunk struct {
 }
 
 // deferredArena is a chunk's arena: room for batchEntries paths of 64
-// bytes and their digests; a longer path gets a chunk of its own size.
-const deferredArena = batchEntries * 128
+// bytes and their sha256 digests; a chunk with longer paths holds fewer,
+// a longer path gets a chunk of its own size.
+const deferredArena = batchEntries * 96
 
-// deferredEntrySize is about the size of a deferredEntry, for the count of
-// the memory kept.
-const deferredEntrySize = 64
+// deferredEntrySize is the size of a deferredEntry (on 64-bit machines),
+// for the count of the memory kept.
+const deferredEntrySize = 48
 
 // deferredEntry is an entry whose verdict waits for the policy: its path
 // and file digest (spans of its chunk's arena); boot: a boot aggregate,
@@ -235,9 +236,9 @@ const deferredEntrySize = 64
 type deferredEntry struct {
 	index    int
 	template string
-	alg      ima.HashAlg
 	sum      span
 	name     span
+	alg      ima.HashAlg
 	boot     bool
 }
 
