@@ -39,7 +39,7 @@ import (
 //
 // Every listed pure package must have Go files: a package that moved or
 // vanished must be taken off the list, not silently pass.
-var purePackages = []string{"ima", "ima/digsig", "pcr", "eventlog", "bootagg", "replay", "policy", "internal/sm3", "runtimepolicy", "verify",
+var purePackages = []string{"ima", "ima/digsig", "pcr", "eventlog", "bootagg", "replay", "policy", "internal/sm3", "internal/hexdec", "runtimepolicy", "verify",
 	"attest", "quote", "enroll", "appraise", "internal/plainjson"}
 
 const module = "github.com/imago-ima/imago"

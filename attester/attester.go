@@ -36,18 +36,32 @@ func (a *Attester) Enroll(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	ch, err := a.Client.Enroll(ctx, a.Node, req)
-	if err != nil {
-		return fmt.Errorf("attester: enroll: %w", err)
+	for overtaken := 0; ; overtaken++ {
+		ch, err := a.Client.Enroll(ctx, a.Node, req)
+		if err != nil {
+			return fmt.Errorf("attester: enroll: %w", err)
+		}
+		secret, err := a.TPM.Activate(&ch.Credential)
+		if err != nil {
+			return err
+		}
+		_, err = a.Client.Activate(ctx, a.Node, &attest.ActivateRequest{Token: ch.Token, Secret: secret})
+		// The challenge this activation answers is no longer the node's:
+		// an enrollment request retried against another replica after its
+		// answer was lost committed after this one, the challenge expired
+		// while replicas were tried, or an activation whose answer was lost
+		// completed it already. Enrolling again is safe (the same keys
+		// keep the node's state).
+		var ce *client.Error
+		if errors.As(err, &ce) && (ce.ID == "enroll.no_pending" || ce.ID == "enroll.expired") && overtaken < maxOvertaken {
+			a.logger().Info("enrollment overtaken: enrolling again", "node", a.Node, "id", ce.ID)
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("attester: activate: %w", err)
+		}
+		return nil
 	}
-	secret, err := a.TPM.Activate(&ch.Credential)
-	if err != nil {
-		return err
-	}
-	if _, err := a.Client.Activate(ctx, a.Node, &attest.ActivateRequest{Token: ch.Token, Secret: secret}); err != nil {
-		return fmt.Errorf("attester: activate: %w", err)
-	}
-	return nil
 }
 
 // EnrollRequest reads what enrollment sends from the TPM.

@@ -51,7 +51,10 @@ type ASCIIReader struct {
 	fields  []fieldText
 
 	// reuse: entries alias scratch and entry (NewASCIIScanner).
-	reuse    bool
+	reuse bool
+	// appendTo: the fast path appends to dst instead (ParseLineAppend).
+	appendTo bool
+	dst      []byte
 	noFast   bool // tests: the general parser only
 	entry    Entry
 	fieldBuf [3]Field

@@ -5,44 +5,14 @@ import (
 	"bytes"
 	"io"
 	"iter"
-)
 
-// hexVal maps an ASCII byte to its hex digit value; 0xff marks a byte that
-// is not a hex digit, 0x10 bit marks an upper-case digit.
-var hexVal = func() (t [256]byte) {
-	for i := range t {
-		t[i] = 0xff
-	}
-	for c := '0'; c <= '9'; c++ {
-		t[c] = byte(c - '0')
-	}
-	for c := 'a'; c <= 'f'; c++ {
-		t[c] = byte(c-'a') + 10
-	}
-	for c := 'A'; c <= 'F'; c++ {
-		t[c] = byte(c-'A') + 10 | 0x10
-	}
-	return t
-}()
+	"github.com/imago-ima/imago/internal/hexdec"
+)
 
 // decodeHexFast appends the bytes of hex text h to dst in one pass that also
 // validates it. ok is false for odd length or a non-hex byte; upper reports
 // an upper-case digit (which the kernel never prints).
-func decodeHexFast(dst, h []byte) (out []byte, ok, upper bool) {
-	if len(h)%2 != 0 {
-		return dst, false, false
-	}
-	n := len(dst)
-	dst = append(dst, make([]byte, len(h)/2)...)
-	o := dst[n:]
-	var acc byte
-	for j := range o {
-		a, b := hexVal[h[2*j]], hexVal[h[2*j+1]]
-		acc |= a | b
-		o[j] = (a&0x0f)<<4 | b&0x0f
-	}
-	return dst, acc&0xe0 == 0, acc&0x10 != 0
-}
+func decodeHexFast(dst, h []byte) (out []byte, ok, upper bool) { return hexdec.Append(dst, h) }
 
 // fastShape is a built-in template whose ASCII line the fast path rebuilds:
 // a d-ng or d-ngv2 digest, an n-ng name, and at most one trailing hex field
@@ -59,9 +29,10 @@ func fastShape(t *Template) bool {
 
 // parseFast rebuilds the common lines (ima-ng, ima-sig, ima-ngv2,
 // ima-sigv2, ima-buf as the kernel prints them: every field present, a name
-// without spaces) in one pass, into r.scratch when r.reuse is set. It
-// returns false, having changed nothing, for any other line; the general
-// parser then handles (or rejects) it.
+// without spaces) in one pass, into r.scratch when r.reuse is set, onto
+// r.dst with r.appendTo. It returns false, having changed nothing (but
+// bytes of r.dst past its length), for any other line; the general parser
+// then handles (or rejects) it.
 func (r *ASCIIReader) parseFast(line []byte) (*Entry, bool) {
 	// "NN <digest> <template> <fields>": the PCR in "%2d".
 	if len(line) < 4 || r.noFast {
@@ -132,7 +103,8 @@ func (r *ASCIIReader) parseFast(line []byte) (*Entry, bool) {
 		}
 		c += 1 + c2
 	}
-	if c <= 0 || bytes.IndexByte(dtok[c+1:], ':') >= 0 || bytes.IndexByte(dtok[:c], 0) >= 0 {
+	// (A ':' after c fails the hex decoding.)
+	if c <= 0 || bytes.IndexByte(dtok[:c], 0) >= 0 {
 		return nil, false
 	}
 	dlen := c + 2 + (len(dtok)-c-1)/2
@@ -145,12 +117,16 @@ func (r *ASCIIReader) parseFast(line []byte) (*Entry, bool) {
 		return nil, false
 	}
 	var buf []byte
-	if r.reuse {
+	base := 0
+	switch {
+	case r.appendTo:
+		buf, base = r.dst, len(r.dst)
+	case r.reuse:
 		if cap(r.scratch) < D+total {
 			r.scratch = make([]byte, 0, D+total+256)
 		}
 		buf = r.scratch[:0]
-	} else {
+	default:
 		buf = make([]byte, 0, D+total)
 	}
 	var ok, up, upper bool
@@ -184,16 +160,21 @@ func (r *ASCIIReader) parseFast(line []byte) (*Entry, bool) {
 	}
 	var e *Entry
 	var fields []Field
+	if r.appendTo {
+		r.dst = buf
+	}
 	if r.reuse {
-		r.scratch = buf
+		if !r.appendTo {
+			r.scratch = buf
+		}
 		r.entry = Entry{}
 		e, fields = &r.entry, r.fieldBuf[:len(t.Fields):len(t.Fields)]
 	} else {
 		e, fields = newEntry(len(t.Fields))
 	}
-	data := buf[D:]
+	data := buf[base+D:]
 	e.PCR = pcrIdx
-	e.Digest = buf[:D:D]
+	e.Digest = buf[base : base+D : base+D]
 	e.Template = t.Name
 	e.Data = data
 	e.Order = o
@@ -209,6 +190,24 @@ func (r *ASCIIReader) parseFast(line []byte) (*Entry, bool) {
 	}
 	e.Fields = fields
 	return e, true
+}
+
+// ParseLineAppend is ParseLine for a caller that keeps the entry's bytes
+// in a buffer of its own: for a line the fast path reads (the common
+// lines, see parseFast), the template digest and then the template data
+// are appended to dst, returned, and e.Digest and e.Data alias it, back to
+// back; for any other line dst is returned as it was (its length; bytes
+// past it may have changed) and the entry is ParseLine's. It saves a
+// verifier that copies every entry into batches a copy of each.
+func (r *ASCIIReader) ParseLineAppend(dst, line []byte) (*Entry, []byte, error) {
+	r.appendTo, r.dst = true, dst
+	e, err := r.ParseLine(line)
+	out := r.dst
+	r.appendTo, r.dst = false, nil
+	if err != nil {
+		return nil, dst, err
+	}
+	return e, out, nil
 }
 
 func isDigit(c byte) bool { return '0' <= c && c <= '9' }

@@ -132,3 +132,46 @@ func BenchmarkASCIIScanner(b *testing.B) {
 	_, asc := generatedList(b, 100000)
 	benchList(b, asc, func(r io.Reader) func() (*Entry, error) { return NewASCIIScanner(r, ReaderOptions{}).Next })
 }
+
+// BenchmarkParseLineAppend: the lines of the generated list parsed one by
+// one as package verify's workers do, with ParseLine (the entry built in
+// the reader's scratch) and with ParseLineAppend (built onto the caller's
+// buffer, as a batch keeps it).
+func BenchmarkParseLineAppend(b *testing.B) {
+	_, asc := generatedList(b, 100000)
+	lines := bytes.Split(bytes.TrimSuffix(asc, []byte("\n")), []byte("\n"))
+	run := func(b *testing.B, parse func(r *ASCIIReader, buf, line []byte) []byte) {
+		b.ReportAllocs()
+		b.SetBytes(int64(len(asc)))
+		r := NewASCIIScanner(bytes.NewReader(nil), ReaderOptions{})
+		buf := make([]byte, 0, 1<<20)
+		for b.Loop() {
+			buf = buf[:0]
+			for _, l := range lines {
+				if len(buf) > cap(buf)-4096 {
+					buf = buf[:0]
+				}
+				buf = parse(r, buf, l)
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(len(lines))/float64(b.N), "ns/entry")
+	}
+	b.Run("ParseLine", func(b *testing.B) {
+		run(b, func(r *ASCIIReader, buf, line []byte) []byte {
+			e, err := r.ParseLine(line)
+			if err != nil {
+				b.Fatal(err)
+			}
+			return append(append(buf, e.Digest...), e.Data...) // the copy a batch makes
+		})
+	})
+	b.Run("ParseLineAppend", func(b *testing.B) {
+		run(b, func(r *ASCIIReader, buf, line []byte) []byte {
+			_, out, err := r.ParseLineAppend(buf, line)
+			if err != nil {
+				b.Fatal(err)
+			}
+			return out
+		})
+	})
+}

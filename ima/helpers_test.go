@@ -113,6 +113,20 @@ func sameEntry(a, b *Entry) bool {
 	return a.PCR == b.PCR && bytes.Equal(a.Digest, b.Digest) && a.Template == b.Template && bytes.Equal(a.Data, b.Data)
 }
 
+// checkSameParse fails unless got, read from line, is want field by field:
+// the fast path against the general parser.
+func checkSameParse(t testing.TB, line []byte, got, want *Entry) {
+	t.Helper()
+	if !sameEntry(got, want) || len(got.Fields) != len(want.Fields) {
+		t.Fatalf("%q: fast %+v, general %+v", line, got, want)
+	}
+	for i := range got.Fields {
+		if got.Fields[i].ID != want.Fields[i].ID || !bytes.Equal(got.Fields[i].Data, want.Fields[i].Data) {
+			t.Fatalf("%q: field %d differs", line, i)
+		}
+	}
+}
+
 func loadJSON(t testing.TB, rel string, v any) {
 	t.Helper()
 	if err := json.Unmarshal(readFixture(t, rel), v); err != nil {

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+
+	"github.com/imago-ima/imago/internal/hexdec"
 )
 
 // Limits of the policy reader.
@@ -302,18 +304,6 @@ func digestHex(bin *[maxDigestBytes]byte, h []byte) ([]byte, []byte, error) {
 // maxDigestBytes is the longest policy digest, 128 hex digits (sha512).
 const maxDigestBytes = 64
 
-// lowerHexVal maps the bytes of lower-case hex digits to their values and
-// every other byte to 0xff.
-var lowerHexVal = func() (t [256]byte) {
-	for i := range t {
-		t[i] = 0xff
-	}
-	for i, c := range "0123456789abcdef" {
-		t[c] = byte(i)
-	}
-	return t
-}()
-
 // decodeLowerHex checks a digest as checkHex does, without allocating (40
 // to 128 lower-case hex digits, an even number), and decodes it into bin
 // in the same pass.
@@ -321,13 +311,8 @@ func decodeLowerHex(bin *[maxDigestBytes]byte, h []byte) bool {
 	if len(h) < 40 || len(h) > 128 || len(h)%2 != 0 {
 		return false
 	}
-	var acc byte
-	for i := range len(h) / 2 {
-		a, b := lowerHexVal[h[2*i]], lowerHexVal[h[2*i+1]]
-		acc |= a | b
-		bin[i] = a<<4 | b&0x0f
-	}
-	return acc&0xf0 == 0
+	ok, upper := hexdec.Decode(bin[:], h)
+	return ok && !upper
 }
 
 func decodeMeta(raw []byte, m *Meta) error {

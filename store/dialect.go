@@ -43,8 +43,11 @@ var postgresDialect = dialect{
 // SQLite settings: WAL (readers do not block the writer), synchronous=FULL
 // (a commit is on disk when it returns), a busy timeout rather than
 // SQLITE_BUSY, foreign keys on, and BEGIN IMMEDIATE for write
-// transactions (no deadlock between two would-be writers).
-const sqlitePragmas = "_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)"
+// transactions (no deadlock between two would-be writers). The pragmas run
+// in this order on every new connection: the busy timeout first, so that
+// switching to WAL while another connection holds the file waits instead
+// of failing with SQLITE_BUSY at once.
+const sqlitePragmas = "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)"
 
 func openSQLite(path string) (*Store, error) {
 	if dir := filepath.Dir(path); dir != "" {

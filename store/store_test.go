@@ -224,8 +224,8 @@ func TestRoundsGroupCommit(t *testing.T) {
 func TestConcurrentMigrations(t *testing.T) {
 	backends(t, func(t *testing.T, url string) {
 		var wg sync.WaitGroup
-		errs := make(chan error, 4)
-		for range 4 {
+		errs := make(chan error, 16)
+		for range 16 {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()

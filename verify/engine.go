@@ -2,6 +2,7 @@ package verify
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"runtime"
@@ -21,7 +22,7 @@ const (
 	batchEntries    = 512
 	batchArena      = 256 << 10
 	batchesInFlight = 8
-	maxDigest       = 64
+	maxDigest       = pcr.MaxDigestSize
 	numPCRs         = pcr.MaxIndex + 1
 )
 
@@ -117,17 +118,28 @@ func (b *batch) addRaw(line []byte) {
 	b.n++
 	start := int32(len(b.arena))
 	b.arena = append(b.arena, line...)
-	*s = slot{pending: true, raw: span{start, int32(len(b.arena))}, name: span{-1, -1}}
+	// Only what parse reads: fill sets the rest (a slot is 456 bytes,
+	// a million of them zeroed would cost more than reading the list).
+	s.pending, s.raw = true, span{start, int32(len(b.arena))}
 }
 
 // fill copies e into slot s.
 func (b *batch) fill(s *slot, e *ima.Entry, fields []ima.Field, legacy bool, parseErr bool) {
-	*s = slot{pcr: uint8(e.PCR), viol: e.IsViolation(), template: e.Template, parseErr: parseErr, name: span{-1, -1}}
-	start := int32(len(b.arena))
+	start := len(b.arena)
 	b.arena = append(b.arena, e.Digest...)
-	s.listed = span{start, int32(len(b.arena))}
-	in := int32(len(b.arena))
 	b.arena = e.AppendHashInput(b.arena)
+	b.fillAt(s, e, fields, legacy, parseErr, start)
+}
+
+// fillAt fills slot s for e, whose listed digest and then hash input are
+// the arena from start on.
+func (b *batch) fillAt(s *slot, e *ima.Entry, fields []ima.Field, legacy bool, parseErr bool, start int) {
+	// Every field but fields[nfields:], which nothing reads, set without
+	// zeroing the whole slot first.
+	s.pending, s.raw, s.isKey, s.keyFails, s.nfields = false, span{}, false, nil, 0
+	s.pcr, s.viol, s.template, s.parseErr, s.name = uint8(e.PCR), e.IsViolation(), e.Template, parseErr, span{-1, -1}
+	in := int32(start + len(e.Digest))
+	s.listed = span{int32(start), in}
 	s.input = span{in, int32(len(b.arena))}
 	b.arena = pcr.AppendPadding(b.arena, int(s.input.end-s.input.off)) // one padded message for every bank's hash
 	s.pend = int32(len(b.arena))
@@ -189,7 +201,6 @@ type worker struct {
 	pl      *plan
 	parser  *ima.ASCIIReader // for raw lines; made at the first one (a round of entries has none)
 	sink    byte
-	sum     [pcr.MaxDigestSize]byte
 	keys    []digsig.Key
 	fieldb  [ima.MaxTemplateFields]ima.Field
 	hashers []*pcr.Hasher // one per plan.digestBanks
@@ -211,12 +222,13 @@ type deferredChunk struct {
 }
 
 // deferredArena is a chunk's arena: room for batchEntries paths of 64
-// bytes and their digests; a longer path gets a chunk of its own size.
-const deferredArena = batchEntries * 128
+// bytes and their sha256 digests; a chunk with longer paths holds fewer,
+// a longer path gets a chunk of its own size.
+const deferredArena = batchEntries * 96
 
-// deferredEntrySize is about the size of a deferredEntry, for the count of
-// the memory kept.
-const deferredEntrySize = 64
+// deferredEntrySize is the size of a deferredEntry (on 64-bit machines),
+// for the count of the memory kept.
+const deferredEntrySize = 48
 
 // deferredEntry is an entry whose verdict waits for the policy: its path
 // and file digest (spans of its chunk's arena); boot: a boot aggregate,
@@ -224,9 +236,9 @@ const deferredEntrySize = 64
 type deferredEntry struct {
 	index    int
 	template string
-	alg      ima.HashAlg
 	sum      span
 	name     span
+	alg      ima.HashAlg
 	boot     bool
 }
 
@@ -259,7 +271,8 @@ func (w *worker) parse(b *batch) {
 		if w.parser == nil {
 			w.parser = ima.NewASCIIScanner(bytes.NewReader(nil), w.pl.listOpts)
 		}
-		e, err := w.parser.ParseLine(s.raw.of(b.arena))
+		start := len(b.arena)
+		e, arena, err := w.parser.ParseLineAppend(b.arena, s.raw.of(b.arena))
 		if err == nil && len(e.Digest) != w.pl.listSize {
 			err = fmt.Errorf("listed digest of %d bytes, the list's are %d", len(e.Digest), w.pl.listSize)
 		}
@@ -269,7 +282,16 @@ func (w *worker) parse(b *batch) {
 			return
 		}
 		t, _ := e.Descriptor()
-		b.fill(s, e, e.Fields, t != nil && t.IsLegacy(), false)
+		legacy := t != nil && t.IsLegacy()
+		b.arena = arena
+		if len(arena) == start || legacy {
+			// not appended (a legacy line never is: its hash input is
+			// padded, AppendHashInput)
+			b.arena = arena[:start]
+			b.fill(s, e, e.Fields, legacy, false)
+			continue
+		}
+		b.fillAt(s, e, e.Fields, false, false, start)
 	}
 }
 
@@ -286,10 +308,10 @@ func (w *worker) run(b *batch) {
 				b.bad[i] = false
 				continue
 			}
-			h.SumPadded(&w.sum, b.arena[s.input.off:s.pend], int(s.input.end-s.input.off))
-			copy(out[i*maxDigest:], w.sum[:size])
+			sum := (*[pcr.MaxDigestSize]byte)(out[i*maxDigest:]) // straight into the batch
+			h.SumPadded(sum, b.arena[s.input.off:s.pend], int(s.input.end-s.input.off))
 			if j == pl.listSlot {
-				b.bad[i] = string(w.sum[:size]) != string(s.listed.of(b.arena))
+				b.bad[i] = string(sum[:size]) != string(s.listed.of(b.arena))
 			}
 		}
 	}
@@ -550,7 +572,9 @@ func (l *lane) process(b *batch) {
 		l.touched |= bit
 		if l.hasWant&bit != 0 {
 			k := b.base + i + 1 // prefix length, in list indexes
-			if string(v) == string(l.want[p][:l.size]) {
+			// (every bank's digest has 8 bytes or more: the first 8
+			// decide almost every comparison without a call to memequal)
+			if binary.LittleEndian.Uint64(v) == binary.LittleEndian.Uint64(l.want[p][:]) && string(v) == string(l.want[p][:l.size]) {
 				if l.from[p] < 0 {
 					l.from[p] = k
 				}

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/imago-ima/imago/bootagg"
 	"github.com/imago-ima/imago/ima"
@@ -231,5 +232,13 @@ func TestPendingPolicyError(t *testing.T) {
 	var fe *runtimepolicy.FormatError
 	if rep != nil || st != nil || !errors.As(err, &fe) || p.PolicyErr() == nil {
 		t.Fatalf("%v %v %v", rep, st, err)
+	}
+}
+
+// The memory kept for deferred entries is counted in full: an entry is no
+// larger than deferredEntrySize.
+func TestDeferredEntrySize(t *testing.T) {
+	if n := unsafe.Sizeof(deferredEntry{}); n > deferredEntrySize {
+		t.Fatalf("deferredEntry is %d bytes, counted as %d", n, deferredEntrySize)
 	}
 }

@@ -48,8 +48,10 @@ type Options struct {
 
 // MaxDeferred bounds the memory Verify keeps for the entries it judges
 // once a pending policy is compiled (Options.Pending); past it, Verify
-// waits for the policy.
-const MaxDeferred = 32 << 20
+// waits for the policy. 48 MiB holds about 350,000 entries of paths of 50
+// bytes: what both cores read of a list while a policy of a million paths
+// is compiled, so that neither waits.
+const MaxDeferred = 48 << 20
 
 // Policy is a compiled verification policy: the runtime policy, the keys
 // and the options, built once and used for any number of lists and rounds.

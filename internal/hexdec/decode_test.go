@@ -1,0 +1,88 @@
+package hexdec
+
+import (
+	"bytes"
+	"encoding/hex"
+	"strings"
+	"testing"
+)
+
+// check compares Decode and Append with encoding/hex on src.
+func check(t *testing.T, src []byte) {
+	t.Helper()
+	want, err := hex.DecodeString(string(src))
+	dst := make([]byte, len(src)/2)
+	ok, upper := Decode(dst, src)
+	if ok != (err == nil) {
+		t.Fatalf("Decode(%q): ok %v, encoding/hex: %v", src, ok, err)
+	}
+	if !ok {
+		if out, ok2, _ := Append([]byte("x"), src); ok2 || string(out) != "x" {
+			t.Fatalf("Append(%q) failed but returned %q, %v", src, out, ok2)
+		}
+		return
+	}
+	if !bytes.Equal(dst, want) {
+		t.Fatalf("Decode(%q) = %x, want %x", src, dst, want)
+	}
+	if wantUp := bytes.ContainsAny(src, "ABCDEF"); upper != wantUp {
+		t.Fatalf("Decode(%q): upper %v, want %v", src, upper, wantUp)
+	}
+	if out, ok2, up2 := Append([]byte("x"), src); !ok2 || up2 != upper || string(out) != "x"+string(want) {
+		t.Fatalf("Append(%q) = %q, %v, %v", src, out, ok2, up2)
+	}
+}
+
+// TestDecode: every byte value at every position of the words and of the
+// tail (bytes are judged one by one, so this covers every input of these
+// lengths with one odd byte), and digests as lists and policies hold them.
+func TestDecode(t *testing.T) {
+	for n := 0; n <= 40; n += 2 {
+		for pos := range n {
+			for c := range 256 {
+				for _, fill := range []string{"0", "a", "F"} {
+					b := []byte(strings.Repeat(fill, n))
+					b[pos] = byte(c)
+					check(t, b)
+				}
+			}
+		}
+	}
+	for _, s := range []string{"", "0", "abc", "ff", "FF", "fF0", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+		"E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855", "da39a3ee5e6b4b0d3255bfef95601890afd80709"} {
+		check(t, []byte(s))
+	}
+	if ok, _ := Decode(make([]byte, 1), []byte("abcd")); ok {
+		t.Fatal("Decode into a short dst succeeded")
+	}
+}
+
+func FuzzDecode(f *testing.F) {
+	f.Add([]byte("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"))
+	f.Add([]byte("DA39A3EE5E6B4B0D3255BFEF95601890AFD80709"))
+	f.Add([]byte("0123456789abcdeg"))
+	f.Fuzz(func(t *testing.T, src []byte) { check(t, src) })
+}
+
+// BenchmarkDecode: a sha256 digest, as a policy and an ima-ng line hold
+// it, against encoding/hex.
+func BenchmarkDecode(b *testing.B) {
+	src := []byte("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+	dst := make([]byte, 32)
+	b.Run("hexdec", func(b *testing.B) {
+		b.SetBytes(int64(len(src)))
+		for b.Loop() {
+			if ok, _ := Decode(dst, src); !ok {
+				b.Fatal("bad")
+			}
+		}
+	})
+	b.Run("encoding-hex", func(b *testing.B) {
+		b.SetBytes(int64(len(src)))
+		for b.Loop() {
+			if _, err := hex.Decode(dst, src); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
