@@ -5,6 +5,8 @@ GO      ?= go
 # (golang/go#75804), so `make test` is deterministic only with counts.
 FUZZTIME ?= 50000x
 BIN     := bin/imago
+# Files tests keep (go test -artifacts), e.g. the fleet page's screenshot.
+ARTIFACTS ?= $(CURDIR)/test-artifacts
 SHELL   := /bin/bash
 
 .PHONY: all build static demo test vet unit fuzz-smoke fuzz bench clean
@@ -36,7 +38,8 @@ vet:
 # then every skipped test with its reason, and under CI=true fails on a
 # skip that is not one of testenv's environment reasons.
 unit:
-	set -o pipefail; $(GO) test -race -count=1 -json ./... | $(GO) run ./internal/testenv/testreport
+	mkdir -p $(ARTIFACTS)
+	set -o pipefail; $(GO) test -race -count=1 -artifacts -outputdir=$(ARTIFACTS) -json ./... | $(GO) run ./internal/testenv/testreport
 	CGO_ENABLED=0 $(GO) build -o /dev/null ./cmd/imago
 
 # Every Fuzz target for FUZZTIME, seeded from testdata/fuzz. A run that
@@ -63,6 +66,8 @@ fuzz:
 bench:
 	bash bench/replay.sh
 	bash bench/measure.sh
+	bash bench/attest.sh
+	bash bench/fleet.sh
 	bash bench/verify.sh
 
 clean:

@@ -187,7 +187,7 @@ func (pl *plan) slotOf(b pcr.Bank) int {
 // are independent (learned keys travel with them), so several run at once.
 type worker struct {
 	pl      *plan
-	parser  *ima.ASCIIReader // for raw lines
+	parser  *ima.ASCIIReader // for raw lines; made at the first one (a round of entries has none)
 	sink    byte
 	sum     [pcr.MaxDigestSize]byte
 	keys    []digsig.Key
@@ -241,7 +241,7 @@ type deferredBoot struct {
 }
 
 func newWorker(pl *plan) *worker {
-	w := &worker{pl: pl, parser: ima.NewASCIIScanner(bytes.NewReader(nil), pl.listOpts)}
+	w := &worker{pl: pl}
 	for _, b := range pl.digestBanks {
 		w.hashers = append(w.hashers, b.NewHasher())
 	}
@@ -255,6 +255,9 @@ func (w *worker) parse(b *batch) {
 		s := &b.slots[i]
 		if !s.pending {
 			continue
+		}
+		if w.parser == nil {
+			w.parser = ima.NewASCIIScanner(bytes.NewReader(nil), w.pl.listOpts)
 		}
 		e, err := w.parser.ParseLine(s.raw.of(b.arena))
 		if err == nil && len(e.Digest) != w.pl.listSize {

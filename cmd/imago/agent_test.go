@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"net"
 	"os"
@@ -36,32 +35,7 @@ func agentDirs(t *testing.T) (args []string, runtime, socket string) {
 // ends, and waits for `imago status` to answer.
 func startAgentCLI(t *testing.T, socket string, args ...string) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan result, 1)
-	go func() {
-		var out, errb strings.Builder
-		code := run(ctx, append([]string{"agent"}, args...), strings.NewReader(""), &out, &errb)
-		done <- result{code, out.String(), errb.String()}
-	}()
-	deadline := time.Now().Add(20 * time.Second)
-	for runCLI(t, nil, "status", "--socket", socket).code != 0 {
-		select {
-		case r := <-done:
-			cancel()
-			t.Fatalf("imago agent exited %d:\n%s", r.code, r.stderr)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("imago agent did not answer")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Cleanup(func() {
-		cancel()
-		if r := <-done; r.code != 0 {
-			t.Errorf("imago agent exited %d after cancel:\n%s", r.code, r.stderr)
-		}
-	})
+	startCLI(t, append([]string{"agent"}, args...), []string{"status", "--socket", socket})
 }
 
 func tempFiles(t *testing.T, n int) []string {

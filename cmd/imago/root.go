@@ -90,6 +90,8 @@ userspace IMA measurement agent with a TPM.`,
 		newPolicyCommand(c),
 		newVerifyCommand(c),
 		newRuntimePolicyCommand(c),
+		newVerifierCommand(c),
+		newAttestCommand(c),
 		newVersionCommand(c),
 	)
 	root.InitDefaultHelpCmd()

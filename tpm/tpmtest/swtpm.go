@@ -50,6 +50,7 @@ type Swtpm struct {
 	tb        testing.TB
 	noStartup bool
 	banks     []string
+	ek        *LocalCA
 	mu        sync.Mutex
 	cmd       *exec.Cmd
 	done      chan struct{}
@@ -65,6 +66,9 @@ type Options struct {
 	// NoStartup starts swtpm powered on but without TPM2_Startup, so the
 	// first command gets TPM_RC_INITIALIZE until a client sends Startup.
 	NoStartup bool
+	// EK, if set, manufactures the state with RSA and ECC endorsement keys
+	// and their certificates issued by this private CA (see LocalCA).
+	EK *LocalCA
 }
 
 // Skip skips the test (testenv.Tool: a failure under CI) if swtpm or
@@ -96,7 +100,7 @@ func New(tb testing.TB, o Options) *Swtpm {
 		banks = []string{"sha256"}
 	}
 	dir := tb.TempDir()
-	s := &Swtpm{Dir: dir, tb: tb, noStartup: o.NoStartup, banks: banks}
+	s := &Swtpm{Dir: dir, tb: tb, noStartup: o.NoStartup, banks: banks, ek: o.EK}
 	if err := s.manufacture(); err != nil {
 		tb.Fatal(err)
 	}
@@ -120,8 +124,11 @@ func New(tb testing.TB, o Options) *Swtpm {
 // manufacture makes a new TPM state in s.Dir with swtpm_setup: new seeds,
 // counters from the start, the banks asked for.
 func (s *Swtpm) manufacture() error {
-	setup := exec.Command("swtpm_setup", "--tpm2", "--tpmstate", s.Dir,
-		"--pcr-banks", strings.Join(s.banks, ","), "--overwrite")
+	args := []string{"--tpm2", "--tpmstate", s.Dir, "--pcr-banks", strings.Join(s.banks, ","), "--overwrite"}
+	if s.ek != nil {
+		args = append(args, s.ek.setupArgs(s.tb, s.banks)...)
+	}
+	setup := exec.Command("swtpm_setup", args...)
 	if out, err := setup.CombinedOutput(); err != nil {
 		return fmt.Errorf("tpmtest: swtpm_setup --pcr-banks %s: %v\n%s", strings.Join(s.banks, ","), err, out)
 	}
