@@ -17,14 +17,15 @@ var errNotRegular = errors.New("no longer a regular file")
 // reader opens and reads files for one worker, keeping the directory of
 // the batch it works on open.
 type reader struct {
-	root  int
-	dir   string
-	dirfd int // -1 when no directory is open, root for ""
-	buf   []byte
+	root    int
+	dir     string
+	dirfd   int // -1 when no directory is open, root for ""
+	buf     []byte
+	noatime int // O_NOATIME while allowed: hashing leaves the files' access times as they were
 }
 
 func (t *tree) newReader() *reader {
-	return &reader{root: t.sys.fd, dirfd: -1, buf: make([]byte, ReadSize)}
+	return &reader{root: t.sys.fd, dirfd: -1, buf: make([]byte, ReadSize), noatime: unix.O_NOATIME}
 }
 
 func (r *reader) close() {
@@ -42,7 +43,12 @@ func (r *reader) hash(dir, name string, h hash.Hash, stop *atomic.Bool, pr *Prog
 	if err != nil {
 		return 0, err
 	}
-	fd, err := openat(dirfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NOCTTY|unix.O_NONBLOCK)
+	flags := unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_CLOEXEC | unix.O_NOCTTY | unix.O_NONBLOCK
+	fd, err := openat(dirfd, name, flags|r.noatime)
+	if err == unix.EPERM && r.noatime != 0 {
+		r.noatime = 0 // not the owner and without CAP_FOWNER: from now on, atime as it comes
+		fd, err = openat(dirfd, name, flags)
+	}
 	if err != nil {
 		return 0, err
 	}

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -60,5 +61,38 @@ func TestWalkSkips(t *testing.T) {
 	}
 	if want := []string{"/same/kept", "/usr/bin/a"}; !slices.Equal(paths, want) {
 		t.Errorf("paths %v, want %v", paths, want)
+	}
+}
+
+// Hashing leaves a file's access time as it was (O_NOATIME, allowed to the
+// file's owner and to root), where a read would have moved it (relatime:
+// an access time older than the modification time).
+func TestHashKeepsAtime(t *testing.T) {
+	root := t.TempDir()
+	for _, n := range []string{"small", "big"} {
+		p := filepath.Join(root, n)
+		size := 100
+		if n == "big" {
+			size = bigSize + 1
+		}
+		if err := os.WriteFile(p, make([]byte, size), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		atime, mtime := time.Date(2001, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
+		if err := os.Chtimes(p, atime, mtime); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, errs, err := Hash(context.Background(), root, Options{Alg: ima.HashSHA256, AllOwners: true}); err != nil || len(errs) != 0 {
+		t.Fatal(err, errs)
+	}
+	for _, n := range []string{"small", "big"} {
+		var st unix.Stat_t
+		if err := unix.Stat(filepath.Join(root, n), &st); err != nil {
+			t.Fatal(err)
+		}
+		if got := time.Unix(st.Atim.Unix()); got.Year() != 2001 {
+			t.Errorf("%s: access time %v after hashing, want 2001", n, got)
+		}
 	}
 }
