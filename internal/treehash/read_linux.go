@@ -36,18 +36,23 @@ func (r *reader) close() {
 }
 
 // hash writes the bytes of the file name in dir to h and returns how many
-// there were. The file is opened without following a symlink put in its
-// place since the walk, and must still be a regular file.
+// there were (dir "": name is a path under the root). The file is opened
+// without following a symlink put in its place or in its directories'
+// since the walk, and must still be a regular file.
 func (r *reader) hash(dir, name string, h hash.Hash, stop *atomic.Bool, pr *Progress) (int64, error) {
 	dirfd, err := r.enter(dir)
 	if err != nil {
 		return 0, err
 	}
+	open := openat // one name in the open directory
+	if dir == "" {
+		open = openBeneath // a path under the root (a big file)
+	}
 	flags := unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_CLOEXEC | unix.O_NOCTTY | unix.O_NONBLOCK
-	fd, err := openat(dirfd, name, flags|r.noatime)
+	fd, err := open(dirfd, name, flags|r.noatime)
 	if err == unix.EPERM && r.noatime != 0 {
 		r.noatime = 0 // not the owner and without CAP_FOWNER: from now on, atime as it comes
-		fd, err = openat(dirfd, name, flags)
+		fd, err = open(dirfd, name, flags)
 	}
 	if err != nil {
 		return 0, err
@@ -80,7 +85,7 @@ func (r *reader) enter(dir string) (int, error) {
 		r.dir, r.dirfd = "", r.root
 		return r.root, nil
 	}
-	fd, err := openat(r.root, dir[1:], unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC)
+	fd, err := openBeneath(r.root, dir[1:], unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC)
 	if err != nil {
 		return 0, err
 	}

@@ -3,6 +3,8 @@
 package treehash
 
 import (
+	"sync/atomic"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -35,4 +37,32 @@ func openat(dirfd int, name string, flags int) (int, error) {
 			return fd, err
 		}
 	}
+}
+
+// noOpenat2 is set once openat2(2) is found missing (Linux before 5.6).
+var noOpenat2 atomic.Bool
+
+// openBeneath opens rel (a path relative to the root, without a leading
+// '/') under the root's descriptor, refusing a symlink in any of its
+// components (openat2 RESOLVE_NO_SYMLINKS|RESOLVE_BENEATH): the walk does
+// not follow symlinks, and a directory swapped for a symlink since cannot
+// lead the hash out of the tree. Without openat2, openat with flags (its
+// O_NOFOLLOW guards the last component only).
+func openBeneath(root int, rel string, flags int) (int, error) {
+	if !noOpenat2.Load() {
+		how := unix.OpenHow{Flags: uint64(flags), Resolve: unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_BENEATH}
+		for range 16 { // EAGAIN: a rename raced the lookup
+			fd, err := unix.Openat2(root, rel, &how)
+			switch err {
+			case unix.EINTR, unix.EAGAIN:
+				continue
+			case unix.ENOSYS, unix.EPERM: // EPERM: a seccomp filter that does not know openat2
+				noOpenat2.Store(true)
+			default:
+				return fd, err
+			}
+			break
+		}
+	}
+	return openat(root, rel, flags)
 }

@@ -82,7 +82,7 @@ func (t *tree) readDir(dir string, buf []byte, sub []string, out *listing) []str
 	fd := t.sys.fd
 	if dir != "" {
 		var err error
-		fd, err = openat(t.sys.fd, dir[1:], unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC)
+		fd, err = openBeneath(t.sys.fd, dir[1:], unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC)
 		if err != nil {
 			out.errs = append(out.errs, &Error{dir, &fs.PathError{Op: "open", Path: t.abs(dir), Err: err}})
 			return sub
