@@ -101,18 +101,25 @@ func Hash(ctx context.Context, root string, opts Options) ([]File, []error, erro
 	if !st.IsDir() {
 		return nil, nil, fmt.Errorf("treehash: %s is not a directory", root)
 	}
-	t := &tree{root: root, skip: map[string]bool{}, allOwners: opts.AllOwners}
+	real, err := filepath.EvalSymlinks(root) // a symlink to the tree: the tree (as keylime's os.walk)
+	if err != nil {
+		return nil, nil, err
+	}
+	t := &tree{root: real, skip: map[string]bool{}, allOwners: opts.AllOwners}
 	for _, d := range SkipDirs {
 		t.skip[d] = true
 	}
 	for _, d := range opts.Skip {
 		d = filepath.Clean("/" + strings.TrimPrefix(d, "/"))
-		if abs, err := filepath.Abs(d); err == nil && strings.HasPrefix(abs, root+"/") {
-			d = strings.TrimPrefix(abs, root) // given as a path on this machine
+		for _, r := range []string{root, real} {
+			if abs, err := filepath.Abs(d); err == nil && strings.HasPrefix(abs, r+"/") {
+				d = strings.TrimPrefix(abs, r) // given as a path on this machine
+				break
+			}
 		}
 		t.skip[d] = true
 	}
-	if t.sys, err = openRoot(root); err != nil {
+	if t.sys, err = openRoot(real); err != nil {
 		return nil, nil, err
 	}
 	defer t.sys.close()

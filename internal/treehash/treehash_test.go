@@ -60,6 +60,15 @@ func TestHash(t *testing.T) {
 	} else if len(got) != want {
 		t.Errorf("as root: %d files", len(got))
 	}
+	// A symlink to the tree as the root: the tree, and --skip-path under the link.
+	link := filepath.Join(t.TempDir(), "root")
+	if err := os.Symlink(root, link); err != nil {
+		t.Fatal(err)
+	}
+	got, _, err = Hash(context.Background(), link, Options{Alg: ima.HashSHA256, Skip: []string{filepath.Join(link, "opt/skip")}, AllOwners: true})
+	if err != nil || len(got) != 4 {
+		t.Errorf("through a symlink to the root: %d files, %v", len(got), err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if _, _, err := Hash(ctx, root, Options{Alg: ima.HashSHA256}); err == nil {
