@@ -10,11 +10,14 @@
 #    ratio and imago's peak RSS against the policy's size + 64 MiB.
 # 2. `runtime-policy create --from-dir` on a tree of many small and a few big
 #    files against `find | xargs sha256sum` and keylime-policy create runtime
-#    --rootfs (run from the unpacked Keylime source), with the rate as a
-#    percentage of Go's SHA-256 rate on one core measured in the same run.
+#    --rootfs (run from the unpacked Keylime source), with the rate per core
+#    as a percentage of Go's SHA-256 rate per core with every core hashing
+#    (bench/sharate), measured right before and right after imago in the
+#    same run. The tree is warm in the page cache (read once before; nothing
+#    is dropped); the load averages are printed beside the figures.
 #
 # usage: bench/verify.sh            (as root: keylime-policy hashes root's files only)
-# env:   ENTRIES=1000000 SMALL=20000 BIG=4 BIGMB=200 CACHE=${TMPDIR:-/tmp}/imago-bench-verify
+# env:   PART=all|verify|create ENTRIES=1000000 SMALL=20000 BIG=4 BIGMB=200 CACHE=${TMPDIR:-/tmp}/imago-bench-verify
 #        KEYLIME=path/to/keylime-9b1f6e6a.tar.gz IMAGO=prebuilt imago binary
 # Needs Go, GNU time, Debian's python3 with Keylime's packages (see
 # ../shared/tools/keylime-baseline/README.md). Exits 1 if a verdict is wrong.
@@ -57,6 +60,9 @@ measure() {
 	read -r wall rss <"$work/$name.time"
 }
 
+part=${PART:-all}
+case $part in all | verify | create) ;; *) echo "verify.sh: PART=$part: want all, verify or create" >&2; exit 2 ;; esac
+if [[ $part != create ]]; then # part 1 (not indented, to keep its lines as they are)
 echo "== verify: $entries ascii ima-ng entries, policy with every digest"
 list=$cache/list-$entries
 if [[ ! -s $list/policy.json ]]; then
@@ -84,6 +90,8 @@ awk -v iw="$imago_wall" -v ir="$imago_rss" -v ks="$kl_secs" -v kw="$kl_wall" -v 
 	printf "Keylime process_measurement_list (sha1):  %.2f s (whole run %.2f s with json.load, peak RSS %.0f MiB)\n", ks, kw, kr/1024
 	printf "ratio: %.1fx (Keylime process_measurement_list / imago whole command); %.1fx whole run / whole command\n", ks/iw, kw/iw
 }'
+fi # part 1
+[[ $part != verify ]] || exit 0
 
 echo "== runtime-policy create --from-dir: $small small files, $big x ${bigmb} MiB"
 tree=$cache/tree-$small-$big-$bigmb
@@ -108,12 +116,20 @@ PY
 	touch "$tree.done"
 fi
 bytes=$(find "$tree" -type f -printf '%s\n' | awk '{s+=$1} END {print s}')
-find "$tree" -type f -exec cat {} + >/dev/null # page cache
-gorate=$(cd "$here" && go run ./bench/sharate 3)
+find "$tree" -type f -exec cat {} + >/dev/null # warm: the whole tree in the page cache
+(cd "$here" && go build -o "$work/sharate" ./bench/sharate)
 cores=$(nproc)
+load0=$(cut -d' ' -f1-3 /proc/loadavg)
 
-measure create "$imago" runtime-policy create --from-dir "$tree" -o "$work/create.json"
-c_wall=$wall
+# The yardstick right before and right after imago: Go's SHA-256 rate per
+# core with every core hashing (MB/s; and per CPU-second).
+read -r g1 gc1 < <("$work/sharate" 2)
+/usr/bin/time -f "%e %U %S %M" -o "$work/create.time" "$imago" runtime-policy create --from-dir "$tree" -o "$work/create.json" \
+	>"$work/create.out" 2>"$work/create.err" || { echo "verify.sh: create failed:" >&2; cat "$work/create.err" >&2; exit 1; }
+read -r c_wall c_user c_sys c_rss <"$work/create.time"
+read -r g2 gc2 < <("$work/sharate" 2)
+load1=$(cut -d' ' -f1-3 /proc/loadavg)
+
 measure sha256sum sh -c 'find "$1" -type f -print0 | xargs -0 sha256sum' sh "$tree"
 s_wall=$wall
 measure sha256sumP sh -c 'find "$1" -type f -print0 | xargs -0 -P "$2" -n 500 sha256sum' sh "$tree" "$cores"
@@ -129,11 +145,13 @@ import json, sys
 a, b = (json.load(open(f))["digests"] for f in sys.argv[1:3])
 sys.exit(0 if a == b and len(a) > 0 else 1)
 PY
-awk -v b="$bytes" -v c="$c_wall" -v s="$s_wall" -v sp="$sp_wall" -v k="$k_wall" -v g="$gorate" -v n="$cores" 'BEGIN {
-	mb = b / 1e6
-	printf "tree: %.0f MB; Go SHA-256 on one core: %.0f MB/s\n", mb, g
-	printf "imago runtime-policy create --from-dir: %.2f s, %.0f MB/s = %.0f MB/s per core on %d cores = %.0f%% of Go SHA-256 per core\n",
-		c, mb/c, mb/c/n, n, 100*mb/c/n/g
+awk -v b="$bytes" -v c="$c_wall" -v cu="$c_user" -v cs="$c_sys" -v s="$s_wall" -v sp="$sp_wall" -v k="$k_wall" \
+	-v g1="$g1" -v g2="$g2" -v gc1="$gc1" -v gc2="$gc2" -v n="$cores" -v l0="$load0" -v l1="$load1" -v sm="$small" -v bg="$big" -v bm="$bigmb" 'BEGIN {
+	mb = b / 1e6; g = (g1 + g2) / 2; gc = (gc1 + gc2) / 2; cpu = cu + cs
+	printf "tree: %.0f MB (%d small files, %d x %d MiB), warm in the page cache (read once before, nothing dropped); load %s before, %s after\n", mb, sm, bg, bm, l0, l1
+	printf "Go SHA-256 per core, all %d cores hashing: %.0f MB/s before imago, %.0f MB/s after, mean %.0f MB/s (per CPU-second: %.0f, %.0f)\n", n, g1, g2, g, gc1, gc2
+	printf "imago runtime-policy create --from-dir: %.2f s, %.0f MB/s = %.0f MB/s per core on %d cores = %.0f%% of Go SHA-256 per core\n", c, mb/c, mb/c/n, n, 100*mb/c/n/g
+	printf "  CPU: user %.2f s + system %.2f s = %.0f MB per CPU-second = %.0f%% of Go SHA-256 per CPU-second; peak RSS %.0f MiB\n", cu, cs, mb/cpu, 100*mb/cpu/gc, '"$c_rss"'/1024
 	printf "find | xargs sha256sum:                 %.2f s, %.0f MB/s (imago %.1fx)\n", s, mb/s, s/c
 	printf "find | xargs -P%d sha256sum:             %.2f s, %.0f MB/s (imago %.1fx)\n", n, sp, mb/sp, sp/c
 	printf "keylime-policy create runtime --rootfs: %.2f s, %.0f MB/s (imago %.1fx)\n", k, mb/k, k/c

@@ -93,6 +93,11 @@ type DigestMap struct {
 // NewDigestMap returns an empty map.
 func NewDigestMap() *DigestMap { return &DigestMap{m: make(map[string][]string)} }
 
+// NewDigestMapSize returns an empty map with room for n names.
+func NewDigestMapSize(n int) *DigestMap {
+	return &DigestMap{names: make([]string, 0, n), m: make(map[string][]string, n)}
+}
+
 // Len returns the number of names.
 func (d *DigestMap) Len() int { return len(d.names) }
 
@@ -127,6 +132,10 @@ func (d *DigestMap) Add(name string, digests ...string) {
 // Merge adds every name of o: a new name takes o's list as it is, a known
 // name gets the sorted union of both lists (keylime's merge_maplists).
 func (d *DigestMap) Merge(o *DigestMap) {
+	if len(d.names) == 0 {
+		d.copyOf(o)
+		return
+	}
 	for _, n := range o.names {
 		v := o.m[n]
 		old, ok := d.m[n]
@@ -138,15 +147,37 @@ func (d *DigestMap) Merge(o *DigestMap) {
 	}
 }
 
+// copyOf makes the empty d a copy of o, every list copied into one array
+// (each capped, so that an append to one copies it).
+func (d *DigestMap) copyOf(o *DigestMap) {
+	total := 0
+	for _, v := range o.m {
+		total += len(v)
+	}
+	all := make([]string, 0, total)
+	*d = *NewDigestMapSize(len(o.names))
+	for _, n := range o.names {
+		v := o.m[n]
+		all = append(all, v...)
+		d.names = append(d.names, n)
+		d.m[n] = all[len(all)-len(v) : len(all) : len(all)]
+	}
+}
+
 // Normalize sorts every list and removes repeated digests, as keylime-policy
 // create does before it writes a policy.
 func (d *DigestMap) Normalize() {
-	for _, n := range d.names {
-		d.m[n] = sortedUnique(d.m[n])
+	for n, v := range d.m {
+		if len(v) > 1 {
+			d.m[n] = sortedUnique(v)
+		}
 	}
 }
 
 func sortedUnique(v []string) []string {
+	if len(v) < 2 {
+		return v // nothing to sort or remove: no copy
+	}
 	v = slices.Clone(v)
 	slices.Sort(v)
 	return slices.Compact(v)
@@ -247,7 +278,10 @@ func (p *Policy) Check() error {
 		key string
 		d   *DigestMap
 	}{{"digests", p.Digests}, {"keyrings", p.Keyrings}, {"ima-buf", p.IMABuf}} {
-		for _, n := range m.d.names {
+		if m.d.allHex() {
+			continue
+		}
+		for _, n := range m.d.names { // the first bad one in order
 			for _, h := range m.d.m[n] {
 				if err := checkHex(h); err != nil {
 					return fmt.Errorf("runtimepolicy: %s[%q]: %w", m.key, n, err)
@@ -264,6 +298,18 @@ func (p *Policy) Check() error {
 	return nil
 }
 
+// allHex reports whether every digest passes checkHex (in no order).
+func (d *DigestMap) allHex() bool {
+	for _, v := range d.m {
+		for _, h := range v {
+			if checkHex(h) != nil {
+				return false
+			}
+		}
+	}
+	return true
+}
+
 // checkHex checks a policy digest: 40 to 128 lower-case hex digits, an even
 // number of them.
 func checkHex(h string) error {
@@ -271,13 +317,20 @@ func checkHex(h string) error {
 		return fmt.Errorf("digest %q: want 40 to 128 lower-case hex digits, an even number", clip(h))
 	}
 	for i := 0; i < len(h); i++ {
-		c := h[i]
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+		if !lowerHex[h[i]] {
 			return fmt.Errorf("digest %q: want 40 to 128 lower-case hex digits", clip(h))
 		}
 	}
 	return nil
 }
+
+// lowerHex marks the bytes 0-9 and a-f.
+var lowerHex = func() (t [256]bool) {
+	for _, c := range hexDigits {
+		t[c] = true
+	}
+	return t
+}()
 
 func clip(s string) string {
 	if len(s) > 72 {

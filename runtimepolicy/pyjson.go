@@ -16,6 +16,14 @@ const hexDigits = "0123456789abcdef"
 func appendPyString(b []byte, s string) []byte {
 	b = append(b, '"')
 	for i := 0; i < len(s); {
+		j := i
+		for j < len(s) && pyPlain[s[j]] {
+			j++
+		}
+		b = append(b, s[i:j]...) // a run written as it is, in one copy
+		if i = j; i == len(s) {
+			break
+		}
 		c := s[i]
 		if c < utf8.RuneSelf {
 			switch {
@@ -52,6 +60,15 @@ func appendPyString(b []byte, s string) []byte {
 	}
 	return append(b, '"')
 }
+
+// pyPlain marks the bytes json.dumps writes as they are: printable ASCII
+// but '"' and '\\'.
+var pyPlain = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
 
 func appendU(b []byte, r rune) []byte {
 	return append(b, '\\', 'u', hexDigits[r>>12&15], hexDigits[r>>8&15], hexDigits[r>>4&15], hexDigits[r&15])

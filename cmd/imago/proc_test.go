@@ -121,11 +121,23 @@ func readingBytes(t *testing.T, pid int, n int64) {
 	t.Fatalf("process %d did not read %d bytes", pid, n)
 }
 
+// mapping waits until the process has path mapped (/proc/PID/maps): it
+// is hashing it (runtime-policy create maps big files, so rchar stays 0).
+func mapping(t *testing.T, pid int, path string) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if data, err := os.ReadFile("/proc/" + itoa(pid) + "/maps"); err == nil && bytes.Contains(data, []byte(path)) {
+			return
+		}
+	}
+	t.Fatalf("process %d did not map %s", pid, path)
+}
+
 // TestSignalsEndCommands: SIGINT and SIGTERM end a command promptly with
 // status 130 and one line naming the command and the signal, whatever it
 // waits on: a FIFO that no one writes to (in open(2)), a FIFO whose writer
 // sends nothing, standard input that stays open and empty (a read(2) Go
-// cannot interrupt), or a 100 GB sparse file being hashed.
+// cannot interrupt), or a 100 GB sparse file being hashed (also in a tree).
 func TestSignalsEndCommands(t *testing.T) {
 	testenv.Linux(t, "signals, FIFOs and /proc/PID/io")
 	list := fixture(t, "a-ima-ng", "binary_runtime_measurements")
@@ -187,6 +199,11 @@ func TestSignalsEndCommands(t *testing.T) {
 		}},
 		{"hash 100 GB sparse file", syscall.SIGINT, func(t *testing.T) ([]string, *os.File, func(*proc)) {
 			return []string{"hash", "-n", sparse}, nil, func(p *proc) { readingBytes(t, p.cmd.Process.Pid, 64<<20) }
+		}},
+		{"runtime-policy create --from-dir, 100 GB sparse file", syscall.SIGINT, func(t *testing.T) ([]string, *os.File, func(*proc)) {
+			out := filepath.Join(t.TempDir(), "policy.json")
+			return []string{"runtime-policy", "create", "--from-dir", filepath.Dir(sparse), "--all-owners", "-o", out}, nil,
+				func(p *proc) { mapping(t, p.cmd.Process.Pid, sparse) }
 		}},
 		{"appraise 100 GB sparse file", syscall.SIGTERM, func(t *testing.T) ([]string, *os.File, func(*proc)) {
 			kr := fixture(t, "p-ima-sig-signed", "x509_ima.der")

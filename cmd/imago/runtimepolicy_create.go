@@ -161,9 +161,16 @@ func (c *cli) hashTree(ctx context.Context, o *createOpts, alg ima.HashAlg) (*ru
 		}
 		fmt.Fprintf(c.stderr, "imago: skipped: %v\n", e)
 	}
-	dm := runtimepolicy.NewDigestMap()
+	// Every digest in hex in one string, one allocation for them all.
+	hexes := make([]byte, 0, len(files)*2*alg.Size())
 	for _, f := range files {
-		dm.Add(f.Path, hex.EncodeToString(f.Digest))
+		hexes = hex.AppendEncode(hexes, f.Digest)
+	}
+	all := string(hexes)
+	dm := runtimepolicy.NewDigestMapSize(len(files))
+	for i, f := range files {
+		n := 2 * len(f.Digest)
+		dm.Add(f.Path, all[i*n:(i+1)*n])
 	}
 	return dm, nil
 }

@@ -4,27 +4,13 @@ package treehash
 
 import (
 	"errors"
-	"io"
 	"io/fs"
 	"os"
 )
 
-// hashFile writes the file's bytes to h; it must still be a regular file.
-func hashFile(path string, h io.Writer, buf []byte) (int64, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return 0, err
-	}
-	if !st.Mode().IsRegular() {
-		return 0, errors.New("no longer a regular file")
-	}
-	return io.CopyBuffer(h, onlyReader{f}, buf)
-}
+// openNoFollow opens path for reading (the walk does not follow symlinks;
+// Windows has no O_NOFOLLOW).
+func openNoFollow(path string) (*os.File, error) { return os.Open(path) }
 
 // fsType is not known here: mounts are not told apart.
 func fsType(path string) (int64, error) { return 0, errors.ErrUnsupported }

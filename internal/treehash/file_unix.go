@@ -1,10 +1,8 @@
-//go:build unix
+//go:build unix && !linux
 
 package treehash
 
 import (
-	"errors"
-	"io"
 	"io/fs"
 	"os"
 	"syscall"
@@ -12,23 +10,14 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// hashFile writes the file's bytes to h, opening it without following a
-// symlink put in its place since the walk.
-func hashFile(path string, h io.Writer, buf []byte) (int64, error) {
+// openNoFollow opens path for reading without following a symlink put in
+// its place since the walk.
+func openNoFollow(path string) (*os.File, error) {
 	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NOCTTY|unix.O_NONBLOCK, 0)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	f := os.NewFile(uintptr(fd), path)
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return 0, err
-	}
-	if !st.Mode().IsRegular() {
-		return 0, errors.New("no longer a regular file")
-	}
-	return io.CopyBuffer(h, onlyReader{f}, buf)
+	return os.NewFile(uintptr(fd), path), nil
 }
 
 // fsType is the filesystem type of path (statfs f_type).
