@@ -48,10 +48,12 @@ type Options struct {
 
 // MaxDeferred bounds the memory Verify keeps for the entries it judges
 // once a pending policy is compiled (Options.Pending); past it, Verify
-// waits for the policy. 48 MiB holds about 350,000 entries of paths of 50
-// bytes: what both cores read of a list while a policy of a million paths
-// is compiled, so that neither waits.
-const MaxDeferred = 48 << 20
+// waits for the policy. 40 MiB holds about 290,000 entries of paths of 50
+// bytes: most of what both cores read of a list while a policy of a
+// million paths is compiled, while the whole command stays within the
+// policy's size + 64 MiB of memory (issue 8; 48 MiB came within 1 MiB of
+// that bound).
+const MaxDeferred = 40 << 20
 
 // Policy is a compiled verification policy: the runtime policy, the keys
 // and the options, built once and used for any number of lists and rounds.
