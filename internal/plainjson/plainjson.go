@@ -239,6 +239,3 @@ func AppendBytes(b, v []byte) []byte {
 	b = base64.StdEncoding.AppendEncode(b, v)
 	return append(b, '"')
 }
-
-// AppendBool appends true or false.
-func AppendBool(b []byte, v bool) []byte { return strconv.AppendBool(b, v) }
