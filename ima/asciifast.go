@@ -9,11 +9,6 @@ import (
 	"github.com/imago-ima/imago/internal/hexdec"
 )
 
-// decodeHexFast appends the bytes of hex text h to dst in one pass that also
-// validates it. ok is false for odd length or a non-hex byte; upper reports
-// an upper-case digit (which the kernel never prints).
-func decodeHexFast(dst, h []byte) (out []byte, ok, upper bool) { return hexdec.Append(dst, h) }
-
 // fastShape is a built-in template whose ASCII line the fast path rebuilds:
 // a d-ng or d-ngv2 digest, an n-ng name, and at most one trailing hex field
 // (sig or buf).
@@ -129,16 +124,16 @@ func (r *ASCIIReader) parseFast(line []byte) (*Entry, bool) {
 	default:
 		buf = make([]byte, 0, D+total)
 	}
+	// upper: an upper-case digit, which the kernel never prints.
 	var ok, up, upper bool
-	if buf, ok, up = decodeHexFast(buf, dhex); !ok {
+	if buf, ok, upper = hexdec.Append(buf, dhex); !ok {
 		return nil, false
 	}
-	upper = up
 	o := r.order
 	buf = appendU32(o, buf, uint32(dlen))
 	buf = append(buf, dtok[:c+1]...)
 	buf = append(buf, 0)
-	if buf, ok, up = decodeHexFast(buf, dtok[c+1:]); !ok {
+	if buf, ok, up = hexdec.Append(buf, dtok[c+1:]); !ok {
 		return nil, false
 	}
 	upper = upper || up
@@ -147,7 +142,7 @@ func (r *ASCIIReader) parseFast(line []byte) (*Entry, bool) {
 	buf = append(buf, 0)
 	if len(t.Fields) == 3 {
 		buf = appendU32(o, buf, uint32(len(xtok)/2))
-		if buf, ok, up = decodeHexFast(buf, xtok); !ok {
+		if buf, ok, up = hexdec.Append(buf, xtok); !ok {
 			return nil, false
 		}
 		upper = upper || up

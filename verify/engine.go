@@ -187,7 +187,11 @@ func (w *worker) run(b *batch) {
 		}
 		var boot *BootAggregateResult
 		nf := len(b.fails)
-		b.fails, boot = p.judge(&v, w.keysFor(b, idx), s.isKey, s.keyFails, pl.ctx, b.fails)
+		var keys []digsig.Key
+		if len(v.sig) > 0 { // keys verify a signature only (sigRule)
+			keys = w.keysFor(b, idx)
+		}
+		b.fails, boot = p.judge(&v, keys, s.isKey, s.keyFails, pl.ctx, b.fails)
 		if boot != nil && b.boot == nil {
 			b.boot = boot
 			if isBypassHead(&v) {
