@@ -134,7 +134,7 @@ read -r g2 gc2 < <("$work/sharate" 2)
 load1=$(cut -d' ' -f1-3 /proc/loadavg)
 # The ceiling, right after: the least a hasher must do on this tree (open,
 # read or map, hash, close; no walk, no output), and reading alone.
-read -r f_wall f_cpu f_way f_read f_touch f_bytes f_files < <("$work/treefloor" -runs 3 "$tree")
+read -r f_wall f_cpu f_way f_read f_touch f_bytes f_files < <("$work/treefloor" -runs 5 "$tree")
 
 measure sha256sum sh -c 'find "$1" -type f -print0 | xargs -0 sha256sum' sh "$tree"
 s_wall=$wall
@@ -161,7 +161,7 @@ awk -v b="$bytes" -v c="$c_wall" -v cu="$c_user" -v cs="$c_sys" -v s="$s_wall" -
 	printf "  CPU: user %.2f s + system %.2f s = %.0f MB per CPU-second = %.0f%% of Go SHA-256 per CPU-second; peak RSS %.0f MiB\n", cu, cs, mb/cpu, 100*mb/cpu/gc, '"$c_rss"'/1024
 	fmb = fb / 1e6; fy = (fway == "mmap" ? ft : fr)
 	printf "ceiling on this machine: a hasher that only opens, reads and hashes (no walk, no output) reaches %.0f%% of Go SHA-256 per core; reading the bytes alone costs %.2f CPU-s = %.0f%% of the hashing\n", 100*fmb/fw/n/g, fy, 100*fy/fc
-	printf "  ceiling: %.2f s, %.0f MB/s per core, CPU %.2f s = %.0f%% of Go SHA-256 per CPU-second (big files by %s; best of 3 runs); read alone: read(2) %.2f CPU-s, big files mapped and touched %.2f CPU-s\n", fw, fmb/fw/n, fc, 100*fmb/fc/gc, fway, fr, ft
+	printf "  ceiling: %.2f s, %.0f MB/s per core, CPU %.2f s = %.0f%% of Go SHA-256 per CPU-second (big files by %s; best of 5 runs); read alone: read(2) %.2f CPU-s, big files mapped and touched %.2f CPU-s\n", fw, fmb/fw/n, fc, 100*fmb/fc/gc, fway, fr, ft
 	printf "  imago = %.0f%% of that ceiling (wall), %.0f%% per CPU-second\n", 100*fw/c*mb/fmb, 100*fc/cpu*mb/fmb
 	printf "find | xargs sha256sum:                 %.2f s, %.0f MB/s (imago %.1fx)\n", s, mb/s, s/c
 	printf "find | xargs -P%d sha256sum:             %.2f s, %.0f MB/s (imago %.1fx)\n", n, sp, mb/sp, sp/c
