@@ -8,19 +8,21 @@
 // it too), read or map, (hash,) close: no walk, no stat, no output, no
 // sorting.
 //
-// The passes, each run -runs times (the best of the runs counts: other
-// work on the machine only makes a pass slower):
+// The passes, each run -runs times, one after the other (the best of the
+// runs counts: other work on the machine only makes a pass slower):
 //
 //	read        every file read(2) into a buffer of treehash.ReadSize, no hashing
 //	touch       small files read, big ones (>= 1 MiB) mapped and one byte of each page touched
 //	hash-read   read as in "read", and hashed with SHA-256
 //	hash-mmap   read or mapped as in "touch", and hashed with SHA-256
+//	sha         the yardstick, measured alike: as many bytes hashed with SHA-256 from one
+//	            in-cache buffer of treehash.ReadSize per goroutine (bench/sharate's loop)
 //
 // It prints one line: the cheaper hashing pass's (by CPU time) wall
 // seconds, its CPU seconds (user and system, every thread), its way for
 // big files ("read" or "mmap"), the CPU seconds of the read and touch
-// passes, the bytes and the files. With -v it also prints every pass's
-// figures to stderr.
+// passes, the bytes, the files, and the sha pass's wall and CPU seconds.
+// With -v it also prints every pass's figures to stderr.
 //
 // usage: go run ./bench/treefloor [-runs N] [-v] ROOT
 package main
@@ -57,12 +59,14 @@ type file struct {
 	size int64
 }
 
-// pass is one way through the files: whether big files are mapped, and
-// whether the bytes are hashed.
+// pass is one way through the files: whether big files are mapped,
+// whether the bytes are hashed, or whether the files are left alone and
+// as many bytes hashed from a buffer (the yardstick).
 type pass struct {
-	name string
-	mmap bool
-	hash bool
+	name      string
+	mmap      bool
+	hash      bool
+	yardstick bool
 }
 
 // result is the best of a pass's runs.
@@ -87,15 +91,16 @@ func main() {
 		fmt.Fprintln(os.Stderr, "treefloor:", err)
 		os.Exit(2)
 	}
-	passes := []pass{{"read", false, false}, {"touch", true, false}, {"hash-read", false, true}, {"hash-mmap", true, true}}
+	passes := []pass{{"read", false, false, false}, {"touch", true, false, false}, {"hash-read", false, true, false},
+		{"hash-mmap", true, true, false}, {"sha", false, true, true}}
 	best := make([]result, len(passes))
-	if _, err := run(files, passes[0]); err != nil { // the tree into the page cache, if it was not
+	if _, err := run(files, total, passes[0]); err != nil { // the tree into the page cache, if it was not
 		fmt.Fprintln(os.Stderr, "treefloor:", err)
 		os.Exit(2)
 	}
 	for range *runs {
 		for i, p := range passes { // alternating, so that a busy moment spreads over every pass
-			r, err := run(files, p)
+			r, err := run(files, total, p)
 			if err != nil {
 				fmt.Fprintln(os.Stderr, "treefloor:", err)
 				os.Exit(2)
@@ -120,8 +125,8 @@ func main() {
 	if best[3].cpu < h.cpu { // by CPU time, which the machine's other work changes less than wall time
 		h, way = best[3], "mmap"
 	}
-	fmt.Printf("%.3f %.3f %s %.3f %.3f %d %d\n", h.wall.Seconds(), h.cpu.Seconds(), way,
-		best[0].cpu.Seconds(), best[1].cpu.Seconds(), total, len(files))
+	fmt.Printf("%.3f %.3f %s %.3f %.3f %d %d %.3f %.3f\n", h.wall.Seconds(), h.cpu.Seconds(), way,
+		best[0].cpu.Seconds(), best[1].cpu.Seconds(), total, len(files), best[4].wall.Seconds(), best[4].cpu.Seconds())
 }
 
 // list returns the tree's regular files, big ones first (largest first),
@@ -147,8 +152,9 @@ func list(root string) ([]file, int64, error) {
 	return files, total, err
 }
 
-// run makes one pass over the files with one goroutine per GOMAXPROCS.
-func run(files []file, p pass) (result, error) {
+// run makes one pass over the files (of total bytes) with one goroutine
+// per GOMAXPROCS.
+func run(files []file, total int64, p pass) (result, error) {
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	errs := make([]error, runtime.GOMAXPROCS(0))
@@ -159,6 +165,10 @@ func run(files []file, p pass) (result, error) {
 		go func() {
 			defer wg.Done()
 			buf := make([]byte, treehash.ReadSize)
+			if p.yardstick {
+				hashBuffer(buf, total/int64(len(errs)))
+				return
+			}
 			var h hash.Hash
 			if p.hash {
 				h = sha256.New()
@@ -196,6 +206,19 @@ func run(files []file, p pass) (result, error) {
 		}
 	}
 	return r, nil
+}
+
+// hashBuffer hashes n bytes with SHA-256 from buf, again and again.
+func hashBuffer(buf []byte, n int64) {
+	for i := range buf {
+		buf[i] = byte(i)
+	}
+	h := sha256.New()
+	for ; n > 0; n -= int64(len(buf)) {
+		h.Write(buf[:min(n, int64(len(buf)))])
+	}
+	var sum [sha256.Size]byte
+	h.Sum(sum[:0])
 }
 
 // dir is a worker's open directory.
