@@ -140,13 +140,7 @@ func TestHashChangedSinceWalk(t *testing.T) {
 	if err := unix.Mkfifo(filepath.Join(root, "fifo"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	sys, err := openRoot(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sys.close()
-	r := (&tree{sys: sys}).newReader()
-	defer r.close()
+	r := rootReader(t, root)
 	var stop atomic.Bool
 	want := sha256.Sum256([]byte("now eleven!"))
 	for _, walked := range []int64{0, 5, 11, 12, ReadSize - 1, ReadSize, bigSize} { // shrunk, grown, as walked, ...
@@ -174,15 +168,23 @@ func TestHashDeviceSinceWalk(t *testing.T) {
 	if err := unix.Mknod(filepath.Join(root, "zero"), unix.S_IFCHR|0o644, int(unix.Mkdev(1, 5))); err != nil {
 		t.Fatal(err)
 	}
-	sys, err := openRoot(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sys.close()
-	r := (&tree{sys: sys}).newReader()
-	defer r.close()
+	r := rootReader(t, root)
 	var stop atomic.Bool
 	if _, err := r.hash("", "zero", 7, sha256.New(), &stop, nil); !errors.Is(err, errNotRegular) {
 		t.Errorf("a device walked as a 7-byte file: %v, want errNotRegular", err)
 	}
+}
+
+// rootReader is a worker's reader of the tree at root, closed with the test.
+func rootReader(t *testing.T, root string) *reader {
+	sys, err := openRoot(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := (&tree{sys: sys}).newReader()
+	t.Cleanup(func() {
+		r.close()
+		sys.close()
+	})
+	return r
 }
