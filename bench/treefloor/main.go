@@ -91,10 +91,11 @@ func main() {
 		fmt.Fprintln(os.Stderr, "treefloor:", err)
 		os.Exit(2)
 	}
-	passes := []pass{{"read", false, false, false}, {"touch", true, false, false}, {"hash-read", false, true, false},
-		{"hash-mmap", true, true, false}, {"sha", false, true, true}}
+	const read, touch, hashRead, hashMmap, sha = 0, 1, 2, 3, 4 // passes[i]
+	passes := []pass{{name: "read"}, {name: "touch", mmap: true}, {name: "hash-read", hash: true},
+		{name: "hash-mmap", mmap: true, hash: true}, {name: "sha", yardstick: true}}
 	best := make([]result, len(passes))
-	if _, err := run(files, total, passes[0]); err != nil { // the tree into the page cache, if it was not
+	if _, err := run(files, total, passes[read]); err != nil { // the tree into the page cache, if it was not
 		fmt.Fprintln(os.Stderr, "treefloor:", err)
 		os.Exit(2)
 	}
@@ -121,12 +122,12 @@ func main() {
 				float64(total)/1e6/best[i].cpu.Seconds())
 		}
 	}
-	h, way := best[2], "read"
-	if best[3].cpu < h.cpu { // by CPU time, which the machine's other work changes less than wall time
-		h, way = best[3], "mmap"
+	h, way := best[hashRead], "read"
+	if best[hashMmap].cpu < h.cpu { // by CPU time, which the machine's other work changes less than wall time
+		h, way = best[hashMmap], "mmap"
 	}
 	fmt.Printf("%.3f %.3f %s %.3f %.3f %d %d %.3f %.3f\n", h.wall.Seconds(), h.cpu.Seconds(), way,
-		best[0].cpu.Seconds(), best[1].cpu.Seconds(), total, len(files), best[4].wall.Seconds(), best[4].cpu.Seconds())
+		best[read].cpu.Seconds(), best[touch].cpu.Seconds(), total, len(files), best[sha].wall.Seconds(), best[sha].cpu.Seconds())
 }
 
 // list returns the tree's regular files, big ones first (largest first),
