@@ -1,3 +1,5 @@
+//go:build unix
+
 // Command treefloor measures the ceiling of bench/verify.sh's
 // runtime-policy create --from-dir figure on this machine: what the least
 // a program must do to hash every file of a warm tree costs, and how much
