@@ -89,6 +89,9 @@ func main() {
 		os.Exit(2)
 	}
 	files, total, err := list(flag.Arg(0))
+	if err == nil && total == 0 {
+		err = fmt.Errorf("%s: no bytes in regular files to read", flag.Arg(0))
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "treefloor:", err)
 		os.Exit(2)
