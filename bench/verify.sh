@@ -162,7 +162,7 @@ awk -v b="$bytes" -v c="$c_wall" -v cu="$c_user" -v cs="$c_sys" -v s="$s_wall" -
 	fmb = fb / 1e6; fy = (fway == "mmap" ? ft : fr)
 	printf "ceiling on this machine: a hasher that only opens, reads and hashes (no walk, no output) reaches %.0f%% of Go SHA-256 per core; reading the bytes alone costs %.2f CPU-s = %.0f%% of the hashing\n", 100*sw/fw, fy, 100*fy/fc
 	printf "  ceiling: %.2f s, %.0f MB/s per core, CPU %.2f s = %.0f%% of Go SHA-256 per CPU-second (big files by %s); Go SHA-256 over as many bytes from an in-cache buffer, measured alike: %.2f s, CPU %.2f s (best of 5 runs each, alternating); read alone: read(2) %.2f CPU-s, big files mapped and touched %.2f CPU-s\n", fw, fmb/fw/n, fc, 100*sc/fc, fway, sw, sc, fr, ft
-	printf "  imago = %.0f%% of that ceiling (wall), %.0f%% per CPU-second\n", 100*fw/c*mb/fmb, 100*fc/cpu*mb/fmb
+	printf "  imago = %.0f%% of that ceiling (wall), %.0f%% per CPU-second (imago once, the ceiling the best of 5 runs)\n", 100*fw/c*mb/fmb, 100*fc/cpu*mb/fmb
 	printf "find | xargs sha256sum:                 %.2f s, %.0f MB/s (imago %.1fx)\n", s, mb/s, s/c
 	printf "find | xargs -P%d sha256sum:             %.2f s, %.0f MB/s (imago %.1fx)\n", n, sp, mb/sp, sp/c
 	printf "keylime-policy create runtime --rootfs: %.2f s, %.0f MB/s (imago %.1fx)\n", k, mb/k, k/c
