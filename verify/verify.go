@@ -413,7 +413,13 @@ func templateHasBuf(rest []byte) bool {
 	if j := bytes.IndexByte(rest, ' '); j >= 0 {
 		rest = rest[:j]
 	}
-	return bytes.Contains(rest, []byte("buf"))
+	// (a template name is short: a loop, not bytes.Contains's call)
+	for i := 0; i+2 < len(rest); i++ {
+		if rest[i] == 'b' && rest[i+1] == 'u' && rest[i+2] == 'f' {
+			return true
+		}
+	}
+	return false
 }
 
 func (pp *pipeline) collectorOrEmpty() *collector {
