@@ -125,7 +125,7 @@ func (t *table) insertHashed(name []byte, h uint64, off uint32) {
 func (t *table) grow() {
 	size := max(len(t.slots)*2, 1024)
 	old := t.slots
-	t.slots = make([]uint64, size)
+	t.slots = newSlots(size)
 	mask := uint32(size - 1)
 	for _, s := range old {
 		if s == 0 {
@@ -381,6 +381,19 @@ func (t *table) sizeFor(n int) {
 		size *= 2
 	}
 	if size > len(t.slots) && t.n == 0 {
-		t.slots = make([]uint64, size)
+		t.slots = newSlots(size)
 	}
+}
+
+// newSlots returns n empty slots, every page of them written once. Fresh
+// memory that is read first is mapped to the kernel's shared zero page;
+// the first write to it then copies the page and flushes the other cores'
+// TLBs (an interrupt to each): the index reads a home slot before it
+// writes it, and a million names paid ~4% of a verify's CPU for that.
+func newSlots(n int) []uint64 {
+	s := make([]uint64, n)
+	for i := 0; i < n; i += 4096 / 8 {
+		s[i] = 0
+	}
+	return s
 }
