@@ -124,10 +124,8 @@ func fastMember(room, w []byte, p int) (size, next, lines int, ok bool) {
 func fastDigest(dst, w []byte, h int) (size, end int, ok bool) {
 	// The usual digest, sha256: if its 64 digits decode, no '"' is among
 	// them.
-	if e := h + 64; e < len(w) && w[e] == '"' {
-		if ok, upper := hexdec.Decode(dst[:32], w[h:e]); ok && !upper {
-			return 32, e, true
-		}
+	if e := h + 64; e < len(w) && w[e] == '"' && hexdec.Lower32((*[32]byte)(dst), (*[64]byte)(w[h:e])) {
+		return 32, e, true
 	}
 	q := bytes.IndexByte(w[h:min(len(w), h+161)], '"')
 	if q < 0 || bytes.IndexByte(w[h:h+q], '\\') >= 0 {
