@@ -261,11 +261,9 @@ func decodeMap(l *lexer, s sink, kind mapKind, scratch []byte) ([]byte, error) {
 				return scratch, err
 			}
 		}
-		room, err := s.room(kind, len(rec.b))
-		if err != nil {
+		if err := put(s, kind, rec.b); err != nil {
 			return scratch, l.fail("%q: %v", clip(string(scratch)), err)
 		}
-		s.add(kind, copy(room, rec.b))
 		more, err := l.more('}')
 		if err != nil {
 			return scratch, err

@@ -60,6 +60,9 @@ func FuzzCompile(f *testing.F) {
 		if n != p.Digests.Len() {
 			t.Fatalf("compiled %d paths, parsed %d", n, p.Digests.Len())
 		}
+		if pc, err := p.Compile(); err != nil || tablesDump(pc) != tablesDump(c) {
+			t.Fatalf("the policy parsed compiles otherwise than the stream: %v", err)
+		}
 	})
 }
 
