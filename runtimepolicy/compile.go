@@ -27,47 +27,25 @@ type Compiled struct {
 // compileSink feeds the three tables, each through a builder.
 type compileSink struct{ b [3]*builder }
 
-// newCompileSink starts the builders of the three tables.
-func newCompileSink(tables *[3]*table) *compileSink {
-	s := &compileSink{}
-	for k := range tables {
-		tables[k] = newTable()
-		s.b[k] = newBuilder(tables[k])
-	}
-	return s
-}
-
 func (c *compileSink) room(k mapKind, n int) ([]byte, error) { return c.b[k].room(n) }
 func (c *compileSink) add(k mapKind, n int)                  { c.b[k].add(n) }
-
-// finish waits for the builders.
-func (c *compileSink) finish() {
-	for _, b := range c.b {
-		b.finish()
-	}
-}
-
-// put adds a record built whole to s.
-func put(s sink, k mapKind, rec []byte) error {
-	room, err := s.room(k, len(rec))
-	if err != nil {
-		return err
-	}
-	s.add(k, copy(room, rec))
-	return nil
-}
 
 // Compile reads a runtime policy (or a DSSE envelope, verified with
 // opts.Key) straight into a Compiled policy, without holding its text: the
 // memory it keeps is about the names and binary digests it lists.
 func Compile(r io.Reader, opts Options) (*Compiled, error) {
-	var tables [3]*table
-	s := newCompileSink(&tables)
+	tables := [3]*table{newTable(), newTable(), newTable()}
 	if opts.SizeHint > 0 {
 		tables[kindDigests].sizeFor(int(min(opts.SizeHint/100, 1<<28)))
 	}
+	s := &compileSink{}
+	for k, t := range tables {
+		s.b[k] = newBuilder(t)
+	}
 	h, sig, err := read(r, s, opts)
-	s.finish()
+	for _, b := range s.b {
+		b.finish()
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -114,27 +92,21 @@ func (p *Policy) Compile() (*Compiled, error) {
 		return nil, err
 	}
 	c := &Compiled{Meta: p.Meta, Release: p.Release, IMA: p.IMA, Signature: p.Signature}
-	s := newCompileSink(&c.tables)
-	var rec record
-	var err error
 	for k, m := range [3]*DigestMap{p.Digests, p.Keyrings, p.IMABuf} {
+		t := newTable()
+		c.tables[k] = t
 		if m == nil {
 			continue
 		}
 		for _, n := range m.names {
-			if err != nil {
-				break
-			}
-			rec.begin([]byte(n))
+			t.begin([]byte(n))
 			for _, h := range m.m[n] {
-				rec.digestHex(h)
+				t.digestHex([]byte(h))
 			}
-			err = put(s, mapKind(k), rec.b)
+			if err := t.end(); err != nil {
+				return nil, err
+			}
 		}
-	}
-	s.finish()
-	if err != nil {
-		return nil, err
 	}
 	if err := c.finish(p.Excludes, p.VerificationKeys); err != nil {
 		return nil, err

@@ -261,9 +261,11 @@ func decodeMap(l *lexer, s sink, kind mapKind, scratch []byte) ([]byte, error) {
 				return scratch, err
 			}
 		}
-		if err := put(s, kind, rec.b); err != nil {
+		room, err := s.room(kind, len(rec.b))
+		if err != nil {
 			return scratch, l.fail("%q: %v", clip(string(scratch)), err)
 		}
+		s.add(kind, copy(room, rec.b))
 		more, err := l.more('}')
 		if err != nil {
 			return scratch, err

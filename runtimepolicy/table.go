@@ -22,6 +22,8 @@ type table struct {
 	n     int
 
 	chunks [][]byte
+	// rec is the record being built (begin, digest, end).
+	rec record
 }
 
 const (
@@ -34,9 +36,7 @@ var errPolicyTooLarge = errors.New("the policy's digests need more than 4 GiB")
 
 func newTable() *table { return &table{seed: maphash.MakeSeed()} }
 
-// record builds one record: begin, then digest for each digest (the
-// token reader, and edited policies; the fast path writes its records in
-// place).
+// record builds one record: begin, then digest for each digest.
 type record struct{ b []byte }
 
 func (r *record) begin(name []byte) {
@@ -54,11 +54,40 @@ func (r *record) digest(d []byte) {
 	binary.LittleEndian.PutUint16(r.b[c:], binary.LittleEndian.Uint16(r.b[c:])+1)
 }
 
-// digestHex adds a digest given in valid hex to the record.
-func (r *record) digestHex(h string) {
+func (t *table) begin(name []byte) { t.rec.begin(name) }
+
+// digestHex adds a validated hex digest to the record.
+func (t *table) digestHex(h []byte) {
 	var d [maxDigestBytes]byte
-	n, _ := hex.Decode(d[:], []byte(h))
-	r.digest(d[:n])
+	n, _ := hex.Decode(d[:], h)
+	t.rec.digest(d[:n])
+}
+
+// end stores the record built, replacing an earlier one of the same name
+// (the last wins, as in Python's json).
+func (t *table) end() error {
+	off, err := t.store(t.rec.b)
+	if err != nil {
+		return err
+	}
+	t.insert(slotOf(t.hash(recordName(t.rec.b)), off))
+	return nil
+}
+
+// store copies rec into the arena and returns its offset.
+func (t *table) store(rec []byte) (uint32, error) {
+	last := len(t.chunks) - 1
+	if last < 0 || len(t.chunks[last])+len(rec) > chunkSize {
+		if len(t.chunks) >= maxChunks {
+			return 0, errPolicyTooLarge
+		}
+		t.chunks = append(t.chunks, make([]byte, 0, max(chunkSize, len(rec))))
+		last++
+	}
+	c := t.chunks[last]
+	off := uint32(last)<<chunkBits | uint32(len(c))
+	t.chunks[last] = append(c, rec...)
+	return off, nil
 }
 
 func (t *table) record(off uint32) []byte {
