@@ -88,6 +88,11 @@ func fastMember(room, w []byte, p int) (size, next, lines int, ok bool) {
 			if n == fastDigests || p >= len(w) || w[p] != '"' {
 				return 0, 0, 0, false
 			}
+			// Write the room first: Lower32 reads it (a nil check) before
+			// it writes it, and fresh memory read first is the kernel's
+			// zero page, which the write then copies, flushing the other
+			// cores' TLBs.
+			room[r+1] = 0
 			d, end, ok := fastDigest(room[r+1:r+1+maxDigestBytes], w, p+1)
 			if !ok {
 				return 0, 0, 0, false
