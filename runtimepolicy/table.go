@@ -290,9 +290,9 @@ func (t *table) warm(names [][]byte, hashes []uint64) byte {
 	return sink
 }
 
-// builder fills a table on two goroutines: the caller's writes records
-// into arena chunks (room, then add) and hashes their names, a second
-// indexes every chunk handed to it. Records are never touched by both at
+// builder fills a table on two goroutines: the caller's goroutine writes
+// records into arena chunks (room, then add) and hashes their names, a
+// second indexes every chunk handed to it. Records are never touched by both at
 // once: a chunk changes hands whole, with the slots of its records.
 type builder struct {
 	t     *table
