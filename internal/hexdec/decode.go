@@ -93,6 +93,34 @@ func Lower32(dst *[32]byte, src *[64]byte) bool {
 	return bad == 0
 }
 
+// AppendLower appends the bytes of src to dst when src is lower-case hex
+// text of a multiple of eight digits (the SHA-1 and SHA-256 digests of a
+// list's lines: 40 and 64), and reports whether it was; otherwise dst is
+// returned as it was (bytes past its length may have changed) and the
+// caller decodes src with Append, which also takes upper case. Without
+// Decode's upper-case bookkeeping and tail loop, a 40-digit or 64-digit
+// digest takes about half Decode's time.
+func AppendLower(dst, src []byte) ([]byte, bool) {
+	if len(src)%8 != 0 {
+		return dst, false
+	}
+	n := len(dst)
+	out := append(dst, make([]byte, len(src)/2)...)
+	d := out[n:]
+	var bad uint64
+	for len(src) >= 8 && len(d) >= 4 {
+		x := binary.LittleEndian.Uint64(src)
+		v, enc := word(x)
+		bad |= x ^ enc | v&(ones*0x10)
+		binary.LittleEndian.PutUint32(d, pack(v))
+		src, d = src[8:], d[4:]
+	}
+	if bad != 0 {
+		return dst, false
+	}
+	return out, true
+}
+
 // Append appends the bytes of the hex text src to dst, as Decode decodes
 // them; on failure dst is returned as it was.
 func Append(dst, src []byte) (out []byte, ok, upper bool) {

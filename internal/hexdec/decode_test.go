@@ -10,6 +10,7 @@ import (
 // check compares Decode and Append with encoding/hex on src.
 func check(t *testing.T, src []byte) {
 	t.Helper()
+	checkLower(t, src)
 	want, err := hex.DecodeString(string(src))
 	dst := make([]byte, len(src)/2)
 	ok, upper := Decode(dst, src)
@@ -30,6 +31,20 @@ func check(t *testing.T, src []byte) {
 	}
 	if out, ok2, up2 := Append([]byte("x"), src); !ok2 || up2 != upper || string(out) != "x"+string(want) {
 		t.Fatalf("Append(%q) = %q, %v, %v", src, out, ok2, up2)
+	}
+}
+
+// checkLower compares AppendLower with Decode on src: it decodes exactly
+// the lower-case hex texts of a multiple of eight digits, and leaves the
+// length of dst as it was otherwise.
+func checkLower(t *testing.T, src []byte) {
+	t.Helper()
+	want := make([]byte, len(src)/2)
+	ok, upper := Decode(want, src)
+	ok = ok && !upper && len(src)%8 == 0
+	out, got := AppendLower([]byte("x"), src)
+	if got != ok || ok && string(out) != "x"+string(want) || !ok && string(out) != "x" {
+		t.Fatalf("AppendLower(%q) = %q, %v; want %v (Decode %x)", src, out, got, ok, want)
 	}
 }
 
