@@ -93,6 +93,24 @@ func Lower32(dst *[32]byte, src *[64]byte) bool {
 	return bad == 0
 }
 
+// lower20 is Lower32 for the 40 digits of a SHA-1 digest.
+func lower20(dst *[20]byte, src *[40]byte) bool {
+	var bad uint64
+	for i := 0; i < 2; i++ {
+		x := binary.LittleEndian.Uint64(src[i*16:])
+		y := binary.LittleEndian.Uint64(src[i*16+8:])
+		vx, ex := word(x)
+		vy, ey := word(y)
+		bad |= (x ^ ex) | (y ^ ey) | (vx|vy)&(ones*0x10)
+		binary.LittleEndian.PutUint64(dst[i*8:], uint64(pack(vx))|uint64(pack(vy))<<32)
+	}
+	x := binary.LittleEndian.Uint64(src[32:])
+	v, e := word(x)
+	bad |= x ^ e | v&(ones*0x10)
+	binary.LittleEndian.PutUint32(dst[16:], pack(v))
+	return bad == 0
+}
+
 // AppendLower appends the bytes of src to dst when src is lower-case hex
 // text of a multiple of eight digits (the SHA-1 and SHA-256 digests of a
 // list's lines: 40 and 64), and reports whether it was; otherwise dst is
@@ -106,6 +124,18 @@ func AppendLower(dst, src []byte) ([]byte, bool) {
 	}
 	n := len(dst)
 	out := append(dst, make([]byte, len(src)/2)...)
+	switch len(src) { // the sizes of fixed arrays: no bounds checks
+	case 64:
+		if !Lower32((*[32]byte)(out[n:]), (*[64]byte)(src)) {
+			return dst, false
+		}
+		return out, true
+	case 40:
+		if !lower20((*[20]byte)(out[n:]), (*[40]byte)(src)) {
+			return dst, false
+		}
+		return out, true
+	}
 	d := out[n:]
 	var bad uint64
 	for len(src) >= 8 && len(d) >= 4 {
