@@ -126,17 +126,21 @@ func (r *ASCIIReader) parseFast(line []byte) (*Entry, bool) {
 	}
 	// upper: an upper-case digit, which the kernel never prints.
 	var ok, up, upper bool
-	if buf, ok, upper = hexdec.Append(buf, dhex); !ok {
-		return nil, false
+	if buf, ok = hexdec.AppendLower(buf, dhex); !ok { // as the kernel prints it
+		if buf, ok, upper = hexdec.Append(buf, dhex); !ok {
+			return nil, false
+		}
 	}
 	o := r.order
 	buf = appendU32(o, buf, uint32(dlen))
 	buf = append(buf, dtok[:c+1]...)
 	buf = append(buf, 0)
-	if buf, ok, up = hexdec.Append(buf, dtok[c+1:]); !ok {
-		return nil, false
+	if buf, ok = hexdec.AppendLower(buf, dtok[c+1:]); !ok {
+		if buf, ok, up = hexdec.Append(buf, dtok[c+1:]); !ok {
+			return nil, false
+		}
+		upper = upper || up
 	}
-	upper = upper || up
 	buf = appendU32(o, buf, uint32(len(ntok)+1))
 	buf = append(buf, ntok...)
 	buf = append(buf, 0)

@@ -27,9 +27,8 @@ type Compiled struct {
 // compileSink feeds the three tables, each through a builder.
 type compileSink struct{ b [3]*builder }
 
-func (c *compileSink) begin(k mapKind, name []byte) error  { c.b[k].begin(name); return nil }
-func (c *compileSink) digest(k mapKind, _, b []byte) error { c.b[k].digest(b); return nil }
-func (c *compileSink) end(k mapKind) error                 { return c.b[k].end() }
+func (c *compileSink) room(k mapKind, n int) ([]byte, error) { return c.b[k].room(n) }
+func (c *compileSink) add(k mapKind, n int)                  { c.b[k].add(n) }
 
 // Compile reads a runtime policy (or a DSSE envelope, verified with
 // opts.Key) straight into a Compiled policy, without holding its text: the

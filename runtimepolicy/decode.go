@@ -57,13 +57,14 @@ func (k mapKind) String() string {
 	return [...]string{"digests", "keyrings", "ima-buf"}[k]
 }
 
-// sink receives the three digest maps as they stream past: begin for a
-// name, digest for each of its digests (validated lower-case hex without an
-// algorithm prefix, and its bytes), end after the last.
+// sink receives the three digest maps as they stream past, a record (see
+// table) per name: the reader asks for room to write a record of up to n
+// bytes in, writes it at the room's start, and adds it. The names and
+// digests of a record are validated (digests in binary, from lower-case
+// hex with or without an algorithm prefix).
 type sink interface {
-	begin(k mapKind, name []byte) error
-	digest(k mapKind, hex, bin []byte) error
-	end(k mapKind) error
+	room(k mapKind, n int) ([]byte, error)
+	add(k mapKind, n int)
 }
 
 // header is everything of a policy but the three digest maps.
@@ -211,20 +212,17 @@ func decodeMap(l *lexer, s sink, kind mapKind, scratch []byte) ([]byte, error) {
 		return scratch, err
 	}
 	for !empty {
-		if l.br.Buffered() < 16<<10 {
-			l.br.Peek(l.br.Size()) // refill, so that members are whole in the buffer
-		}
-		if l.slow {
-			// token by token below
-		} else if ok, err := l.fastEntry(s, kind); err != nil {
-			return scratch, err
-		} else if ok {
-			more, err := l.more('}')
-			if err != nil {
-				return scratch, err
+		if !l.slow {
+			if l.br.Buffered() < 16<<10 {
+				l.br.Peek(l.br.Size()) // refill, so that members are whole in the buffer
 			}
-			empty = !more
-			continue
+			closed, n := l.fastMembers(s, kind)
+			if closed {
+				return scratch, nil
+			}
+			if n > 0 {
+				continue // at the end of the buffer, or before a member for the token reader
+			}
 		}
 		name, err := l.str(scratch[:0], MaxNameLen)
 		if err != nil {
@@ -234,9 +232,8 @@ func decodeMap(l *lexer, s sink, kind mapKind, scratch []byte) ([]byte, error) {
 		if err := l.expect(':', "after a name"); err != nil {
 			return scratch, err
 		}
-		if err := s.begin(kind, name); err != nil {
-			return scratch, l.fail("%q: %v", clip(string(name)), err)
-		}
+		rec := &l.rec
+		rec.begin(name)
 		if err := l.expect('[', "to open a list of digests"); err != nil {
 			return scratch, err
 		}
@@ -246,29 +243,29 @@ func decodeMap(l *lexer, s sink, kind mapKind, scratch []byte) ([]byte, error) {
 			return scratch, err
 		}
 		var hexBuf [160]byte
-		bin := &l.bins[0]
+		var bin [maxDigestBytes]byte
 		for !done {
 			h, err := l.strNoCtl(hexBuf[:0], 160)
 			if err != nil {
 				return scratch, err
 			}
-			h, b, err := digestHex(bin, h)
+			size, err := decodeDigest(bin[:], h)
 			if err != nil {
 				return scratch, l.fail("%q: %v", clip(string(scratch)), err)
 			}
 			if n++; n > MaxDigestsPerName {
 				return scratch, l.fail("%q: more than %d digests", clip(string(scratch)), MaxDigestsPerName)
 			}
-			if err := s.digest(kind, h, b); err != nil {
-				return scratch, l.fail("%q: %v", clip(string(scratch)), err)
-			}
+			rec.digest(bin[:size])
 			if done, err = l.moreNot(']'); err != nil {
 				return scratch, err
 			}
 		}
-		if err := s.end(kind); err != nil {
+		room, err := s.room(kind, len(rec.b))
+		if err != nil {
 			return scratch, l.fail("%q: %v", clip(string(scratch)), err)
 		}
+		s.add(kind, copy(room, rec.b))
 		more, err := l.more('}')
 		if err != nil {
 			return scratch, err
@@ -284,34 +281,34 @@ func (l *lexer) moreNot(closing byte) (bool, error) {
 	return !m, err
 }
 
-// digestHex checks a policy digest and returns its hex without an
-// algorithm prefix, and its bytes (decoded into bin). Keylime's schema
-// wants bare lower-case hex; its own test data has "sha256:<hex>", which is
-// read leniently.
-func digestHex(bin *[maxDigestBytes]byte, h []byte) ([]byte, []byte, error) {
-	if decodeLowerHex(bin, h) {
-		return h, bin[:len(h)/2], nil // the usual form: no prefix
+// decodeDigest checks a policy digest and decodes it into dst (which
+// holds maxDigestBytes), returning its length in bytes. Keylime's schema
+// wants bare lower-case hex; its own test data has "sha256:<hex>", which
+// is read leniently.
+func decodeDigest(dst, h []byte) (int, error) {
+	if decodeLowerHex(dst, h) {
+		return len(h) / 2, nil // the usual form: no prefix
 	}
 	if i := bytes.IndexByte(h, ':'); i >= 0 {
 		h = h[i+1:]
 	}
-	if !decodeLowerHex(bin, h) {
-		return nil, nil, checkHex(string(h))
+	if !decodeLowerHex(dst, h) {
+		return 0, checkHex(string(h))
 	}
-	return h, bin[:len(h)/2], nil
+	return len(h) / 2, nil
 }
 
 // maxDigestBytes is the longest policy digest, 128 hex digits (sha512).
 const maxDigestBytes = 64
 
 // decodeLowerHex checks a digest as checkHex does, without allocating (40
-// to 128 lower-case hex digits, an even number), and decodes it into bin
+// to 128 lower-case hex digits, an even number), and decodes it into dst
 // in the same pass.
-func decodeLowerHex(bin *[maxDigestBytes]byte, h []byte) bool {
+func decodeLowerHex(dst, h []byte) bool {
 	if len(h) < 40 || len(h) > 128 || len(h)%2 != 0 {
 		return false
 	}
-	ok, upper := hexdec.Decode(bin[:], h)
+	ok, upper := hexdec.Decode(dst, h)
 	return ok && !upper
 }
 
@@ -390,23 +387,20 @@ func decodeIMA(raw []byte, m *IMA) error {
 // editSink builds a Policy's maps.
 type editSink struct {
 	maps [3]*DigestMap
-	name string
-	list []string
+	buf  []byte
 }
 
-func (e *editSink) begin(k mapKind, name []byte) error {
-	e.name, e.list = string(name), []string{}
-	return nil
+func (e *editSink) room(k mapKind, n int) ([]byte, error) {
+	if len(e.buf) < n {
+		e.buf = make([]byte, n)
+	}
+	return e.buf, nil
 }
 
-func (e *editSink) digest(k mapKind, hex, _ []byte) error {
-	e.list = append(e.list, string(hex))
-	return nil
-}
-
-func (e *editSink) end(k mapKind) error {
-	e.maps[k].Set(e.name, e.list)
-	return nil
+func (e *editSink) add(k mapKind, n int) {
+	r := e.buf[:n]
+	name := recordName(r)
+	e.maps[k].Set(string(name), Digests{r[2+len(name):]}.Hex())
 }
 
 // Parse reads a runtime policy into a Policy that can be edited and
@@ -476,106 +470,4 @@ func joinMember(a, b string) string {
 		return a
 	}
 	return a + "." + b
-}
-
-// fastEntry reads one `"name": ["hex", ...]` member of a digest map
-// straight from the lexer's buffer, for the common form: no escapes, at
-// most 8 digests, the whole member buffered. It returns false, having
-// consumed nothing, for anything else; decodeMap then reads it token by
-// token (and reports any error).
-func (l *lexer) fastEntry(s sink, kind mapKind) (bool, error) {
-	w, _ := l.br.Peek(l.br.Buffered())
-	i := 0
-	lines := 0
-	skip := func() {
-		for i < len(w) {
-			switch w[i] {
-			case ' ', '\t', '\r':
-			case '\n':
-				lines++
-			default:
-				return
-			}
-			i++
-		}
-	}
-	skip()
-	if i >= len(w) || w[i] != '"' {
-		return false, nil
-	}
-	q := bytes.IndexByte(w[i+1:], '"')
-	if q < 0 || q > MaxNameLen {
-		return false, nil
-	}
-	name := w[i+1 : i+1+q]
-	if bytes.IndexByte(name, '\\') >= 0 {
-		return false, nil
-	}
-	for _, c := range name {
-		if c < 0x20 {
-			return false, nil
-		}
-	}
-	i += q + 2
-	skip()
-	if i >= len(w) || w[i] != ':' {
-		return false, nil
-	}
-	i++
-	skip()
-	if i >= len(w) || w[i] != '[' {
-		return false, nil
-	}
-	i++
-	var digs, bins [8][]byte
-	binBuf := &l.bins // the sink keeps no reference to them
-	n := 0
-	skip()
-	if i < len(w) && w[i] == ']' {
-		i++
-	} else {
-		for {
-			if i >= len(w) || w[i] != '"' || n == len(digs) {
-				return false, nil
-			}
-			q := bytes.IndexByte(w[i+1:], '"')
-			if q < 0 || q > 160 {
-				return false, nil
-			}
-			h, b, err := digestHex(&binBuf[n], w[i+1:i+1+q])
-			if err != nil || bytes.IndexByte(w[i+1:i+1+q], '\\') >= 0 {
-				return false, nil
-			}
-			digs[n], bins[n] = h, b
-			n++
-			i += q + 2
-			skip()
-			if i >= len(w) {
-				return false, nil
-			}
-			if w[i] == ']' {
-				i++
-				break
-			}
-			if w[i] != ',' {
-				return false, nil
-			}
-			i++
-			skip()
-		}
-	}
-	if err := s.begin(kind, name); err != nil {
-		return false, nil
-	}
-	for j, h := range digs[:n] {
-		if err := s.digest(kind, h, bins[j]); err != nil {
-			return true, l.fail("%q: %v", clip(string(name)), err)
-		}
-	}
-	if err := s.end(kind); err != nil {
-		return true, l.fail("%q: %v", clip(string(name)), err)
-	}
-	l.line += lines
-	l.discard(i)
-	return true, nil
 }

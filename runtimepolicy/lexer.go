@@ -18,9 +18,10 @@ type lexer struct {
 	off  int64 // bytes consumed
 	line int   // 1-based line of the next byte
 	err  error
-	slow bool // no fastEntry (tests)
-	// bins are the decoded digests of the member being read.
-	bins [8][maxDigestBytes]byte
+	slow bool // no fastMembers (tests)
+	// rec is the record of the digest map member being read token by
+	// token.
+	rec record
 }
 
 const lexBuffer = 256 << 10
@@ -34,9 +35,12 @@ func newLexer(r io.Reader) *lexer {
 }
 
 // fail records and returns a *FormatError at the current position.
-func (l *lexer) fail(format string, args ...any) error {
+func (l *lexer) fail(format string, args ...any) error { return l.failAt(l.off, format, args...) }
+
+// failAt is fail at an earlier offset of the current line.
+func (l *lexer) failAt(off int64, format string, args ...any) error {
 	if l.err == nil {
-		l.err = &FormatError{Offset: l.off, Line: l.line, Err: fmt.Errorf(format, args...)}
+		l.err = &FormatError{Offset: off, Line: l.line, Err: fmt.Errorf(format, args...)}
 	}
 	return l.err
 }
@@ -161,7 +165,7 @@ func (l *lexer) string(dst []byte, max int, ctl bool) ([]byte, error) {
 	if err := l.expect('"', "to open a string"); err != nil {
 		return dst, err
 	}
-	start := len(dst)
+	start, at := len(dst), l.off
 	for {
 		w, err := l.window()
 		if err != nil {
@@ -187,7 +191,8 @@ func (l *lexer) string(dst []byte, max int, ctl bool) ([]byte, error) {
 			}
 		}
 		if len(dst)-start+len(seg) > max {
-			return dst, l.fail("string longer than %d bytes", max)
+			// At the string's start, wherever the buffer cut it.
+			return dst, l.failAt(at, "string longer than %d bytes", max)
 		}
 		dst = append(dst, seg...)
 		l.discard(len(seg))

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -49,7 +51,34 @@ var postgresDialect = dialect{
 // of failing with SQLITE_BUSY at once.
 const sqlitePragmas = "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)"
 
-func openSQLite(path string) (*Store, error) {
+// sqliteOpenWait bounds how long opening waits for other connections that
+// open the same new database at the same moment (see pingSQLite).
+const sqliteOpenWait = 10 * time.Second
+
+// pingSQLite opens db's first connection. SQLite answers SQLITE_BUSY at
+// once, without its busy handler, where waiting could deadlock: when
+// several connections open a new database together, all but one can lose
+// the switch to WAL mode that way. A busy open is tried again, a few
+// milliseconds later, for up to sqliteOpenWait (once the file is in WAL
+// mode the switch is a no-op and no longer contends).
+func pingSQLite(ctx context.Context, db *sql.DB) error {
+	ctx, cancel := context.WithTimeout(ctx, sqliteOpenWait)
+	defer cancel()
+	for delay := time.Millisecond; ; delay = min(2*delay, 50*time.Millisecond) {
+		err := db.PingContext(ctx)
+		var e *sqlite.Error
+		if err == nil || !errors.As(err, &e) || e.Code()&0xff != sqlite3.SQLITE_BUSY {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(delay):
+		}
+	}
+}
+
+func openSQLite(ctx context.Context, path string) (*Store, error) {
 	if dir := filepath.Dir(path); dir != "" {
 		if _, err := os.Stat(dir); err != nil {
 			return nil, fmt.Errorf("store: sqlite %s: %w", path, err)
@@ -63,7 +92,7 @@ func openSQLite(path string) (*Store, error) {
 	w.SetMaxOpenConns(1)
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
-	if err := w.Ping(); err != nil {
+	if err := pingSQLite(ctx, w); err != nil {
 		w.Close()
 		return nil, fmt.Errorf("store: sqlite %s: %w", path, err)
 	}

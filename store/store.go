@@ -67,7 +67,7 @@ func Open(ctx context.Context, url string, o Options) (*Store, error) {
 		if path == "" {
 			return nil, fmt.Errorf("%w %q: no file path", ErrBadURL, url)
 		}
-		s, err = openSQLite(path)
+		s, err = openSQLite(ctx, path)
 	case strings.HasPrefix(url, "postgres://"), strings.HasPrefix(url, "postgresql://"):
 		s, err = openPostgres(url)
 	default:

@@ -3,6 +3,7 @@ package verify
 import (
 	"bytes"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"runtime"
 	"strconv"
@@ -35,6 +36,7 @@ type plan struct {
 	lanes       []*lane
 	ctx         *roundCtx
 	listOpts    ima.ReaderOptions // raw ascii lines
+	first       int               // the index of the round's first entry (its line 1)
 	// deferring: workers keep entries for judgeDeferred while the policy
 	// is compiled (a pending policy, the pipeline started);
 	// deferredBytes is what they keep.
@@ -96,7 +98,7 @@ func (w *worker) parse(b *batch) {
 			err = fmt.Errorf("listed digest of %d bytes, the list's are %d", len(e.Digest), w.pl.listSize)
 		}
 		if err != nil {
-			b.err = fmt.Errorf("verify: entry %d: %w", b.base+i, err)
+			b.err = lineError(b.base+i, b.base+i-w.pl.first+1, err)
 			b.n = i
 			return
 		}
@@ -355,4 +357,17 @@ func (pp *pipeline) finish(last *batch) {
 		pp.pool.Put(b)
 	}
 	pp.all = nil
+}
+
+// lineError reports an ascii line the parser refused, at its entry index
+// and its line in the round's input. The position the parser itself
+// counts means nothing here: a parser sees only the lines given to it
+// (one per worker, and the reader's own for buffer templates).
+func lineError(entry, line int, err error) error {
+	var fe *ima.FormatError
+	if errors.As(err, &fe) {
+		fe.Entry, fe.Offset = entry, int64(line)
+		return fmt.Errorf("verify: %w", fe)
+	}
+	return fmt.Errorf("verify: entry %d: %w", entry, err)
 }

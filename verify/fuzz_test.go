@@ -85,3 +85,38 @@ func FuzzCommonDigest(f *testing.F) {
 		}
 	})
 }
+
+// FuzzSequentialLine: the reader's quick look for a buffer template right
+// after the template digest agrees with a walk over the fields wherever
+// the walk finds a template digest of the list's length (a line with no
+// such digest is refused by whichever parser reads it).
+func FuzzSequentialLine(f *testing.F) {
+	f.Add([]byte("10 757f13d368d4bd3656b0fa0bae0e039f7bb06461 ima-ng sha256:7c9f /usr/lib/libbuf.so"), 40)
+	f.Add([]byte(" 9 757f13d368d4bd3656b0fa0bae0e039f7bb06461 ima-buf sha256:7c9f .ima 00ff"), 40)
+	f.Add([]byte("10 757f13d368d4bd3656b0fa0bae0e039f7bb06461a775c3a2e28d92b1bbb83b9b ima-bufv2 x"), 64)
+	f.Add([]byte("1 ab ima-sig"), 2)
+	f.Fuzz(func(t *testing.T, line []byte, hexLen int) {
+		if hexLen < 0 || hexLen > 2*maxDigest {
+			return
+		}
+		rest := line
+		if len(rest) > 0 && rest[0] == ' ' {
+			rest = rest[1:]
+		}
+		i := bytes.IndexByte(rest, ' ')
+		if i < 0 {
+			return
+		}
+		j := bytes.IndexByte(rest[i+1:], ' ')
+		if j != hexLen {
+			return
+		}
+		name := rest[i+1+j+1:]
+		if k := bytes.IndexByte(name, ' '); k >= 0 {
+			name = name[:k]
+		}
+		if want := bytes.Contains(name, []byte("buf")); sequentialLine(line, hexLen) != want {
+			t.Fatalf("%q (digest of %d): quick look says %v, the fields %v", line, hexLen, !want, want)
+		}
+	})
+}

@@ -140,7 +140,7 @@ func (p *Policy) Verify(prev *State, r Round) (*Report, *State, error) {
 		return nil, nil, err
 	}
 	ctx := &roundCtx{eventLog: r.EventLog, pcrs: r.PCRs}
-	pl := &plan{p: p, ctx: ctx}
+	pl := &plan{p: p, ctx: ctx, first: prev.Next}
 	if prev.ListBank != "" {
 		if pl.listBank, err = pcr.ParseBank(prev.ListBank); err != nil || !pl.listBank.Known() {
 			return nil, nil, fmt.Errorf("verify: state: list bank %q", prev.ListBank)
@@ -258,10 +258,10 @@ func (p *Policy) Verify(prev *State, r Round) (*Report, *State, error) {
 			if k := len(line) - 1; k >= 0 && line[k] == '\n' {
 				line = line[:k] // not bytes.TrimSuffix: a call to memequal a line
 			}
-			if pp == nil || len(line) == len(long) || sequentialLine(line) {
+			if pp == nil || len(line) == len(long) || sequentialLine(line, 2*pl.listSize) {
 				e, perr := seq.ParseLine(line)
 				if perr != nil {
-					readErr = fmt.Errorf("verify: entry %d: %w", prev.Next+n, perr)
+					readErr = lineError(prev.Next+n, n+1, perr)
 					break
 				}
 				readErr = handle(e)
@@ -379,10 +379,23 @@ func (p *Policy) Verify(prev *State, r Round) (*Report, *State, error) {
 
 // sequentialLine reports whether an ascii line is one the reader parses
 // itself: a template with a buffer (an ima-buf key may be learned from it).
-func sequentialLine(line []byte) bool {
+// hexLen is the length of the list's template digests in hex: the name
+// is looked for right after them first, without a walk over the digest
+// (a digest field with a space in it is no digest: the worker's parser
+// refuses that line as the reader's would).
+func sequentialLine(line []byte, hexLen int) bool {
 	rest := line
 	if len(rest) > 0 && rest[0] == ' ' {
 		rest = rest[1:] // " 9 ..." (PCR below 10)
+	}
+	if len(rest) > 3 && (rest[1] == ' ' || rest[2] == ' ') { // a PCR of 1 or 2 digits
+		k := 2
+		if rest[1] == ' ' {
+			k = 1
+		}
+		if k += 1 + hexLen; len(rest) > k && rest[k] == ' ' {
+			return templateHasBuf(rest[k+1:])
+		}
 	}
 	for range 2 { // the PCR, the template digest
 		i := bytes.IndexByte(rest, ' ')
@@ -391,10 +404,22 @@ func sequentialLine(line []byte) bool {
 		}
 		rest = rest[i+1:]
 	}
+	return templateHasBuf(rest)
+}
+
+// templateHasBuf reports whether the template name that starts rest (up
+// to a space) holds "buf".
+func templateHasBuf(rest []byte) bool {
 	if j := bytes.IndexByte(rest, ' '); j >= 0 {
 		rest = rest[:j]
 	}
-	return bytes.Contains(rest, []byte("buf"))
+	// (a template name is short: a loop, not bytes.Contains's call)
+	for i := 0; i+2 < len(rest); i++ {
+		if rest[i] == 'b' && rest[i+1] == 'u' && rest[i+2] == 'f' {
+			return true
+		}
+	}
+	return false
 }
 
 func (pp *pipeline) collectorOrEmpty() *collector {
