@@ -14,7 +14,10 @@
 #    as a percentage of Go's SHA-256 rate per core with every core hashing
 #    (bench/sharate), measured right before and right after imago in the
 #    same run. The tree is warm in the page cache (read once before; nothing
-#    is dropped); the load averages are printed beside the figures.
+#    is dropped); the load averages are printed beside the figures. Right
+#    after, bench/treefloor measures the ceiling on this machine: the least
+#    a hasher must do (open, read or map, hash, close; no walk, no output)
+#    and what reading the bytes alone costs; imago's share of it is printed.
 #
 # usage: bench/verify.sh            (as root: keylime-policy hashes root's files only)
 # env:   PART=all|verify|create ENTRIES=1000000 SMALL=20000 BIG=4 BIGMB=200 CACHE=${TMPDIR:-/tmp}/imago-bench-verify
@@ -117,7 +120,7 @@ PY
 fi
 bytes=$(find "$tree" -type f -printf '%s\n' | awk '{s+=$1} END {print s}')
 find "$tree" -type f -exec cat {} + >/dev/null # warm: the whole tree in the page cache
-(cd "$here" && go build -o "$work/sharate" ./bench/sharate)
+(cd "$here" && go build -o "$work/sharate" ./bench/sharate && go build -o "$work/treefloor" ./bench/treefloor)
 cores=$(nproc)
 load0=$(cut -d' ' -f1-3 /proc/loadavg)
 
@@ -129,6 +132,9 @@ read -r g1 gc1 < <("$work/sharate" 2)
 read -r c_wall c_user c_sys c_rss <"$work/create.time"
 read -r g2 gc2 < <("$work/sharate" 2)
 load1=$(cut -d' ' -f1-3 /proc/loadavg)
+# The ceiling, right after: the least a hasher must do on this tree (open,
+# read or map, hash, close; no walk, no output), and reading alone.
+read -r f_wall f_cpu f_way f_read f_touch f_bytes f_files f_swall f_scpu < <("$work/treefloor" -runs 5 "$tree")
 
 measure sha256sum sh -c 'find "$1" -type f -print0 | xargs -0 sha256sum' sh "$tree"
 s_wall=$wall
@@ -146,12 +152,17 @@ a, b = (json.load(open(f))["digests"] for f in sys.argv[1:3])
 sys.exit(0 if a == b and len(a) > 0 else 1)
 PY
 awk -v b="$bytes" -v c="$c_wall" -v cu="$c_user" -v cs="$c_sys" -v s="$s_wall" -v sp="$sp_wall" -v k="$k_wall" \
-	-v g1="$g1" -v g2="$g2" -v gc1="$gc1" -v gc2="$gc2" -v n="$cores" -v l0="$load0" -v l1="$load1" -v sm="$small" -v bg="$big" -v bm="$bigmb" 'BEGIN {
+	-v g1="$g1" -v g2="$g2" -v gc1="$gc1" -v gc2="$gc2" -v n="$cores" -v l0="$load0" -v l1="$load1" -v sm="$small" -v bg="$big" -v bm="$bigmb" \
+	-v fw="$f_wall" -v fc="$f_cpu" -v fway="$f_way" -v fr="$f_read" -v ft="$f_touch" -v fb="$f_bytes" -v sw="$f_swall" -v sc="$f_scpu" 'BEGIN {
 	mb = b / 1e6; g = (g1 + g2) / 2; gc = (gc1 + gc2) / 2; cpu = cu + cs
 	printf "tree: %.0f MB (%d small files, %d x %d MiB), warm in the page cache (read once before, nothing dropped); load %s before, %s after\n", mb, sm, bg, bm, l0, l1
 	printf "Go SHA-256 per core, all %d cores hashing: %.0f MB/s before imago, %.0f MB/s after, mean %.0f MB/s (per CPU-second: %.0f, %.0f)\n", n, g1, g2, g, gc1, gc2
 	printf "imago runtime-policy create --from-dir: %.2f s, %.0f MB/s = %.0f MB/s per core on %d cores = %.0f%% of Go SHA-256 per core\n", c, mb/c, mb/c/n, n, 100*mb/c/n/g
 	printf "  CPU: user %.2f s + system %.2f s = %.0f MB per CPU-second = %.0f%% of Go SHA-256 per CPU-second; peak RSS %.0f MiB\n", cu, cs, mb/cpu, 100*mb/cpu/gc, '"$c_rss"'/1024
+	fmb = fb / 1e6; fy = (fway == "mmap" ? ft : fr)
+	printf "ceiling on this machine: a hasher that only opens, reads and hashes (no walk, no output) reaches %.0f%% of Go SHA-256 per core; reading the bytes alone costs %.2f CPU-s = %.0f%% of the hashing\n", 100*sw/fw, fy, 100*fy/fc
+	printf "  ceiling: %.2f s, %.0f MB/s per core, CPU %.2f s = %.0f%% of Go SHA-256 per CPU-second (big files by %s); Go SHA-256 over as many bytes from an in-cache buffer, measured alike: %.2f s, CPU %.2f s (best of 5 runs each, alternating); read alone: read(2) %.2f CPU-s, big files mapped and touched %.2f CPU-s\n", fw, fmb/fw/n, fc, 100*sc/fc, fway, sw, sc, fr, ft
+	printf "  imago = %.0f%% of that ceiling (wall), %.0f%% per CPU-second (imago once, the ceiling the best of 5 runs)\n", 100*fw/c*mb/fmb, 100*fc/cpu*mb/fmb
 	printf "find | xargs sha256sum:                 %.2f s, %.0f MB/s (imago %.1fx)\n", s, mb/s, s/c
 	printf "find | xargs -P%d sha256sum:             %.2f s, %.0f MB/s (imago %.1fx)\n", n, sp, mb/sp, sp/c
 	printf "keylime-policy create runtime --rootfs: %.2f s, %.0f MB/s (imago %.1fx)\n", k, mb/k, k/c

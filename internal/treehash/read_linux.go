@@ -39,7 +39,15 @@ func (r *reader) close() {
 // there were (dir "": name is a path under the root). The file is opened
 // without following a symlink put in its place or in its directories'
 // since the walk, and must still be a regular file.
-func (r *reader) hash(dir, name string, h hash.Hash, stop *atomic.Bool, pr *Progress) (int64, error) {
+//
+// A file the walk saw smaller than the read buffer (walked bytes) is read
+// with one pread, and when that read gives exactly walked bytes it is
+// hashed as it is, without an fstat: the walk's fstatat found a regular
+// file of that size, and a short read at that size is its end, as it is at
+// the size fstat gives. Anything else (another size, a read error such as
+// ESPIPE from a FIFO or EISDIR from a directory put in its place) is
+// checked with fstat and read again from the start.
+func (r *reader) hash(dir, name string, walked int64, h hash.Hash, stop *atomic.Bool, pr *Progress) (int64, error) {
 	dirfd, err := r.enter(dir)
 	if err != nil {
 		return 0, err
@@ -58,6 +66,16 @@ func (r *reader) hash(dir, name string, h hash.Hash, stop *atomic.Bool, pr *Prog
 		return 0, err
 	}
 	defer unix.Close(fd)
+	if walked < int64(len(r.buf)) {
+		n, err := unix.Pread(fd, r.buf, 0)
+		if err == nil && int64(n) == walked {
+			h.Write(r.buf[:n])
+			if pr != nil {
+				pr.Bytes.Add(int64(n))
+			}
+			return int64(n), nil
+		}
+	}
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
 		return 0, err

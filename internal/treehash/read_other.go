@@ -34,8 +34,9 @@ func (t *tree) newReader() *reader { return &reader{root: t.root, buf: make([]by
 func (r *reader) close() {}
 
 // hash writes the bytes of the file name in dir to h and returns how many
-// there were; it must still be a regular file.
-func (r *reader) hash(dir, name string, h hash.Hash, stop *atomic.Bool, pr *Progress) (int64, error) {
+// there were; it must still be a regular file. (The size the walk saw is
+// not used here.)
+func (r *reader) hash(dir, name string, _ int64, h hash.Hash, stop *atomic.Bool, pr *Progress) (int64, error) {
 	path := r.root + dir + "/" + name
 	if dir == "" && r.root == "/" {
 		path = "/" + name

@@ -109,12 +109,12 @@ func (t *tree) hashAll(ctx context.Context, l *listing, alg ima.HashAlg, workers
 					sortOutput()
 				case u <= len(big):
 					i := big[u-1]
-					w.hash("", l.jobs[i].rel[1:], sums[i*size:(i+1)*size], &sizes[i], &fileErrs[i])
+					w.hash("", l.jobs[i].rel[1:], l.jobs[i].size, sums[i*size:(i+1)*size], &sizes[i], &fileErrs[i])
 				default:
 					b := l.batches[u-1-len(big)]
 					for i := b.lo; i < b.hi && !stop.Load(); i++ {
 						if j := l.jobs[i]; j.size < bigSize {
-							w.hash(b.dir, j.rel[len(b.dir)+1:], sums[i*size:(i+1)*size], &sizes[i], &fileErrs[i])
+							w.hash(b.dir, j.rel[len(b.dir)+1:], j.size, sums[i*size:(i+1)*size], &sizes[i], &fileErrs[i])
 						}
 					}
 				}
@@ -154,10 +154,11 @@ type worker struct {
 }
 
 // hash hashes the file name in dir (a path relative to the root when dir
-// is "") into sum, recording its size or its error.
-func (w *worker) hash(dir, name string, sum []byte, size *int64, errp *error) {
+// is "") that the walk saw with walked bytes into sum, recording its size
+// or its error.
+func (w *worker) hash(dir, name string, walked int64, sum []byte, size *int64, errp *error) {
 	w.h.Reset()
-	n, err := w.r.hash(dir, name, w.h, w.stop, w.pr)
+	n, err := w.r.hash(dir, name, walked, w.h, w.stop, w.pr)
 	if err != nil {
 		*errp = &Error{dir + "/" + name, err}
 		return

@@ -3,10 +3,14 @@
 package treehash
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -123,4 +127,64 @@ func TestOpenBeneath(t *testing.T) {
 		unix.Close(fd)
 		t.Fatal("link/secret opened through a symlink")
 	}
+}
+
+// A file read without fstat (smaller than the read buffer when the walk
+// saw it) is hashed as it is now when it changed since the walk, and one
+// that is no longer a regular file is an error, not bytes: the read that
+// gives other than the walk's size falls back to fstat.
+func TestHashChangedSinceWalk(t *testing.T) {
+	root := t.TempDir()
+	os.WriteFile(filepath.Join(root, "f"), []byte("now eleven!"), 0o644)
+	os.Mkdir(filepath.Join(root, "dir"), 0o755)
+	if err := unix.Mkfifo(filepath.Join(root, "fifo"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := rootReader(t, root)
+	var stop atomic.Bool
+	want := sha256.Sum256([]byte("now eleven!"))
+	for _, walked := range []int64{0, 5, 11, 12, ReadSize - 1, ReadSize, bigSize} { // shrunk, grown, as walked, ...
+		h := sha256.New()
+		n, err := r.hash("", "f", walked, h, &stop, nil)
+		if err != nil || n != 11 || !bytes.Equal(h.Sum(nil), want[:]) {
+			t.Errorf("walked as %d bytes: %d bytes, %v, digest %x", walked, n, err, h.Sum(nil))
+		}
+	}
+	for _, name := range []string{"fifo", "dir"} {
+		for _, walked := range []int64{0, 7} {
+			if _, err := r.hash("", name, walked, sha256.New(), &stop, nil); !errors.Is(err, errNotRegular) {
+				t.Errorf("%s walked as a %d-byte file: %v, want errNotRegular", name, walked, err)
+			}
+		}
+	}
+}
+
+// A character device put in a small file's place since the walk (here
+// /dev/zero's numbers: endless zeros, more than the walk's size) is an
+// error, not a digest of its first bytes.
+func TestHashDeviceSinceWalk(t *testing.T) {
+	testenv.Root(t, "making a device node")
+	root := t.TempDir()
+	if err := unix.Mknod(filepath.Join(root, "zero"), unix.S_IFCHR|0o644, int(unix.Mkdev(1, 5))); err != nil {
+		t.Fatal(err)
+	}
+	r := rootReader(t, root)
+	var stop atomic.Bool
+	if _, err := r.hash("", "zero", 7, sha256.New(), &stop, nil); !errors.Is(err, errNotRegular) {
+		t.Errorf("a device walked as a 7-byte file: %v, want errNotRegular", err)
+	}
+}
+
+// rootReader is a worker's reader of the tree at root, closed with the test.
+func rootReader(t *testing.T, root string) *reader {
+	sys, err := openRoot(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := (&tree{sys: sys}).newReader()
+	t.Cleanup(func() {
+		r.close()
+		sys.close()
+	})
+	return r
 }
