@@ -81,34 +81,33 @@ func pack(v uint64) uint32 {
 // sizes are fixed, so there are no bounds checks, and a 16-digit step
 // writes eight bytes at once).
 func Lower32(dst *[32]byte, src *[64]byte) bool {
-	var bad uint64
-	for i := 0; i < 4; i++ {
-		x := binary.LittleEndian.Uint64(src[i*16:])
-		y := binary.LittleEndian.Uint64(src[i*16+8:])
-		vx, ex := word(x)
-		vy, ey := word(y)
-		bad |= (x ^ ex) | (y ^ ey) | (vx|vy)&(ones*0x10)
-		binary.LittleEndian.PutUint64(dst[i*8:], uint64(pack(vx))|uint64(pack(vy))<<32)
-	}
-	return bad == 0
+	return lower16s(dst[:], src[:]) == 0
 }
 
 // lower20 is Lower32 for the 40 digits of a SHA-1 digest.
 func lower20(dst *[20]byte, src *[40]byte) bool {
-	var bad uint64
-	for i := 0; i < 2; i++ {
-		x := binary.LittleEndian.Uint64(src[i*16:])
-		y := binary.LittleEndian.Uint64(src[i*16+8:])
-		vx, ex := word(x)
-		vy, ey := word(y)
-		bad |= (x ^ ex) | (y ^ ey) | (vx|vy)&(ones*0x10)
-		binary.LittleEndian.PutUint64(dst[i*8:], uint64(pack(vx))|uint64(pack(vy))<<32)
-	}
+	bad := lower16s(dst[:16], src[:32])
 	x := binary.LittleEndian.Uint64(src[32:])
 	v, e := word(x)
 	bad |= x ^ e | v&(ones*0x10)
 	binary.LittleEndian.PutUint32(dst[16:], pack(v))
 	return bad == 0
+}
+
+// lower16s decodes src, lower-case digits 16 at a time, into dst (half
+// its length), each step writing eight bytes at once; it returns bits set
+// where a byte is not a lower-case hex digit.
+func lower16s(dst, src []byte) (bad uint64) {
+	for len(src) >= 16 && len(dst) >= 8 {
+		x := binary.LittleEndian.Uint64(src)
+		y := binary.LittleEndian.Uint64(src[8:])
+		vx, ex := word(x)
+		vy, ey := word(y)
+		bad |= (x ^ ex) | (y ^ ey) | (vx|vy)&(ones*0x10)
+		binary.LittleEndian.PutUint64(dst, uint64(pack(vx))|uint64(pack(vy))<<32)
+		src, dst = src[16:], dst[8:]
+	}
+	return bad
 }
 
 // AppendLower appends the bytes of src to dst when src is lower-case hex
