@@ -137,23 +137,7 @@ func (s *Store) CountByState(ctx context.Context) (map[string]int, error) {
 // (by the writers' clocks, in milliseconds), oldest change first, at most
 // limit.
 func (s *Store) NodesChangedSince(ctx context.Context, since time.Time, limit int) ([]*Node, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+nodeColumns+` FROM nodes WHERE updated >= $1 ORDER BY updated, name LIMIT $2`, ms(since), limit)
-	if err != nil {
-		return nil, fmt.Errorf("store: changed nodes: %w", err)
-	}
-	defer rows.Close()
-	var out []*Node
-	for rows.Next() {
-		n, err := scanNode(rows)
-		if err != nil {
-			return nil, fmt.Errorf("store: changed nodes: %w", err)
-		}
-		out = append(out, n)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store: changed nodes: %w", err)
-	}
-	return out, nil
+	return s.queryNodes(ctx, "changed nodes", `SELECT `+nodeColumns+` FROM nodes WHERE updated >= $1 ORDER BY updated, name LIMIT $2`, ms(since), limit)
 }
 
 // RoundRecord is one stored round as the fleet's checks read it: which

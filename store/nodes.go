@@ -219,21 +219,27 @@ func (s *Store) GetNode(ctx context.Context, name string) (*Node, error) {
 
 // ListNodes reads every node, by name.
 func (s *Store) ListNodes(ctx context.Context) ([]*Node, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+nodeColumns+` FROM nodes ORDER BY name`)
+	return s.queryNodes(ctx, "list nodes", `SELECT `+nodeColumns+` FROM nodes ORDER BY name`)
+}
+
+// queryNodes reads the nodes a query of nodeColumns selects; what names
+// the operation in errors.
+func (s *Store) queryNodes(ctx context.Context, what, query string, args ...any) ([]*Node, error) {
+	rows, err := s.r.QueryContext(ctx, query, args...)
 	if err != nil {
-		return nil, fmt.Errorf("store: list nodes: %w", err)
+		return nil, fmt.Errorf("store: %s: %w", what, err)
 	}
 	defer rows.Close()
 	var out []*Node
 	for rows.Next() {
 		n, err := scanNode(rows)
 		if err != nil {
-			return nil, fmt.Errorf("store: list nodes: %w", err)
+			return nil, fmt.Errorf("store: %s: %w", what, err)
 		}
 		out = append(out, n)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store: list nodes: %w", err)
+		return nil, fmt.Errorf("store: %s: %w", what, err)
 	}
 	return out, nil
 }

@@ -206,6 +206,21 @@ func nodeName(r *http.Request) (string, error) {
 	return n, nil
 }
 
+// nodeRequest reads a request's node name and decodes its body with
+// decode; a body that does not decode is a bad request.
+func nodeRequest[T any](r *http.Request, body []byte, decode func([]byte) (T, error)) (string, T, error) {
+	var zero T
+	name, err := nodeName(r)
+	if err != nil {
+		return "", zero, err
+	}
+	req, err := decode(body)
+	if err != nil {
+		return "", zero, badRequest(err)
+	}
+	return name, req, nil
+}
+
 // getNode reads a node, mapping absence to 404.
 func (s *Server) getNode(ctx context.Context, name string) (*store.Node, error) {
 	n, err := s.st.GetNode(ctx, name)

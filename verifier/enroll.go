@@ -33,13 +33,9 @@ func ekID(p *tpm2.TPMTPublic) string {
 // that the EK is not another node's, then answers with a credential bound
 // to the AK's name.
 func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request, body []byte) error {
-	name, err := nodeName(r)
+	name, req, err := nodeRequest(r, body, attest.DecodeEnrollRequest)
 	if err != nil {
 		return err
-	}
-	req, err := attest.DecodeEnrollRequest(body)
-	if err != nil {
-		return badRequest(err)
 	}
 	n, err := s.getNode(r.Context(), name)
 	if err != nil {
@@ -110,13 +106,9 @@ func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request, body []byt
 // handleActivate completes an enrollment when the attester returns the
 // credential's secret.
 func (s *Server) handleActivate(w http.ResponseWriter, r *http.Request, body []byte) error {
-	name, err := nodeName(r)
+	name, req, err := nodeRequest(r, body, attest.DecodeActivateRequest)
 	if err != nil {
 		return err
-	}
-	req, err := attest.DecodeActivateRequest(body)
-	if err != nil {
-		return badRequest(err)
 	}
 	n, err := s.getNode(r.Context(), name)
 	if err != nil {

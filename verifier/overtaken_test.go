@@ -12,7 +12,6 @@ import (
 	"github.com/imago-ima/imago/attest"
 	"github.com/imago-ima/imago/attester"
 	"github.com/imago-ima/imago/enroll"
-	"github.com/imago-ima/imago/internal/imahost"
 	"github.com/imago-ima/imago/internal/softtpm"
 	"github.com/imago-ima/imago/verifier/client"
 )
@@ -44,19 +43,9 @@ func TestEnrollmentOvertaken(t *testing.T) {
 	ca, _ := softtpm.NewCA("test")
 	v := startVerifier(t, "sqlite://"+filepath.Join(t.TempDir(), "v.db"), enroll.NewRoots([]*x509.Certificate{ca.Cert}), nil)
 	plain, _ := client.New(v.URL, client.Options{CA: v.CA})
-	tp, err := softtpm.New(ca, "late")
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := imahost.NewBooted(tp)
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := softAdded(t, ca, plain, "late")
 	ctx := context.Background()
-	if _, err := plain.AddNode(ctx, &attest.NodeAdd{Node: "late", RuntimePolicy: h.Policy(nil)}); err != nil {
-		t.Fatal(err)
-	}
-	req, err := attester.EnrollRequest(tp)
+	req, err := attester.EnrollRequest(a.TPM)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,8 +57,7 @@ func TestEnrollmentOvertaken(t *testing.T) {
 		_, err := plain.Enroll(ctx, "late", req)
 		return err
 	}}
-	cl, _ := client.New(v.URL, client.Options{Transport: o})
-	a := &attester.Attester{TPM: tp, Client: cl, Node: "late", List: h}
+	a.Client, _ = client.New(v.URL, client.Options{Transport: o})
 	if err := a.Enroll(ctx); err != nil {
 		t.Fatalf("enrollment overtaken once: %v", err)
 	}

@@ -62,13 +62,9 @@ func selection(req *attest.ChallengeRequest, listPCR int) (quote.Selection, erro
 }
 
 func (s *Server) handleChallenge(w http.ResponseWriter, r *http.Request, body []byte) error {
-	name, err := nodeName(r)
+	name, req, err := nodeRequest(r, body, attest.DecodeChallengeRequest)
 	if err != nil {
 		return err
-	}
-	req, err := attest.DecodeChallengeRequest(body)
-	if err != nil {
-		return badRequest(err)
 	}
 	info, ok := s.challenges.get(name)
 	if !ok {
@@ -145,13 +141,9 @@ func (s *Server) current(ctx context.Context, c *challengeClaims, n *store.Node,
 
 func (s *Server) handleEvidence(w http.ResponseWriter, r *http.Request, body []byte) error {
 	start := time.Now()
-	name, err := nodeName(r)
+	name, ev, err := nodeRequest(r, body, attest.DecodeEvidence)
 	if err != nil {
 		return err
-	}
-	ev, err := attest.DecodeEvidence(body)
-	if err != nil {
-		return badRequest(err)
 	}
 	c, err := openToken(s.st.Secret(), ev.Token, s.now())
 	switch {
@@ -297,13 +289,9 @@ func (s *Server) signEAR(res *attest.Result, policyID string, out *appraise.Outc
 // node's enrolled AK and policy, from the list's first entry, without
 // changing the node.
 func (s *Server) handleCheck(w http.ResponseWriter, r *http.Request, body []byte) error {
-	name, err := nodeName(r)
+	name, ev, err := nodeRequest(r, body, attest.DecodeEvidence)
 	if err != nil {
 		return err
-	}
-	ev, err := attest.DecodeEvidence(body)
-	if err != nil {
-		return badRequest(err)
 	}
 	if len(ev.Nonce) == 0 || ev.Offset != 0 {
 		return apiErr(http.StatusBadRequest, "check.evidence", "offline evidence carries its nonce and the whole list (offset 0)")

@@ -23,6 +23,17 @@ import (
 // softNode is an emulated attester enrolled with a verifier.
 func softNode(t *testing.T, ca *softtpm.CA, cl *client.Client, name string) *attester.Attester {
 	t.Helper()
+	a := softAdded(t, ca, cl, name)
+	if err := a.Enroll(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// softAdded is an emulated attester whose node (with its runtime policy)
+// the verifier has, not yet enrolled.
+func softAdded(t *testing.T, ca *softtpm.CA, cl *client.Client, name string) *attester.Attester {
+	t.Helper()
 	tp, err := softtpm.New(ca, name)
 	if err != nil {
 		t.Fatal(err)
@@ -35,11 +46,7 @@ func softNode(t *testing.T, ca *softtpm.CA, cl *client.Client, name string) *att
 	if _, err := cl.AddNode(ctx, &attest.NodeAdd{Node: name, RuntimePolicy: h.Policy(nil)}); err != nil {
 		t.Fatal(err)
 	}
-	a := &attester.Attester{TPM: tp, Client: cl, Node: name, List: h}
-	if err := a.Enroll(ctx); err != nil {
-		t.Fatal(err)
-	}
-	return a
+	return &attester.Attester{TPM: tp, Client: cl, Node: name, List: h}
 }
 
 // TestStale: a node silent for three intervals is marked stale by the
